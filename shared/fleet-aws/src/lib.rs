@@ -1,0 +1,1 @@
+//! AWS backend: SQS, EventBridge, DynamoDB and S3 adapters on the official SDK.

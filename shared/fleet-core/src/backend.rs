@@ -1,0 +1,22 @@
+//! A backend hands out ports by resource name.
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+
+use crate::error::PortError;
+use crate::ports::{EventBus, MessageQueue, ObjectStore, RecordStore};
+
+/// The set of adapters of one backend (`aws` or `local`).
+#[async_trait]
+pub trait Backend: Send + Sync {
+    /// "aws" or "local".
+    fn kind(&self) -> &'static str;
+    /// A queue by URL or name (aws resolves names with GetQueueUrl).
+    async fn queue(&self, name_or_url: &str) -> Result<Arc<dyn MessageQueue>, PortError>;
+    /// The queue a redrive policy's `dead_letter_target` names (an ARN on aws, a name locally).
+    async fn queue_by_arn(&self, arn: &str) -> Result<Arc<dyn MessageQueue>, PortError>;
+    fn event_bus(&self, name: &str) -> Arc<dyn EventBus>;
+    fn records(&self, table: &str) -> Arc<dyn RecordStore>;
+    fn objects(&self, bucket: &str) -> Arc<dyn ObjectStore>;
+}

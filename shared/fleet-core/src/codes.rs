@@ -1,0 +1,83 @@
+//! The closed list of permanent-failure codes. Every dead-lettered message carries one of
+//! these in its failure metadata; `dlq-replay` groups by them. Add a code here, never a
+//! free-form string at a call site.
+
+use serde::{Deserialize, Serialize};
+
+macro_rules! codes {
+    ($( $(#[$m:meta])* $variant:ident = $s:literal ),+ $(,)?) => {
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+        pub enum ErrorCode {
+            $( $(#[$m])* #[serde(rename = $s)] $variant ),+
+        }
+        impl ErrorCode {
+            pub const ALL: &'static [ErrorCode] = &[$(ErrorCode::$variant),+];
+            pub fn as_str(self) -> &'static str {
+                match self { $(ErrorCode::$variant => $s),+ }
+            }
+            pub fn parse(s: &str) -> Option<Self> {
+                match s { $($s => Some(ErrorCode::$variant),)+ _ => None }
+            }
+        }
+    };
+}
+
+codes! {
+    /// The body is empty or only whitespace / framing bytes.
+    Hl7Empty = "HL7_EMPTY",
+    /// The body does not start with an MSH (or FHS/BHS) segment.
+    Hl7NoMsh = "HL7_NO_MSH",
+    /// MSH-1/MSH-2 encoding characters are missing or invalid.
+    Hl7BadEncodingChars = "HL7_BAD_ENCODING_CHARS",
+    /// MSH-18 names a character set we cannot decode, or the bytes are not valid in it.
+    Hl7BadCharset = "HL7_BAD_CHARSET",
+    /// The parser refused the message or consumed only a prefix of it.
+    Hl7ParseError = "HL7_PARSE_ERROR",
+    /// A segment id is malformed (not three upper-case letters or digits).
+    Hl7BadSegment = "HL7_BAD_SEGMENT",
+    /// MSH-9 is not an ADT message (ORU, ORM, SIU, ...).
+    Hl7NotAdt = "HL7_NOT_ADT",
+    /// An ADT trigger this worker does not map.
+    Hl7UnsupportedTrigger = "HL7_UNSUPPORTED_TRIGGER",
+    /// A required field is missing (MSH-10, PID-3, MSH-7, ...).
+    Hl7MissingField = "HL7_MISSING_FIELD",
+    /// A field has an invalid value (bad timestamp, bad date).
+    Hl7InvalidField = "HL7_INVALID_FIELD",
+    /// A merge (A34/A40/...) without an MRG segment.
+    Hl7MissingMrg = "HL7_MISSING_MRG",
+    /// A batch file held more messages than allowed or a malformed batch envelope.
+    Hl7BadBatch = "HL7_BAD_BATCH",
+    /// The body exceeds the configured maximum size.
+    BodyTooLarge = "BODY_TOO_LARGE",
+    /// A claim-check pointer that cannot be parsed or whose object is missing.
+    ClaimCheckInvalid = "CLAIM_CHECK_INVALID",
+    /// The body is not valid UTF-8 / not decodable.
+    BodyEncoding = "BODY_ENCODING",
+    /// The handler failed on every attempt the worker allows (retryable failures exhausted).
+    RetriesExhausted = "RETRIES_EXHAUSTED",
+    /// A downstream resource rejected the write permanently (validation, missing table).
+    DownstreamRejected = "DOWNSTREAM_REJECTED",
+    /// The handler panicked on every attempt.
+    HandlerPanicked = "HANDLER_PANICKED",
+}
+
+impl std::fmt::Display for ErrorCode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_code_round_trips_through_its_string_and_serde() {
+        for code in ErrorCode::ALL {
+            assert_eq!(ErrorCode::parse(code.as_str()), Some(*code));
+            let json = serde_json::to_string(code).unwrap();
+            assert_eq!(json, format!("\"{}\"", code.as_str()));
+        }
+        assert_eq!(ErrorCode::parse("nope"), None);
+    }
+}

@@ -1,0 +1,271 @@
+//! The ports. Each is bound to one resource (a queue, a bus, a table, a bucket); a
+//! [`crate::Backend`] hands them out by name.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use serde::{Deserialize, Serialize};
+
+use crate::error::PortError;
+
+// ---------------------------------------------------------------------------------------------
+// Message queue
+// ---------------------------------------------------------------------------------------------
+
+/// An SQS message attribute value. `data_type` is "String", "Number" or "Binary", optionally
+/// with a custom suffix ("String.json").
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AttributeValue {
+    pub data_type: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub string_value: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub binary_value: Option<Vec<u8>>,
+}
+
+impl AttributeValue {
+    pub fn string(v: impl Into<String>) -> Self {
+        Self { data_type: "String".into(), string_value: Some(v.into()), binary_value: None }
+    }
+    pub fn number(v: impl ToString) -> Self {
+        Self { data_type: "Number".into(), string_value: Some(v.to_string()), binary_value: None }
+    }
+    pub fn binary(v: Vec<u8>) -> Self {
+        Self { data_type: "Binary".into(), string_value: None, binary_value: Some(v) }
+    }
+    pub fn as_str(&self) -> Option<&str> {
+        self.string_value.as_deref()
+    }
+}
+
+pub type Attributes = BTreeMap<String, AttributeValue>;
+
+/// A message as received. `receipt` is only valid for this receive.
+#[derive(Debug, Clone)]
+pub struct ReceivedMessage {
+    pub message_id: String,
+    pub receipt: String,
+    pub body: String,
+    pub attributes: Attributes,
+    /// ApproximateReceiveCount, counting this receive (so >= 1).
+    pub receive_count: u32,
+    /// SentTimestamp, milliseconds since the epoch.
+    pub sent_timestamp_ms: i64,
+    /// FIFO only.
+    pub group_id: Option<String>,
+    /// FIFO only.
+    pub dedup_id: Option<String>,
+    /// FIFO only.
+    pub sequence_number: Option<String>,
+}
+
+/// A message to send.
+#[derive(Debug, Clone, Default)]
+pub struct OutgoingMessage {
+    pub body: String,
+    pub attributes: Attributes,
+    pub delay: Option<Duration>,
+    /// Required on FIFO queues.
+    pub group_id: Option<String>,
+    /// FIFO without content-based deduplication needs one.
+    pub dedup_id: Option<String>,
+}
+
+/// One entry of a batch call that failed; the others succeeded.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EntryFailure {
+    /// Index into the request slice.
+    pub index: usize,
+    /// The service's code ("ReceiptHandleIsInvalid", "InternalError", ...).
+    pub code: String,
+    /// Whether the service says it was the sender's fault (then retrying will not help).
+    pub sender_fault: bool,
+}
+
+/// Per-entry result of a batch call: the entries that failed; all others succeeded.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct BatchResult {
+    pub failed: Vec<EntryFailure>,
+}
+
+impl BatchResult {
+    pub fn all_ok(&self) -> bool {
+        self.failed.is_empty()
+    }
+}
+
+/// Redrive policy of a source queue.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RedrivePolicy {
+    /// The DLQ's ARN (aws) or name (local).
+    pub dead_letter_target: String,
+    pub max_receive_count: u32,
+}
+
+/// Queue attributes the runtime and operators need.
+#[derive(Debug, Clone, Default)]
+pub struct QueueAttributes {
+    pub fifo: bool,
+    /// SSE-KMS key id when KMS-encrypted.
+    pub kms_key_id: Option<String>,
+    /// SSE-SQS (SQS-managed keys).
+    pub sqs_managed_sse: bool,
+    pub redrive_policy: Option<RedrivePolicy>,
+    pub visibility_timeout: Duration,
+    pub approximate_visible: u64,
+    pub approximate_in_flight: u64,
+    pub approximate_delayed: u64,
+    /// The queue's ARN (aws) or a `local:` pseudo-ARN.
+    pub arn: String,
+}
+
+impl QueueAttributes {
+    pub fn encrypted(&self) -> bool {
+        self.kms_key_id.is_some() || self.sqs_managed_sse
+    }
+}
+
+/// An SQS-like queue.
+#[async_trait]
+pub trait MessageQueue: Send + Sync {
+    /// The queue's URL (aws) or name (local); safe to log.
+    fn id(&self) -> &str;
+
+    /// Receive up to `max` (1..=10) messages, waiting up to `wait` for the first one.
+    /// `visibility` overrides the queue's visibility timeout for these messages.
+    async fn receive(
+        &self,
+        max: u32,
+        wait: Duration,
+        visibility: Option<Duration>,
+    ) -> Result<Vec<ReceivedMessage>, PortError>;
+
+    /// Delete up to 10 messages by receipt handle. A stale or unknown receipt is reported per
+    /// entry, not as an error of the call.
+    async fn delete_batch(&self, receipts: &[String]) -> Result<BatchResult, PortError>;
+
+    /// Change the visibility of up to 10 messages (0 releases them).
+    async fn change_visibility_batch(
+        &self,
+        entries: &[(String, Duration)],
+    ) -> Result<BatchResult, PortError>;
+
+    /// Send one message; returns the message id.
+    async fn send(&self, message: OutgoingMessage) -> Result<String, PortError>;
+
+    /// Send up to 10 messages; per-entry failures are reported in the result.
+    async fn send_batch(&self, messages: &[OutgoingMessage]) -> Result<BatchResult, PortError>;
+
+    async fn attributes(&self) -> Result<QueueAttributes, PortError>;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Event bus
+// ---------------------------------------------------------------------------------------------
+
+/// One event to put on a bus.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct BusEvent {
+    pub source: String,
+    pub detail_type: String,
+    /// JSON object, serialised.
+    pub detail: String,
+    #[serde(default)]
+    pub resources: Vec<String>,
+    /// RFC 3339; the adapter uses now when absent.
+    #[serde(default)]
+    pub time: Option<String>,
+}
+
+/// An EventBridge-like bus.
+#[async_trait]
+pub trait EventBus: Send + Sync {
+    fn id(&self) -> &str;
+    /// Put up to 10 events. Per-entry failures are reported in the result.
+    async fn put_events(&self, events: &[BusEvent]) -> Result<BatchResult, PortError>;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Records
+// ---------------------------------------------------------------------------------------------
+
+/// A record: partition key, sort key, an ordering number used by [`Condition::OrderBelow`],
+/// an optional expiry, and a JSON object of data.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Record {
+    pub pk: String,
+    pub sk: String,
+    /// A monotonic ordering value (e.g. message time in ms) for no-regression updates.
+    pub order: i64,
+    /// Epoch seconds after which the record may be removed (DynamoDB TTL).
+    pub expires_at: Option<i64>,
+    pub data: serde_json::Value,
+}
+
+/// A condition on a write.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Condition {
+    /// Unconditional.
+    None,
+    /// Only if no record with this key exists.
+    NotExists,
+    /// Only if no record exists or the existing record's `order` is below this value.
+    OrderBelow(i64),
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct ConditionalPut {
+    pub record: Record,
+    pub condition: Condition,
+}
+
+/// Outcome of a conditional write.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PutOutcome {
+    Written,
+    ConditionFailed,
+}
+
+/// Outcome of an all-or-nothing write of several records.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TransactOutcome {
+    Written,
+    /// Nothing was written; these indexes failed their condition.
+    ConditionFailed(Vec<usize>),
+}
+
+/// A DynamoDB-like table, bound to one table.
+#[async_trait]
+pub trait RecordStore: Send + Sync {
+    fn id(&self) -> &str;
+    async fn put(&self, put: ConditionalPut) -> Result<PutOutcome, PortError>;
+    async fn get(&self, pk: &str, sk: &str) -> Result<Option<Record>, PortError>;
+    /// Write all or none (at most 100 items). One request on DynamoDB (TransactWriteItems).
+    async fn transact_put(&self, puts: &[ConditionalPut]) -> Result<TransactOutcome, PortError>;
+    /// All records of a partition, in sort-key order.
+    async fn query(&self, pk: &str) -> Result<Vec<Record>, PortError>;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Object store
+// ---------------------------------------------------------------------------------------------
+
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct ObjectMeta {
+    pub size: u64,
+    pub content_type: Option<String>,
+    pub etag: Option<String>,
+    pub version_id: Option<String>,
+}
+
+/// An S3-like bucket.
+#[async_trait]
+pub trait ObjectStore: Send + Sync {
+    fn id(&self) -> &str;
+    /// `Ok(None)` when the key does not exist.
+    async fn get(&self, key: &str) -> Result<Option<(Vec<u8>, ObjectMeta)>, PortError>;
+    async fn head(&self, key: &str) -> Result<Option<ObjectMeta>, PortError>;
+    /// Stores encrypted (SSE-KMS on AWS).
+    async fn put(&self, key: &str, bytes: Vec<u8>, content_type: &str) -> Result<ObjectMeta, PortError>;
+}

@@ -1,0 +1,1 @@
+//! Local backend: SQLite queues, bus, records and a directory object store.

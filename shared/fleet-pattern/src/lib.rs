@@ -1,0 +1,1 @@
+//! The EventBridge event-pattern subset shared by the local bus and the notify worker.

@@ -1,0 +1,1 @@
+//! The consumer runtime: polling, retries, DLQ, heartbeat, shutdown, telemetry.

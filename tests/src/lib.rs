@@ -1,0 +1,1 @@
+//! End-to-end and contract tests for the fleet: real binaries against moto and the local backend.
