@@ -6,6 +6,7 @@
 
 pub mod backend;
 pub mod codes;
+pub mod env;
 pub mod envelope;
 pub mod error;
 pub mod failure;

@@ -1,1 +1,66 @@
-fn main() {}
+//! The `fleet` binary: wiring only.
+
+use std::process::ExitCode;
+
+use clap::Parser;
+use fleet::config::{Cli, Command};
+use tokio_util::sync::CancellationToken;
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Demo { dir, messages, malformed, seed } => {
+            fleet_runtime::init_logging(std::env::var(fleet_core::env::LOG_FORMAT).map(|f| f == "json").unwrap_or(false));
+            let temp;
+            let dir = match dir {
+                Some(d) => d,
+                None => match tempfile::Builder::new().prefix("fleet-demo-").tempdir() {
+                    Ok(t) => {
+                        temp = t;
+                        temp.path().to_path_buf()
+                    }
+                    Err(e) => {
+                        eprintln!("fleet demo: cannot create a temporary directory: {e}");
+                        return ExitCode::from(2);
+                    }
+                },
+            };
+            let mut stdout = std::io::stdout();
+            match fleet::demo::run(&dir, messages, malformed.min(messages), seed, &mut stdout).await {
+                Ok(s) if s.events == s.expected_events && s.dead_lettered == s.seeded - s.expected_events && s.codes_as_expected => {
+                    println!("\ndemo ok: {} events, {} dead-lettered with the expected codes, nothing lost", s.events, s.dead_lettered);
+                    ExitCode::SUCCESS
+                }
+                Ok(s) => {
+                    eprintln!(
+                        "fleet demo: unexpected result: {} events (expected {}), {} dead-lettered (expected {}), codes as expected: {}",
+                        s.events, s.expected_events, s.dead_lettered, s.seeded - s.expected_events, s.codes_as_expected
+                    );
+                    ExitCode::from(1)
+                }
+                Err(e) => {
+                    eprintln!("fleet demo: {e:#}");
+                    ExitCode::from(1)
+                }
+            }
+        }
+        Command::Run { hl7 } => {
+            fleet_runtime::init_logging(std::env::var(fleet_core::env::LOG_FORMAT).map(|f| f != "text").unwrap_or(true));
+            let shutdown = CancellationToken::new();
+            tokio::spawn(fleet_runtime::shutdown_on_signals(shutdown.clone()));
+            let result = async {
+                let backend = hl7.backend.open().await?;
+                fleet::run(hl7, backend, shutdown).await
+            }
+            .await;
+            match result {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("fleet: {e:#}");
+                    ExitCode::from(1)
+                }
+            }
+        }
+    }
+}

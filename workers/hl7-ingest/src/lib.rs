@@ -1,1 +1,74 @@
-//! The hl7-ingest worker: HL7 v2 ADT messages to records and Patient events.
+//! hl7-ingest: consumes HL7 v2 ADT messages from an encrypted SQS queue, writes patient,
+//! encounter and event records (keyed by sending facility + control id, so a redelivery writes
+//! nothing twice), and publishes `Patient*` events with the minimal PHI policy by default.
+//! Malformed and non-ADT bodies go to the DLQ with a precise code.
+//!
+//! `main.rs` only wires; [`run`] is what the `fleet` launcher and the tests call.
+
+pub mod config;
+pub mod events;
+pub mod handler;
+pub mod samples;
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use fleet_core::Backend;
+use fleet_hl7::MapConfig;
+use fleet_runtime::{EventPublisher, RunReport, RuntimeConfig};
+use tokio_util::sync::CancellationToken;
+
+pub use config::WorkerConfig;
+pub use handler::Hl7Handler;
+
+/// The worker's name in logs, metrics and failure metadata.
+pub const WORKER: &str = "hl7-ingest";
+
+/// How long the event publisher waits to fill a PutEvents batch.
+const PUBLISH_LINGER: Duration = Duration::from_millis(10);
+
+/// Run the worker until `shutdown` is cancelled.
+pub async fn run(config: WorkerConfig, backend: Arc<dyn Backend>, shutdown: CancellationToken) -> anyhow::Result<RunReport> {
+    let (queue, bus, table) = config.identities()?;
+    let handler = Hl7Handler::new(
+        backend.records(&table),
+        EventPublisher::new(backend.event_bus(&bus), PUBLISH_LINGER),
+        MapConfig { timezone: config.timezone, ..MapConfig::default() },
+        config.phi_policy,
+    );
+    let mut rt = RuntimeConfig::new(WORKER, &queue);
+    rt.concurrency = config.concurrency.max(1);
+    rt.max_attempts = config.max_attempts.max(1);
+    rt.drain_deadline = config.drain_deadline();
+    rt.wait_time = config.wait_time();
+    rt.allow_unencrypted = config.allow_unencrypted;
+    rt.health_addr = config.health_addr;
+    let report = fleet_runtime::run(rt, backend, Arc::new(handler), shutdown).await?;
+    Ok(report)
+}
+
+/// `hl7-ingest inspect`: one JSON line per message; an unreadable file is reported on stderr
+/// and makes the exit code 1, every readable file is still inspected.
+pub fn inspect(files: &[PathBuf], timezone: chrono_tz::Tz, out: &mut impl Write) -> anyhow::Result<bool> {
+    let cfg = MapConfig { timezone, ..MapConfig::default() };
+    let mut all_read = true;
+    for file in files {
+        let bytes = match std::fs::read(file) {
+            Ok(b) => b,
+            Err(e) => {
+                eprintln!("hl7-ingest inspect: cannot read {}: {e}", file.display());
+                all_read = false;
+                continue;
+            }
+        };
+        for mut line in fleet_hl7::inspect(&bytes, &cfg) {
+            if let Some(obj) = line.as_object_mut() {
+                obj.insert("file".into(), file.display().to_string().into());
+            }
+            writeln!(out, "{line}")?;
+        }
+    }
+    Ok(all_read)
+}

@@ -1,0 +1,46 @@
+//! The one registry of environment variable names the fleet reads. Binaries bind them through
+//! clap's `env = ...` using these constants, so a name is spelled once.
+
+/// `local` or `aws`. Unset: `aws` when an AWS region, profile or endpoint is configured,
+/// otherwise `local`.
+pub const BACKEND: &str = "FLEET_BACKEND";
+/// Local backend: the SQLite file.
+pub const LOCAL_DB: &str = "FLEET_LOCAL_DB";
+/// Local backend: the object-store directory.
+pub const LOCAL_OBJECTS: &str = "FLEET_LOCAL_OBJECTS";
+/// KMS key id for SSE-KMS on object puts (aws backend).
+pub const S3_KMS_KEY: &str = "FLEET_S3_KMS_KEY_ID";
+/// Start even though the queue or its DLQ is not encrypted (local development only).
+pub const ALLOW_UNENCRYPTED: &str = "FLEET_ALLOW_UNENCRYPTED";
+/// Log filter (tracing EnvFilter syntax); default `info`.
+pub const LOG: &str = "FLEET_LOG";
+/// `json` (default) or `text`.
+pub const LOG_FORMAT: &str = "FLEET_LOG_FORMAT";
+/// Address of the health and metrics endpoint, e.g. `127.0.0.1:9464`. Unset: no endpoint.
+pub const HEALTH_ADDR: &str = "FLEET_HEALTH_ADDR";
+/// Key for hashing identifiers in log lines.
+pub const LOG_HASH_KEY: &str = "FLEET_LOG_HASH_KEY";
+/// Concurrent handlers per worker.
+pub const CONCURRENCY: &str = "FLEET_CONCURRENCY";
+/// Attempts before a retryable failure is dead-lettered (below the queue's maxReceiveCount).
+pub const MAX_ATTEMPTS: &str = "FLEET_MAX_ATTEMPTS";
+/// Seconds in-flight handlers get to finish after SIGTERM.
+pub const DRAIN_DEADLINE_SECS: &str = "FLEET_DRAIN_DEADLINE_SECS";
+/// Long-poll wait in seconds (0..=20).
+pub const WAIT_TIME_SECS: &str = "FLEET_WAIT_TIME_SECS";
+/// Event bus name.
+pub const EVENT_BUS: &str = "FLEET_EVENT_BUS";
+/// `minimal` (default) or `full`.
+pub const PHI_POLICY: &str = "FLEET_PHI_POLICY";
+
+/// hl7-ingest: source queue (name or URL).
+pub const HL7_QUEUE: &str = "FLEET_HL7_QUEUE";
+/// hl7-ingest: records table.
+pub const HL7_TABLE: &str = "FLEET_HL7_TABLE";
+/// hl7-ingest: IANA time zone for message times without an offset.
+pub const HL7_TIMEZONE: &str = "FLEET_HL7_TIMEZONE";
+
+/// Third-party corpora (tests, benchmarks); default `../shared/corpus` beside the checkout.
+pub const CORPUS_DIR: &str = "FLEET_CORPUS_DIR";
+/// moto_server endpoint for the AWS-side tests (set by `scripts/test`).
+pub const MOTO_ENDPOINT: &str = "FLEET_MOTO_ENDPOINT";

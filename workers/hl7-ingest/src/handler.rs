@@ -1,0 +1,220 @@
+//! The message handler: guard + map each HL7 message in a body, write its records in one
+//! conditional transaction, publish its event.
+//!
+//! One request per message in the common case: the event record (keyed by sending facility +
+//! control id, condition "not exists"), the patient record and the encounter record (each
+//! "only if older") go in one TransactWriteItems. The event record's condition is the
+//! idempotency check; the others keep out-of-order messages from regressing newer state.
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use fleet_core::ports::{Condition, ConditionalPut, Record, RecordStore, TransactOutcome};
+use fleet_core::{ErrorCode, ErrorKind, EventEnvelope, PortError};
+use fleet_hl7::{AdtMessage, Hl7Error, MapConfig};
+use fleet_runtime::{Delivery, EventPublisher, Handler, Outcome};
+use serde_json::json;
+
+use crate::events::{self, PhiPolicy};
+
+/// Sort key of each record kind.
+const SK_EVENT: &str = "EVENT";
+const SK_PATIENT: &str = "PATIENT";
+const SK_ENCOUNTER: &str = "ENCOUNTER";
+const EVENT_INDEX: usize = 0;
+
+/// What the handler did with one message (for tests and the demo).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Applied {
+    /// Records written and the event published.
+    New,
+    /// The event record already existed: the stored event was published again with its id.
+    Republished,
+}
+
+pub struct Hl7Handler {
+    records: Arc<dyn RecordStore>,
+    publisher: EventPublisher,
+    map: MapConfig,
+    policy: PhiPolicy,
+}
+
+impl Hl7Handler {
+    pub fn new(records: Arc<dyn RecordStore>, publisher: EventPublisher, map: MapConfig, policy: PhiPolicy) -> Self {
+        Self { records, publisher, map, policy }
+    }
+
+    /// Parse every message of a body first, so a bad message in a batch fails the whole body
+    /// before anything is written (the batch is then dead-lettered whole and replays cleanly).
+    pub fn parse_body(&self, body: &[u8]) -> Result<Vec<AdtMessage>, Hl7Error> {
+        let parts = fleet_hl7::split_messages(body);
+        if parts.is_empty() {
+            return Err(Hl7Error { code: ErrorCode::Hl7Empty, detail: "body holds no HL7 message".into() });
+        }
+        let mut out = Vec::with_capacity(parts.len());
+        for (i, part) in parts.into_iter().enumerate() {
+            let raw = part.map_err(|e| with_position(e, i))?;
+            out.push(fleet_hl7::parse_adt(&raw, &self.map).map_err(|e| with_position(e, i))?);
+        }
+        Ok(out)
+    }
+
+    /// Write and publish one mapped message.
+    pub async fn apply(&self, msg: &AdtMessage, correlation_id: &str) -> Result<Applied, PortError> {
+        let (envelope, bus_event) = events::build(msg, self.policy, correlation_id);
+        let mut puts = records_for(msg, &envelope);
+        let applied = loop {
+            match self.records.transact_put(&puts).await? {
+                TransactOutcome::Written => break Applied::New,
+                TransactOutcome::ConditionFailed(failed) if failed.contains(&EVENT_INDEX) => {
+                    return self.republish(msg).await;
+                }
+                TransactOutcome::ConditionFailed(failed) => {
+                    // Newer patient or encounter state is already stored: keep it, write the rest.
+                    puts = puts
+                        .into_iter()
+                        .enumerate()
+                        .filter(|(i, _)| !failed.contains(i))
+                        .map(|(_, p)| p)
+                        .collect();
+                }
+            }
+        };
+        self.publisher.publish(bus_event).await?;
+        Ok(applied)
+    }
+
+    /// A redelivered message whose records exist: publish the stored event again with its
+    /// original id (the write may have succeeded before a crash that prevented the publish).
+    async fn republish(&self, msg: &AdtMessage) -> Result<Applied, PortError> {
+        let pk = event_pk(msg);
+        let stored = self
+            .records
+            .get(&pk, SK_EVENT)
+            .await?
+            .ok_or_else(|| PortError::transient("hl7.republish", "event record vanished after a failed condition"))?;
+        let envelope: EventEnvelope = serde_json::from_value(stored.data["envelope"].clone())
+            .map_err(|_| PortError::invalid("hl7.republish", "stored event record has no readable envelope"))?;
+        self.publisher.publish(events::bus_event(&envelope)).await?;
+        Ok(Applied::Republished)
+    }
+}
+
+fn with_position(mut e: Hl7Error, index: usize) -> Hl7Error {
+    if index > 0 {
+        e.detail = format!("message {} of the body: {}", index + 1, e.detail);
+    }
+    e
+}
+
+fn event_pk(msg: &AdtMessage) -> String {
+    format!("MSG#{}#{}", msg.sending_facility, msg.control_id)
+}
+
+/// The primary identifier: the first medical record number, else the first identifier.
+fn primary_id(msg: &AdtMessage) -> Option<&fleet_hl7::PatientId> {
+    let ids = &msg.patient.identifiers;
+    ids.iter().find(|id| id.id_type.as_deref() == Some("MR")).or_else(|| ids.first())
+}
+
+fn patient_pk(id: &fleet_hl7::PatientId) -> String {
+    format!("PATIENT#{}#{}", id.authority.as_deref().unwrap_or(""), id.id)
+}
+
+/// The records of one message, event record first.
+fn records_for(msg: &AdtMessage, envelope: &EventEnvelope) -> Vec<ConditionalPut> {
+    let order = msg.message_time_ms;
+    let full = msg.full();
+    let mut puts = vec![ConditionalPut {
+        record: Record {
+            pk: event_pk(msg),
+            sk: SK_EVENT.into(),
+            order,
+            expires_at: None,
+            data: json!({
+                "event_id": envelope.event_id,
+                "event_type": envelope.event_type,
+                "trigger": msg.trigger,
+                "control_id": msg.control_id,
+                "message_time": msg.message_time,
+                "envelope": envelope,
+            }),
+        },
+        condition: Condition::NotExists,
+    }];
+    if let Some(id) = primary_id(msg) {
+        puts.push(ConditionalPut {
+            record: Record {
+                pk: patient_pk(id),
+                sk: SK_PATIENT.into(),
+                order,
+                expires_at: None,
+                data: json!({
+                    "patient": full.get("patient").cloned().unwrap_or_default(),
+                    "last_event_type": envelope.event_type,
+                    "last_control_id": msg.control_id,
+                    "last_message_time": msg.message_time,
+                }),
+            },
+            condition: Condition::OrderBelow(order),
+        });
+    }
+    if let Some(visit_number) = msg.visit.as_ref().and_then(|v| v.visit_number.as_deref()).filter(|v| !v.is_empty()) {
+        puts.push(ConditionalPut {
+            record: Record {
+                pk: format!("ENCOUNTER#{}#{}", msg.sending_facility, visit_number),
+                sk: SK_ENCOUNTER.into(),
+                order,
+                expires_at: None,
+                data: json!({
+                    "visit": full.get("visit").cloned().unwrap_or_default(),
+                    "patient_key": primary_id(msg).map(patient_pk),
+                    "last_event_type": envelope.event_type,
+                    "last_message_time": msg.message_time,
+                }),
+            },
+            condition: Condition::OrderBelow(order),
+        });
+    }
+    if let (Some(merge), Some(survivor)) = (&msg.merge, primary_id(msg)) {
+        // The prior identity points at the survivor, so lookups by an old MRN still resolve.
+        for prior in &merge.prior_identifiers {
+            let pk = patient_pk(prior);
+            if pk == patient_pk(survivor) || puts.iter().any(|p| p.record.pk == pk) {
+                continue;
+            }
+            puts.push(ConditionalPut {
+                record: Record {
+                    pk,
+                    sk: SK_PATIENT.into(),
+                    order,
+                    expires_at: None,
+                    data: json!({ "merged_into": patient_pk(survivor), "last_control_id": msg.control_id }),
+                },
+                condition: Condition::OrderBelow(order),
+            });
+        }
+    }
+    puts
+}
+
+#[async_trait]
+impl Handler for Hl7Handler {
+    async fn handle(&self, delivery: &Delivery) -> Outcome {
+        let messages = match self.parse_body(delivery.body.as_bytes()) {
+            Ok(m) => m,
+            Err(e) => return Outcome::Fail { code: e.code, detail: e.detail },
+        };
+        for msg in &messages {
+            if let Err(e) = self.apply(msg, &delivery.correlation_id).await {
+                if e.kind == ErrorKind::Invalid {
+                    // The store or bus rejected the request itself: retrying cannot help.
+                    return Outcome::Fail { code: ErrorCode::DownstreamRejected, detail: format!("{}: {}", e.op, e.message) };
+                }
+                tracing::warn!(op = e.op, kind = e.kind.as_str(), "write or publish failed; will retry");
+                return Outcome::Retry { reason: e.kind.as_str(), retry_after: e.retry_after };
+            }
+        }
+        Outcome::Done
+    }
+}

@@ -1,0 +1,140 @@
+//! Synthetic ADT messages the project generates itself, for the demo and the end-to-end tests:
+//! well-formed messages across the common triggers (merges included) and malformed ones, each
+//! with the error code the worker must give it. Names, birth dates and MRNs are invented; the
+//! tests scan logs for them.
+
+use fleet_core::ErrorCode;
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+
+const FAMILY: &[&str] = &["Quillfeather", "Ashbourne", "Marrowdale", "Thistlewood", "Brackenridge", "Fennimore", "Larkspur", "Oakhollow"];
+const GIVEN: &[&str] = &["Rosalind", "Tobias", "Wilhelmina", "Caspian", "Ottoline", "Barnaby", "Isolde", "Percival"];
+const TRIGGERS: &[&str] = &["A01", "A04", "A08", "A02", "A03", "A31", "A05", "A11", "A13"];
+
+/// A synthetic patient: the PHI that must never appear in a log line.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SamplePatient {
+    pub mrn: String,
+    pub family: String,
+    pub given: String,
+    pub birth_date: String,
+}
+
+/// One sample body and what the worker must do with it.
+#[derive(Debug, Clone)]
+pub struct Sample {
+    pub body: String,
+    pub control_id: String,
+    /// `None`: must produce an event. `Some(code)`: must be dead-lettered with this code.
+    pub expected_failure: Option<ErrorCode>,
+    pub patient: SamplePatient,
+    pub trigger: String,
+}
+
+/// Deterministic sample set: `total` bodies of which `malformed` fail (spread through the set).
+pub fn generate(seed: u64, total: usize, malformed: usize) -> Vec<Sample> {
+    let mut rng = StdRng::seed_from_u64(seed);
+    let every = if malformed == 0 { usize::MAX } else { (total / malformed).max(1) };
+    let mut out = Vec::with_capacity(total);
+    let mut bad = 0;
+    for i in 0..total {
+        let patient = SamplePatient {
+            mrn: format!("MRN{:07}", rng.random_range(1_000_000..9_999_999)),
+            family: FAMILY[rng.random_range(0..FAMILY.len())].to_string(),
+            given: GIVEN[rng.random_range(0..GIVEN.len())].to_string(),
+            birth_date: format!("19{:02}{:02}{:02}", rng.random_range(30..99), rng.random_range(1..13), rng.random_range(1..29)),
+        };
+        let control_id = format!("CTL{seed:04}{i:06}");
+        let minute = i % 60;
+        if bad < malformed && i % every == every - 1 {
+            let (body, code) = malformed_body(bad, &control_id, &patient, minute);
+            bad += 1;
+            out.push(Sample { body, control_id, expected_failure: Some(code), patient, trigger: String::new() });
+            continue;
+        }
+        let trigger = if i % 17 == 16 { "A40" } else { TRIGGERS[rng.random_range(0..TRIGGERS.len())] };
+        let body = adt(trigger, &control_id, &patient, minute, i);
+        out.push(Sample { body, control_id, expected_failure: None, patient, trigger: trigger.to_string() });
+    }
+    out
+}
+
+fn msh(message_type: &str, control_id: &str, minute: usize) -> String {
+    format!("MSH|^~\\&|EPICADT|GENHOSP|FLEET|FLEET|20260315{:02}{minute:02}00-0500||{message_type}|{control_id}|P|2.5.1|||AL|NE", 8 + minute % 10)
+}
+
+fn pid(p: &SamplePatient) -> String {
+    format!(
+        "PID|1||{}^^^GENHOSP^MR~{}9^^^SSA^SS||{}^{}^Q||{}|F|||12 Harbour Lane^^Springfield^IL^62704||(217)555-0134",
+        p.mrn,
+        &p.mrn[3..],
+        p.family,
+        p.given,
+        p.birth_date
+    )
+}
+
+/// A well-formed ADT message with `\r` segment ends.
+pub fn adt(trigger: &str, control_id: &str, p: &SamplePatient, minute: usize, visit: usize) -> String {
+    let structure = match trigger {
+        "A04" | "A08" | "A13" | "A05" => "ADT_A01",
+        "A31" => "ADT_A05",
+        "A40" => "ADT_A39",
+        "A02" => "ADT_A02",
+        "A03" => "ADT_A03",
+        "A11" => "ADT_A09",
+        _ => "ADT_A01",
+    };
+    let mut segs = vec![
+        msh(&format!("ADT^{trigger}^{structure}"), control_id, minute),
+        format!("EVN|{trigger}|20260315{:02}{minute:02}00", 8 + minute % 10),
+        pid(p),
+    ];
+    if trigger == "A40" {
+        segs.push(format!("MRG|OLD{}^^^GENHOSP^MR", &p.mrn[3..]));
+    } else {
+        segs.push(format!(
+            "PV1|1|I|4EAST^412^B^GENHOSP||||1234^Hartwell^Jonah^^^DR|||MED||||7|||1234^Hartwell^Jonah^^^DR|IN|V{visit:08}|||||||||||||||||||||||||20260315{:02}{minute:02}00",
+            8 + minute % 10
+        ));
+    }
+    segs.join("\r")
+}
+
+fn malformed_body(kind: usize, control_id: &str, p: &SamplePatient, minute: usize) -> (String, ErrorCode) {
+    match kind % 5 {
+        0 => (
+            format!("{}\rPID|1||{}^^^GENHOSP^MR||{}^{}\rOBR|1\rOBX|1|NM|GLU||99", msh("ORU^R01^ORU_R01", control_id, minute), p.mrn, p.family, p.given),
+            ErrorCode::Hl7NotAdt,
+        ),
+        1 => (format!("PID|1||{}^^^GENHOSP^MR||{}^{}", p.mrn, p.family, p.given), ErrorCode::Hl7NoMsh),
+        2 => (
+            format!("{}\rEVN|A01\rPID|1||||{}^{}||{}", msh("ADT^A01^ADT_A01", control_id, minute), p.family, p.given, p.birth_date),
+            ErrorCode::Hl7MissingField,
+        ),
+        3 => (
+            format!("{}\rEVN|A40\r{}", msh("ADT^A40^ADT_A39", control_id, minute), pid(p)),
+            ErrorCode::Hl7MissingMrg,
+        ),
+        _ => (
+            format!("MSH|^~\\&|EPICADT|GENHOSP|FLEET|FLEET|2026031508{minute:02}00||ADT^A01|{control_id}|P|2.5.1\r{}\rPV1|1|I\rZZZZ|not a segment", pid(p)),
+            ErrorCode::Hl7BadSegment,
+        ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn generation_is_deterministic_and_counts_malformed() {
+        let a = generate(7, 100, 10);
+        let b = generate(7, 100, 10);
+        assert_eq!(a.len(), 100);
+        assert_eq!(a.iter().filter(|s| s.expected_failure.is_some()).count(), 10);
+        assert!(a.iter().zip(&b).all(|(x, y)| x.body == y.body));
+        let ids: std::collections::HashSet<_> = a.iter().map(|s| &s.control_id).collect();
+        assert_eq!(ids.len(), 100);
+    }
+}
