@@ -26,6 +26,14 @@ impl<T> std::fmt::Display for Phi<T> {
     }
 }
 
+/// Serialising is deliberate (events, records); it is formatting for logs that must never
+/// show the value. The wrapper is transparent on the wire.
+impl<T: serde::Serialize> serde::Serialize for Phi<T> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        self.0.serialize(serializer)
+    }
+}
+
 /// A keyed hash (HMAC-SHA256, first 16 hex chars) of an identifier, for correlating log lines
 /// without revealing the identifier. The key comes from configuration (`FLEET_LOG_HASH_KEY`).
 pub fn keyed_hash(key: &[u8], value: &str) -> String {

@@ -1,0 +1,119 @@
+//! Running the real worker binaries: locating them, starting them with a captured log,
+//! stopping them with a signal, and scanning their logs for PHI.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// The target directory's binary `name` (built by `cargo build --workspace --bins`, which
+/// `scripts/test` runs first).
+pub fn binary(name: &str) -> PathBuf {
+    let exe = std::env::current_exe().expect("test binary path");
+    // target/<profile>/deps/it-<hash> → target/<profile>/<name>
+    let dir = exe.parent().and_then(Path::parent).expect("target profile directory");
+    let path = dir.join(name);
+    assert!(
+        path.exists(),
+        "{} not found: build the workers first (`cargo build --workspace --bins`, which scripts/test does)",
+        path.display()
+    );
+    path
+}
+
+/// A worker process whose stdout and stderr go to a log file.
+pub struct Worker {
+    pub child: Child,
+    pub log: PathBuf,
+}
+
+impl Worker {
+    /// Start `name` with `envs` (and a clean FLEET_/AWS_ environment otherwise).
+    pub fn start(name: &str, args: &[&str], envs: &[(&str, String)], log: PathBuf) -> Worker {
+        let file = std::fs::File::create(&log).expect("log file");
+        let mut cmd = Command::new(binary(name));
+        cmd.args(args).stdin(Stdio::null()).stdout(file.try_clone().expect("log file")).stderr(file);
+        for (k, _) in std::env::vars() {
+            if k.starts_with("FLEET_") || k.starts_with("AWS_") {
+                cmd.env_remove(&k);
+            }
+        }
+        for (k, v) in envs {
+            cmd.env(k, v);
+        }
+        let child = cmd.spawn().expect("start worker");
+        Worker { child, log }
+    }
+
+    /// Send SIGTERM and wait for the exit; returns how long the worker took and its status.
+    pub fn terminate(&mut self, limit: Duration) -> (Duration, std::process::ExitStatus) {
+        let started = Instant::now();
+        let status = Command::new("kill").arg("-TERM").arg(self.child.id().to_string()).status().expect("kill");
+        assert!(status.success(), "kill -TERM failed");
+        loop {
+            if let Some(status) = self.child.try_wait().expect("wait") {
+                return (started.elapsed(), status);
+            }
+            if started.elapsed() > limit {
+                let _ = self.child.kill();
+                panic!("worker did not exit within {limit:?} of SIGTERM; log:\n{}", self.log_text());
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Wait for the process to exit on its own.
+    pub fn wait_exit(&mut self, limit: Duration) -> std::process::ExitStatus {
+        let started = Instant::now();
+        loop {
+            if let Some(status) = self.child.try_wait().expect("wait") {
+                return status;
+            }
+            if started.elapsed() > limit {
+                let _ = self.child.kill();
+                panic!("worker did not exit within {limit:?}; log:\n{}", self.log_text());
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+impl Drop for Worker {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Assert that no log line contains any of `secrets` (names, MRNs, birth dates).
+pub fn assert_no_phi(log: &str, secrets: &[String]) {
+    assert!(!log.is_empty(), "the worker wrote no log at all: the PHI scan would prove nothing");
+    for (n, line) in log.lines().enumerate() {
+        for s in secrets {
+            assert!(!line.contains(s.as_str()), "log line {} contains patient data ({} chars matched)", n + 1, s.len());
+        }
+    }
+}
+
+/// The PHI of generated samples: names, MRNs, birth dates.
+pub fn sample_secrets(samples: &[hl7_ingest::samples::Sample]) -> Vec<String> {
+    let mut s: Vec<String> = samples
+        .iter()
+        .flat_map(|x| [x.patient.family.clone(), x.patient.given.clone(), x.patient.mrn.clone(), x.patient.birth_date.clone()])
+        .collect();
+    s.sort();
+    s.dedup();
+    s
+}
+
+/// The `requests` field of the worker's final `run finished` log line.
+pub fn final_request_counts(log: &str) -> Option<std::collections::BTreeMap<String, u64>> {
+    log.lines().rev().find(|l| l.contains("run finished")).and_then(|l| {
+        let v: serde_json::Value = serde_json::from_str(l).ok()?;
+        let req = v.get("fields").and_then(|f| f.get("requests")).or_else(|| v.get("requests"))?;
+        serde_json::from_str(req.as_str()?).ok()
+    })
+}
