@@ -1,1 +1,55 @@
 //! End-to-end and contract tests for the fleet: real binaries against moto and the local backend.
+//!
+//! This library is the harness the `it` test binary shares: where moto is, unique resource
+//! names, and both backends ready to use. The AWS side always runs against a real
+//! `moto_server` (started by `scripts/test` / `scripts/moto start`); when its endpoint is not
+//! given the tests fail, never skip.
+
+use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use fleet_aws::AwsBackend;
+use fleet_local::LocalBackend;
+
+/// Environment variable with the moto_server endpoint ("http://127.0.0.1:PORT").
+pub const MOTO_ENDPOINT_ENV: &str = "FLEET_MOTO_ENDPOINT";
+
+/// The region every moto-backed test uses.
+pub const MOTO_REGION: &str = "us-east-1";
+
+/// The moto endpoint. Panics (failing the test) when it is not set.
+pub fn moto_endpoint() -> String {
+    match std::env::var(MOTO_ENDPOINT_ENV) {
+        Ok(url) if !url.trim().is_empty() => url.trim().to_string(),
+        _ => panic!(
+            "{MOTO_ENDPOINT_ENV} is not set. The AWS tests run against a real moto_server: run \
+             them with `scripts/test`, or `scripts/moto install && scripts/moto start` and \
+             `export {MOTO_ENDPOINT_ENV}=$(scripts/moto url)`."
+        ),
+    }
+}
+
+/// A resource name unique within this run and across runs against the same moto server:
+/// lowercase letters, digits and hyphens (valid for queues, buses, tables and buckets).
+pub fn unique(prefix: &str) -> String {
+    static SEQ: AtomicU64 = AtomicU64::new(0);
+    let n = SEQ.fetch_add(1, Ordering::Relaxed);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.subsec_nanos())
+        .unwrap_or(0);
+    format!("{prefix}-{}-{n}-{nanos:x}", std::process::id())
+}
+
+/// An AWS backend pointed at moto.
+pub async fn aws_backend() -> AwsBackend {
+    AwsBackend::with_endpoint(&moto_endpoint(), MOTO_REGION).await
+}
+
+/// A local backend in `dir` (a SQLite file plus an objects directory).
+pub fn local_backend(dir: &Path) -> LocalBackend {
+    LocalBackend::open(&dir.join("fleet.sqlite"), &dir.join("objects"))
+        .expect("opening a local backend in a fresh temporary directory")
+}
+
+pub mod workers;

@@ -27,7 +27,10 @@ impl Intercept for CountRequests {
         _runtime_components: &RuntimeComponents,
         cfg: &mut ConfigBag,
     ) -> Result<(), BoxError> {
-        let op = cfg.load::<Metadata>().map(|m| m.name()).unwrap_or("Unknown");
+        let op = cfg
+            .load::<Metadata>()
+            .map(|m| m.name())
+            .unwrap_or("Unknown");
         fleet_core::requests::count(&format!("{}.{op}", self.service));
         Ok(())
     }

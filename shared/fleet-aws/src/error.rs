@@ -32,7 +32,11 @@ where
         SdkError::ResponseError(r) => {
             let status = r.raw().status().as_u16();
             let kind = classify_code(None, Some(status));
-            let kind = if kind == ErrorKind::Other { ErrorKind::Transient } else { kind };
+            let kind = if kind == ErrorKind::Other {
+                ErrorKind::Transient
+            } else {
+                kind
+            };
             PortError::new(kind, op, format!("unreadable response (HTTP {status})"))
         }
         SdkError::ServiceError(s) => {
@@ -60,10 +64,8 @@ pub(crate) fn sanitize_code(code: &str) -> String {
 
 /// The classification table: service error code first, HTTP status second.
 pub fn classify_code(code: Option<&str>, status: Option<u16>) -> ErrorKind {
-    if let Some(code) = code {
-        if let Some(kind) = kind_of_code(code) {
-            return kind;
-        }
+    if let Some(kind) = code.and_then(kind_of_code) {
+        return kind;
     }
     match status {
         Some(429) => ErrorKind::Throttled,
@@ -78,37 +80,78 @@ fn kind_of_code(code: &str) -> Option<ErrorKind> {
     // Query-protocol SQS codes arrive as "AWS.SimpleQueueService.X"; JSON-protocol ones as "X".
     let short = code.strip_prefix("AWS.SimpleQueueService.").unwrap_or(code);
     let kind = match short {
-        "ThrottlingException" | "Throttling" | "ThrottledException" | "RequestThrottled"
-        | "RequestThrottledException" | "TooManyRequestsException"
-        | "ProvisionedThroughputExceededException" | "RequestLimitExceeded" | "SlowDown"
-        | "OverLimit" | "KmsThrottled" | "KMS.ThrottlingException" | "LimitExceededException"
+        "ThrottlingException"
+        | "Throttling"
+        | "ThrottledException"
+        | "RequestThrottled"
+        | "RequestThrottledException"
+        | "TooManyRequestsException"
+        | "ProvisionedThroughputExceededException"
+        | "RequestLimitExceeded"
+        | "SlowDown"
+        | "OverLimit"
+        | "KmsThrottled"
+        | "KMS.ThrottlingException"
+        | "LimitExceededException"
         | "ThrottlingError" => ErrorKind::Throttled,
 
-        "InternalError" | "InternalFailure" | "InternalServerError" | "InternalServerException"
-        | "ServiceUnavailable" | "ServiceUnavailableException" | "RequestTimeout"
-        | "RequestTimeoutException" | "TransactionConflictException"
+        "InternalError"
+        | "InternalFailure"
+        | "InternalServerError"
+        | "InternalServerException"
+        | "ServiceUnavailable"
+        | "ServiceUnavailableException"
+        | "RequestTimeout"
+        | "RequestTimeoutException"
+        | "TransactionConflictException"
         | "TransactionInProgressException" => ErrorKind::Transient,
 
-        "QueueDoesNotExist" | "NonExistentQueue" | "ResourceNotFoundException" | "NoSuchKey"
-        | "NoSuchBucket" | "NotFound" | "TableNotFoundException" => ErrorKind::NotFound,
+        "QueueDoesNotExist"
+        | "NonExistentQueue"
+        | "ResourceNotFoundException"
+        | "NoSuchKey"
+        | "NoSuchBucket"
+        | "NotFound"
+        | "TableNotFoundException" => ErrorKind::NotFound,
 
-        "AccessDenied" | "AccessDeniedException" | "KmsAccessDenied"
-        | "KMS.AccessDeniedException" | "KmsDisabled" | "KmsInvalidState" | "KmsNotFound"
-        | "KmsOptInRequired" | "KmsInvalidKeyUsage" | "KMS.DisabledException"
-        | "KMS.NotFoundException" | "KMS.KMSInvalidStateException" | "UnrecognizedClientException"
-        | "InvalidClientTokenId" | "ExpiredToken" | "ExpiredTokenException"
-        | "InvalidSignatureException" | "SignatureDoesNotMatch" | "MissingAuthenticationToken"
-        | "IncompleteSignature" | "InvalidAccessKeyId" | "InvalidSecurity" => {
-            ErrorKind::AccessDenied
-        }
+        "AccessDenied"
+        | "AccessDeniedException"
+        | "KmsAccessDenied"
+        | "KMS.AccessDeniedException"
+        | "KmsDisabled"
+        | "KmsInvalidState"
+        | "KmsNotFound"
+        | "KmsOptInRequired"
+        | "KmsInvalidKeyUsage"
+        | "KMS.DisabledException"
+        | "KMS.NotFoundException"
+        | "KMS.KMSInvalidStateException"
+        | "UnrecognizedClientException"
+        | "InvalidClientTokenId"
+        | "ExpiredToken"
+        | "ExpiredTokenException"
+        | "InvalidSignatureException"
+        | "SignatureDoesNotMatch"
+        | "MissingAuthenticationToken"
+        | "IncompleteSignature"
+        | "InvalidAccessKeyId"
+        | "InvalidSecurity" => ErrorKind::AccessDenied,
 
-        "ValidationException" | "ValidationError" | "MissingParameter"
-        | "SerializationException" | "MalformedDetail" | "ReceiptHandleIsInvalid"
-        | "MessageNotInflight" | "BatchEntryIdsNotDistinct" | "TooManyEntriesInBatchRequest"
-        | "EmptyBatchRequest" | "BatchRequestTooLong" | "UnsupportedOperation"
-        | "EntityTooLarge" | "MalformedXML" | "ItemCollectionSizeLimitExceededException" => {
-            ErrorKind::Invalid
-        }
+        "ValidationException"
+        | "ValidationError"
+        | "MissingParameter"
+        | "SerializationException"
+        | "MalformedDetail"
+        | "ReceiptHandleIsInvalid"
+        | "MessageNotInflight"
+        | "BatchEntryIdsNotDistinct"
+        | "TooManyEntriesInBatchRequest"
+        | "EmptyBatchRequest"
+        | "BatchRequestTooLong"
+        | "UnsupportedOperation"
+        | "EntityTooLarge"
+        | "MalformedXML"
+        | "ItemCollectionSizeLimitExceededException" => ErrorKind::Invalid,
         s if s.starts_with("Invalid") => ErrorKind::Invalid,
         _ => return None,
     };
@@ -120,20 +163,36 @@ mod tests {
     use super::*;
 
     fn check(code: Option<&str>, status: Option<u16>, expected: ErrorKind) {
-        assert_eq!(classify_code(code, status), expected, "{code:?} / {status:?}");
+        assert_eq!(
+            classify_code(code, status),
+            expected,
+            "{code:?} / {status:?}"
+        );
     }
 
     #[test]
     fn codes_are_classified_before_statuses() {
         check(Some("ThrottlingException"), Some(400), ErrorKind::Throttled);
-        check(Some("ProvisionedThroughputExceededException"), Some(400), ErrorKind::Throttled);
+        check(
+            Some("ProvisionedThroughputExceededException"),
+            Some(400),
+            ErrorKind::Throttled,
+        );
         check(Some("SlowDown"), Some(503), ErrorKind::Throttled);
         check(Some("RequestThrottled"), Some(403), ErrorKind::Throttled);
         check(Some("KmsThrottled"), Some(400), ErrorKind::Throttled);
         check(Some("InternalError"), Some(500), ErrorKind::Transient);
         check(Some("QueueDoesNotExist"), Some(400), ErrorKind::NotFound);
-        check(Some("AWS.SimpleQueueService.NonExistentQueue"), Some(400), ErrorKind::NotFound);
-        check(Some("ResourceNotFoundException"), Some(400), ErrorKind::NotFound);
+        check(
+            Some("AWS.SimpleQueueService.NonExistentQueue"),
+            Some(400),
+            ErrorKind::NotFound,
+        );
+        check(
+            Some("ResourceNotFoundException"),
+            Some(400),
+            ErrorKind::NotFound,
+        );
         check(Some("NoSuchKey"), Some(404), ErrorKind::NotFound);
         check(Some("NoSuchBucket"), Some(404), ErrorKind::NotFound);
         check(Some("ValidationException"), Some(400), ErrorKind::Invalid);
@@ -156,6 +215,9 @@ mod tests {
     #[test]
     fn codes_are_sanitized() {
         assert_eq!(sanitize_code("Bad \"value\" x<y>"), "Badvaluexy");
-        assert_eq!(sanitize_code("AWS.SimpleQueueService.NonExistentQueue"), "AWS.SimpleQueueService.NonExistentQueue");
+        assert_eq!(
+            sanitize_code("AWS.SimpleQueueService.NonExistentQueue"),
+            "AWS.SimpleQueueService.NonExistentQueue"
+        );
     }
 }

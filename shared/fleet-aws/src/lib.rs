@@ -1,1 +1,170 @@
-//! AWS backend: SQS, EventBridge, DynamoDB and S3 adapters on the official SDK.
+//! AWS backend: the fleet's ports on the official AWS SDK — SQS queues, EventBridge buses,
+//! DynamoDB tables and S3 buckets — plus the provisioning calls tests and the demo use.
+//!
+//! This is the only crate that depends on `aws-sdk-*`. It honours the standard configuration
+//! chain (profiles, SSO, container roles, region, `AWS_ENDPOINT_URL` and its per-service
+//! variants), classifies every SDK error once into [`fleet_core::ErrorKind`], and counts every
+//! HTTP attempt in [`fleet_core::requests`] under "<service>.<Operation>".
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use aws_config::{BehaviorVersion, Region, SdkConfig};
+use fleet_core::{Backend, EventBus, MessageQueue, ObjectStore, PortError, RecordStore};
+
+mod count;
+pub mod dynamo;
+pub mod error;
+pub mod events;
+pub mod provision;
+pub mod s3;
+pub mod sqs;
+
+pub use dynamo::DynamoTable;
+pub use error::{classify, classify_code};
+pub use events::EventBridgeBus;
+pub use s3::S3Bucket;
+pub use sqs::{SqsQueue, parse_queue_arn};
+
+use count::CountRequests;
+
+/// The `aws` backend: one SDK client per service, shared by every port it hands out.
+#[derive(Debug, Clone)]
+pub struct AwsBackend {
+    sqs: aws_sdk_sqs::Client,
+    events: aws_sdk_eventbridge::Client,
+    dynamodb: aws_sdk_dynamodb::Client,
+    s3: aws_sdk_s3::Client,
+    kms: aws_sdk_kms::Client,
+    /// Key for SSE-KMS on S3 puts; `None` uses the account's `aws/s3` key.
+    kms_key: Option<String>,
+}
+
+impl AwsBackend {
+    /// Configuration from the standard chain: environment, profiles, SSO, container and
+    /// instance roles; endpoint overrides from `AWS_ENDPOINT_URL` / `AWS_ENDPOINT_URL_<SERVICE>`.
+    pub async fn from_env() -> AwsBackend {
+        let cfg = aws_config::defaults(BehaviorVersion::latest()).load().await;
+        // Virtual-hosted bucket addressing needs DNS for "<bucket>.<host>", which local
+        // protocol servers (moto, LocalStack on 127.0.0.1) do not have.
+        let path_style =
+            cfg.endpoint_url().is_some() || std::env::var_os("AWS_ENDPOINT_URL_S3").is_some();
+        Self::from_sdk_config(&cfg, path_style)
+    }
+
+    /// For a local protocol server (moto, LocalStack): every service at `url`, fixed dummy
+    /// credentials, path-style S3 addressing.
+    pub async fn with_endpoint(url: &str, region: &str) -> AwsBackend {
+        let cfg = aws_config::defaults(BehaviorVersion::latest())
+            .endpoint_url(url)
+            .region(Region::new(region.to_string()))
+            .test_credentials()
+            .load()
+            .await;
+        Self::from_sdk_config(&cfg, true)
+    }
+
+    /// The KMS key S3 puts are encrypted with (SSE-KMS is always requested; `None` means the
+    /// AWS-managed `aws/s3` key).
+    pub fn with_kms_key(mut self, key_id: Option<String>) -> Self {
+        self.kms_key = key_id;
+        self
+    }
+
+    fn from_sdk_config(cfg: &SdkConfig, s3_path_style: bool) -> Self {
+        let sqs = aws_sdk_sqs::config::Builder::from(cfg)
+            .interceptor(CountRequests { service: "sqs" })
+            .build();
+        let events = aws_sdk_eventbridge::config::Builder::from(cfg)
+            .interceptor(CountRequests { service: "events" })
+            .build();
+        let dynamodb = aws_sdk_dynamodb::config::Builder::from(cfg)
+            .interceptor(CountRequests {
+                service: "dynamodb",
+            })
+            .build();
+        let s3 = aws_sdk_s3::config::Builder::from(cfg)
+            .interceptor(CountRequests { service: "s3" })
+            .force_path_style(s3_path_style)
+            .build();
+        let kms = aws_sdk_kms::config::Builder::from(cfg)
+            .interceptor(CountRequests { service: "kms" })
+            .build();
+        Self {
+            sqs: aws_sdk_sqs::Client::from_conf(sqs),
+            events: aws_sdk_eventbridge::Client::from_conf(events),
+            dynamodb: aws_sdk_dynamodb::Client::from_conf(dynamodb),
+            s3: aws_sdk_s3::Client::from_conf(s3),
+            kms: aws_sdk_kms::Client::from_conf(kms),
+            kms_key: None,
+        }
+    }
+
+    /// Create and delete resources (queues, buses, rules, tables, buckets, KMS keys).
+    pub fn provisioner(&self) -> provision::Provisioner {
+        provision::Provisioner::new(self)
+    }
+
+    /// The concrete queue adapter (a URL needs no request).
+    pub fn sqs_queue(&self, url: &str) -> SqsQueue {
+        SqsQueue::new(self.sqs.clone(), url.to_string())
+    }
+
+    async fn queue_url(&self, name: &str, owner: Option<&str>) -> Result<String, PortError> {
+        const OP: &str = "sqs.GetQueueUrl";
+        let out = self
+            .sqs
+            .get_queue_url()
+            .queue_name(name)
+            .set_queue_owner_aws_account_id(owner.map(str::to_string))
+            .send()
+            .await
+            .map_err(|e| classify(OP, &e))?;
+        out.queue_url()
+            .map(str::to_string)
+            .ok_or_else(|| PortError::transient(OP, "response without queue URL"))
+    }
+}
+
+fn is_url(s: &str) -> bool {
+    s.starts_with("https://") || s.starts_with("http://")
+}
+
+#[async_trait]
+impl Backend for AwsBackend {
+    fn kind(&self) -> &'static str {
+        "aws"
+    }
+
+    async fn queue(&self, name_or_url: &str) -> Result<Arc<dyn MessageQueue>, PortError> {
+        let url = if is_url(name_or_url) {
+            name_or_url.to_string()
+        } else {
+            self.queue_url(name_or_url, None).await?
+        };
+        Ok(Arc::new(self.sqs_queue(&url)))
+    }
+
+    async fn queue_by_arn(&self, arn: &str) -> Result<Arc<dyn MessageQueue>, PortError> {
+        let parsed = parse_queue_arn(arn)
+            .ok_or_else(|| PortError::invalid("sqs.GetQueueUrl", "not an SQS queue ARN"))?;
+        let url = self.queue_url(parsed.name, Some(parsed.account)).await?;
+        Ok(Arc::new(self.sqs_queue(&url)))
+    }
+
+    fn event_bus(&self, name: &str) -> Arc<dyn EventBus> {
+        Arc::new(EventBridgeBus::new(self.events.clone(), name.to_string()))
+    }
+
+    fn records(&self, table: &str) -> Arc<dyn RecordStore> {
+        Arc::new(DynamoTable::new(self.dynamodb.clone(), table.to_string()))
+    }
+
+    fn objects(&self, bucket: &str) -> Arc<dyn ObjectStore> {
+        Arc::new(S3Bucket::new(
+            self.s3.clone(),
+            bucket.to_string(),
+            self.kms_key.clone(),
+        ))
+    }
+}

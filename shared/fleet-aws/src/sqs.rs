@@ -45,7 +45,10 @@ fn visibility_secs(d: Duration) -> i32 {
 
 fn check_batch(op: &'static str, len: usize) -> Result<(), PortError> {
     if len > MAX_BATCH {
-        return Err(PortError::invalid(op, format!("batch of {len} entries exceeds {MAX_BATCH}")));
+        return Err(PortError::invalid(
+            op,
+            format!("batch of {len} entries exceeds {MAX_BATCH}"),
+        ));
     }
     Ok(())
 }
@@ -67,23 +70,23 @@ fn batch_result(failed: &[BatchResultErrorEntry]) -> BatchResult {
     }
 }
 
-fn to_sdk_attributes(attrs: &Attributes) -> Option<HashMap<String, MessageAttributeValue>> {
+type SdkAttributes = Option<HashMap<String, MessageAttributeValue>>;
+
+fn to_sdk_attributes(op: &'static str, attrs: &Attributes) -> Result<SdkAttributes, PortError> {
     if attrs.is_empty() {
-        return None;
+        return Ok(None);
     }
-    let map = attrs
-        .iter()
-        .filter_map(|(name, v)| {
-            let value = MessageAttributeValue::builder()
-                .data_type(&v.data_type)
-                .set_string_value(v.string_value.clone())
-                .set_binary_value(v.binary_value.clone().map(Blob::new))
-                .build()
-                .ok()?;
-            Some((name.clone(), value))
-        })
-        .collect();
-    Some(map)
+    let mut map = HashMap::with_capacity(attrs.len());
+    for (name, v) in attrs {
+        let value = MessageAttributeValue::builder()
+            .data_type(&v.data_type)
+            .set_string_value(v.string_value.clone())
+            .set_binary_value(v.binary_value.clone().map(Blob::new))
+            .build()
+            .map_err(|_| PortError::invalid(op, "message attribute without a data type"))?;
+        map.insert(name.clone(), value);
+    }
+    Ok(Some(map))
 }
 
 fn from_sdk_attributes(attrs: Option<&HashMap<String, MessageAttributeValue>>) -> Attributes {
@@ -238,7 +241,7 @@ impl MessageQueue for SqsQueue {
             .send_message()
             .queue_url(&self.url)
             .message_body(message.body)
-            .set_message_attributes(to_sdk_attributes(&message.attributes))
+            .set_message_attributes(to_sdk_attributes(OP, &message.attributes)?)
             .set_delay_seconds(delay_secs(message.delay))
             .set_message_group_id(message.group_id)
             .set_message_deduplication_id(message.dedup_id)
@@ -263,7 +266,7 @@ impl MessageQueue for SqsQueue {
                 SendMessageBatchRequestEntry::builder()
                     .id(i.to_string())
                     .message_body(&m.body)
-                    .set_message_attributes(to_sdk_attributes(&m.attributes))
+                    .set_message_attributes(to_sdk_attributes(OP, &m.attributes)?)
                     .set_delay_seconds(delay_secs(m.delay))
                     .set_message_group_id(m.group_id.clone())
                     .set_message_deduplication_id(m.dedup_id.clone())
@@ -323,8 +326,13 @@ pub(crate) fn parse_queue_attributes(
                 _ => None,
             }
             .and_then(|n| u32::try_from(n).ok())
-            .ok_or_else(|| PortError::invalid(op, "RedrivePolicy maxReceiveCount is not a count"))?;
-            Some(RedrivePolicy { dead_letter_target: r.dead_letter_target_arn, max_receive_count: max })
+            .ok_or_else(|| {
+                PortError::invalid(op, "RedrivePolicy maxReceiveCount is not a count")
+            })?;
+            Some(RedrivePolicy {
+                dead_letter_target: r.dead_letter_target_arn,
+                max_receive_count: max,
+            })
         }
     };
     Ok(QueueAttributes {
@@ -338,7 +346,9 @@ pub(crate) fn parse_queue_attributes(
         approximate_visible: count(QueueAttributeName::ApproximateNumberOfMessages),
         approximate_in_flight: count(QueueAttributeName::ApproximateNumberOfMessagesNotVisible),
         approximate_delayed: count(QueueAttributeName::ApproximateNumberOfMessagesDelayed),
-        arn: get(QueueAttributeName::QueueArn).unwrap_or_default().to_string(),
+        arn: get(QueueAttributeName::QueueArn)
+            .unwrap_or_default()
+            .to_string(),
     })
 }
 
@@ -357,7 +367,11 @@ pub fn parse_queue_arn(arn: &str) -> Option<QueueArn<'_>> {
     if arn_lit != "arn" || service != "sqs" || name.is_empty() || name.contains(':') {
         return None;
     }
-    Some(QueueArn { region, account, name })
+    Some(QueueArn {
+        region,
+        account,
+        name,
+    })
 }
 
 #[cfg(test)]
@@ -368,7 +382,11 @@ mod tests {
     fn queue_arns_parse() {
         assert_eq!(
             parse_queue_arn("arn:aws:sqs:eu-west-1:123456789012:adt-dlq.fifo"),
-            Some(QueueArn { region: "eu-west-1", account: "123456789012", name: "adt-dlq.fifo" })
+            Some(QueueArn {
+                region: "eu-west-1",
+                account: "123456789012",
+                name: "adt-dlq.fifo"
+            })
         );
         assert_eq!(parse_queue_arn("arn:aws:sns:eu-west-1:1:x"), None);
         assert_eq!(parse_queue_arn("arn:aws:sqs:eu-west-1:1"), None);
@@ -386,20 +404,32 @@ mod tests {
     #[test]
     fn attributes_parse_redrive_and_encryption() {
         let mut m = HashMap::new();
-        m.insert(QueueAttributeName::KmsMasterKeyId, "alias/fleet".to_string());
-        m.insert(QueueAttributeName::SqsManagedSseEnabled, "false".to_string());
+        m.insert(
+            QueueAttributeName::KmsMasterKeyId,
+            "alias/fleet".to_string(),
+        );
+        m.insert(
+            QueueAttributeName::SqsManagedSseEnabled,
+            "false".to_string(),
+        );
         m.insert(
             QueueAttributeName::RedrivePolicy,
             r#"{"deadLetterTargetArn":"arn:aws:sqs:r:1:dlq","maxReceiveCount":"5"}"#.to_string(),
         );
         m.insert(QueueAttributeName::VisibilityTimeout, "30".to_string());
-        m.insert(QueueAttributeName::ApproximateNumberOfMessages, "7".to_string());
+        m.insert(
+            QueueAttributeName::ApproximateNumberOfMessages,
+            "7".to_string(),
+        );
         let a = parse_queue_attributes("t", &m).unwrap();
         assert_eq!(a.kms_key_id.as_deref(), Some("alias/fleet"));
         assert!(a.encrypted());
         assert_eq!(
             a.redrive_policy,
-            Some(RedrivePolicy { dead_letter_target: "arn:aws:sqs:r:1:dlq".into(), max_receive_count: 5 })
+            Some(RedrivePolicy {
+                dead_letter_target: "arn:aws:sqs:r:1:dlq".into(),
+                max_receive_count: 5
+            })
         );
         assert_eq!(a.visibility_timeout, Duration::from_secs(30));
         assert_eq!(a.approximate_visible, 7);

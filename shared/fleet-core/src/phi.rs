@@ -55,6 +55,16 @@ mod tests {
     }
 
     #[test]
+    fn phi_serialises_transparently() {
+        let p = Phi(Some("MRN1".to_string()));
+        assert_eq!(serde_json::to_string(&p).unwrap(), "\"MRN1\"");
+        assert_eq!(
+            serde_json::to_string(&Phi::<Option<String>>(None)).unwrap(),
+            "null"
+        );
+    }
+
+    #[test]
     fn keyed_hash_depends_on_key_and_value() {
         let a = keyed_hash(b"k1", "MRN123");
         assert_eq!(a.len(), 16);

@@ -1,15 +1,40 @@
-use std::time::Instant;
-fn main() {
-    let s = std::fs::read_to_string("/work/shared/corpus/hl7/fhir-converter/ADT-A01-01.hl7").unwrap();
-    let seps = hl7_parser::message::Separators::default();
-    let segs: Vec<&str> = s.lines().filter(|l| ["PID","PV1","EVN","MSH"].iter().any(|p| l.starts_with(p))).collect();
-    let tot: usize = segs.iter().map(|l| l.len()).sum();
-    let n = 20000;
-    let t = Instant::now();
-    let mut c = 0;
-    for _ in 0..n { for l in &segs { let r = hl7_parser::parser::parse_segment_with_separators(l, seps).unwrap(); c += r.fields.len(); } }
-    println!("segs {} bytes {} : {:?}/iter {}", segs.len(), tot, t.elapsed()/n, c);
-    let t = Instant::now();
-    for _ in 0..2000 { let m = hl7_parser::Message::parse_with_lenient_newlines(&s, true).unwrap(); c+= m.segments.len(); }
-    println!("whole {} bytes: {:?}", s.len(), t.elapsed()/2000);
+//! parse_adt (guard + parse + map) on corpus ADT messages; the budget is 10 µs for ~4.5 KB.
+//! hl7-parser's whole-message parse is measured alongside as the reference point.
+
+use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use fleet_hl7::{MapConfig, parse_adt};
+use std::hint::black_box;
+
+fn corpus_file(name: &str) -> Vec<u8> {
+    let dir = std::env::var("FLEET_CORPUS_DIR")
+        .unwrap_or_else(|_| concat!(env!("CARGO_MANIFEST_DIR"), "/../../../shared/corpus").into());
+    let path = format!("{dir}/hl7/fhir-converter/{name}");
+    std::fs::read(&path)
+        .unwrap_or_else(|e| panic!("corpus file {path}: {e} (set FLEET_CORPUS_DIR)"))
 }
+
+fn bench(c: &mut Criterion) {
+    let cfg = MapConfig::default();
+    let mut g = c.benchmark_group("parse_adt");
+    // ADT-A15-01 (4.6 KB) is the corpus ADT closest to 4.5 KB; ADT-A04-01 (8.6 KB) the largest.
+    for name in ["ADT-A15-01.hl7", "ADT-A04-01.hl7"] {
+        let msg = corpus_file(name);
+        assert!(parse_adt(&msg, &cfg).is_ok(), "{name} must map");
+        g.throughput(Throughput::Bytes(msg.len() as u64));
+        g.bench_function(format!("{name} ({} B)", msg.len()), |b| {
+            b.iter(|| parse_adt(black_box(&msg), &cfg))
+        });
+    }
+    let msg = corpus_file("ADT-A15-01.hl7");
+    let text = String::from_utf8(msg).expect("corpus file is UTF-8");
+    g.bench_function("hl7-parser whole message, ADT-A15-01 (reference)", |b| {
+        b.iter(|| {
+            hl7_parser::Message::parse_with_lenient_newlines(black_box(&text), true)
+                .map(|m| m.segments.len())
+        })
+    });
+    g.finish();
+}
+
+criterion_group!(benches, bench);
+criterion_main!(benches);

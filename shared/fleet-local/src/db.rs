@@ -35,6 +35,7 @@ CREATE TABLE IF NOT EXISTS messages (
     dedup_id        TEXT
 );
 CREATE INDEX IF NOT EXISTS messages_visible ON messages (queue, visible_at_ms, seq);
+CREATE INDEX IF NOT EXISTS messages_order ON messages (queue, seq, visible_at_ms);
 CREATE INDEX IF NOT EXISTS messages_group ON messages (queue, group_id, seq);
 CREATE UNIQUE INDEX IF NOT EXISTS messages_receipt ON messages (receipt);
 CREATE TABLE IF NOT EXISTS receipts (
@@ -96,7 +97,17 @@ pub(crate) fn sql_err(op: &'static str) -> impl Fn(rusqlite::Error) -> PortError
 }
 
 pub(crate) fn json_err(op: &'static str) -> impl Fn(serde_json::Error) -> PortError {
-    move |e| PortError::new(ErrorKind::Other, op, format!("stored JSON is unreadable at line {} column {}", e.line(), e.column()))
+    move |e| {
+        PortError::new(
+            ErrorKind::Other,
+            op,
+            format!(
+                "stored JSON is unreadable at line {} column {}",
+                e.line(),
+                e.column()
+            ),
+        )
+    }
 }
 
 impl Db {
@@ -104,19 +115,28 @@ impl Db {
         const OP: &str = "local.open";
         let conn = Connection::open_with_flags(
             path,
-            OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_CREATE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+            OpenFlags::SQLITE_OPEN_READ_WRITE
+                | OpenFlags::SQLITE_OPEN_CREATE
+                | OpenFlags::SQLITE_OPEN_NO_MUTEX,
         )
         .map_err(sql_err(OP))?;
         conn.busy_timeout(BUSY_TIMEOUT).map_err(sql_err(OP))?;
         // WAL lets readers in other processes proceed while one writes; NORMAL sync is durable
         // across process crashes (the failure mode that matters for a local queue).
-        conn.pragma_update(None, "journal_mode", "WAL").map_err(sql_err(OP))?;
-        conn.pragma_update(None, "synchronous", "NORMAL").map_err(sql_err(OP))?;
+        conn.pragma_update(None, "journal_mode", "WAL")
+            .map_err(sql_err(OP))?;
+        conn.pragma_update(None, "synchronous", "NORMAL")
+            .map_err(sql_err(OP))?;
         let mut conn = conn;
-        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(sql_err(OP))?;
+        let tx = conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(sql_err(OP))?;
         tx.execute_batch(SCHEMA).map_err(sql_err(OP))?;
         tx.commit().map_err(sql_err(OP))?;
-        Ok(Self { conn: Arc::new(Mutex::new(conn)), path: path.to_path_buf() })
+        Ok(Self {
+            conn: Arc::new(Mutex::new(conn)),
+            path: path.to_path_buf(),
+        })
     }
 
     pub(crate) fn path(&self) -> &Path {
@@ -141,7 +161,12 @@ impl Db {
         self.spawn(op, TransactionBehavior::Deferred, f).await
     }
 
-    async fn spawn<T, F>(&self, op: &'static str, behavior: TransactionBehavior, f: F) -> Result<T, PortError>
+    async fn spawn<T, F>(
+        &self,
+        op: &'static str,
+        behavior: TransactionBehavior,
+        f: F,
+    ) -> Result<T, PortError>
     where
         T: Send + 'static,
         F: FnOnce(&Transaction<'_>) -> Result<T, PortError> + Send + 'static,
@@ -149,7 +174,9 @@ impl Db {
         let conn = self.conn.clone();
         tokio::task::spawn_blocking(move || Self::run_on(&conn, op, behavior, f))
             .await
-            .map_err(|e| PortError::new(ErrorKind::Other, op, format!("database task failed: {e}")))?
+            .map_err(|e| {
+                PortError::new(ErrorKind::Other, op, format!("database task failed: {e}"))
+            })?
     }
 
     /// The same, blocking the caller (admin API).
@@ -160,14 +187,21 @@ impl Db {
         Self::run_on(&self.conn, op, TransactionBehavior::Immediate, f)
     }
 
-    fn run_on<T, F>(conn: &Mutex<Connection>, op: &'static str, behavior: TransactionBehavior, f: F) -> Result<T, PortError>
+    fn run_on<T, F>(
+        conn: &Mutex<Connection>,
+        op: &'static str,
+        behavior: TransactionBehavior,
+        f: F,
+    ) -> Result<T, PortError>
     where
         F: FnOnce(&Transaction<'_>) -> Result<T, PortError>,
     {
         // A panic while holding the lock cannot leave a half-applied transaction (it rolls back
         // on drop), so a poisoned mutex is safe to reuse.
         let mut guard = conn.lock().unwrap_or_else(|e| e.into_inner());
-        let tx = guard.transaction_with_behavior(behavior).map_err(sql_err(op))?;
+        let tx = guard
+            .transaction_with_behavior(behavior)
+            .map_err(sql_err(op))?;
         let out = f(&tx)?;
         tx.commit().map_err(sql_err(op))?;
         Ok(out)

@@ -100,8 +100,13 @@ impl Pattern {
     /// Parse a pattern from a JSON value.
     pub fn from_value(v: &Value) -> Result<Pattern, PatternError> {
         match v {
-            Value::Object(map) => Ok(Pattern { root: parse_node(map, "$")? }),
-            other => Err(PatternError::NotAnObject { path: "$".into(), found: kind(other) }),
+            Value::Object(map) => Ok(Pattern {
+                root: parse_node(map, "$")?,
+            }),
+            other => Err(PatternError::NotAnObject {
+                path: "$".into(),
+                found: kind(other),
+            }),
         }
     }
 
@@ -135,7 +140,10 @@ fn parse_node(map: &Map<String, Value>, path: &str) -> Result<Node, PatternError
         let p = child_path(path, key);
         if key.starts_with('$') {
             // `$or` and friends change the meaning of the whole level; unsupported here.
-            return Err(PatternError::UnknownOperator { path: p, op: key.clone() });
+            return Err(PatternError::UnknownOperator {
+                path: p,
+                op: key.clone(),
+            });
         }
         let field = match value {
             Value::Object(inner) => Field::Nested(parse_node(inner, &p)?),
@@ -149,7 +157,12 @@ fn parse_node(map: &Map<String, Value>, path: &str) -> Result<Node, PatternError
                 }
                 Field::Leaf(matchers)
             }
-            other => return Err(PatternError::LeafNotArray { path: p, found: kind(other) }),
+            other => {
+                return Err(PatternError::LeafNotArray {
+                    path: p,
+                    found: kind(other),
+                });
+            }
         };
         fields.push((key.clone(), field));
     }
@@ -163,10 +176,14 @@ fn number(v: &Value) -> Option<f64> {
 fn parse_alternative(alt: &Value, path: &str) -> Result<Matcher, PatternError> {
     match alt {
         Value::Null | Value::Bool(_) | Value::String(_) => Ok(Matcher::Exact(alt.clone())),
-        Value::Number(_) => number(alt).map(Matcher::Number).ok_or_else(|| PatternError::BadValue {
-            path: path.into(),
-            reason: "number out of range".into(),
-        }),
+        Value::Number(_) => {
+            number(alt)
+                .map(Matcher::Number)
+                .ok_or_else(|| PatternError::BadValue {
+                    path: path.into(),
+                    reason: "number out of range".into(),
+                })
+        }
         Value::Array(_) => Err(PatternError::BadValue {
             path: path.into(),
             reason: "nested arrays are not allowed in a pattern leaf".into(),
@@ -175,11 +192,17 @@ fn parse_alternative(alt: &Value, path: &str) -> Result<Matcher, PatternError> {
     }
 }
 
-fn single_entry<'a>(map: &'a Map<String, Value>, path: &str) -> Result<(&'a String, &'a Value), PatternError> {
+fn single_entry<'a>(
+    map: &'a Map<String, Value>,
+    path: &str,
+) -> Result<(&'a String, &'a Value), PatternError> {
     let mut it = map.iter();
     match (it.next(), it.next()) {
         (Some(entry), None) => Ok(entry),
-        (None, _) => Err(PatternError::BadValue { path: path.into(), reason: "empty operator object".into() }),
+        (None, _) => Err(PatternError::BadValue {
+            path: path.into(),
+            reason: "empty operator object".into(),
+        }),
         (Some(_), Some(_)) => Err(PatternError::BadValue {
             path: path.into(),
             reason: "an operator object must have exactly one key".into(),
@@ -188,25 +211,39 @@ fn single_entry<'a>(map: &'a Map<String, Value>, path: &str) -> Result<(&'a Stri
 }
 
 fn expect_string(v: &Value, path: &str, op: &str) -> Result<String, PatternError> {
-    v.as_str().map(str::to_owned).ok_or_else(|| PatternError::BadValue {
-        path: path.into(),
-        reason: format!("{op} takes a string, found {}", kind(v)),
-    })
+    v.as_str()
+        .map(str::to_owned)
+        .ok_or_else(|| PatternError::BadValue {
+            path: path.into(),
+            reason: format!("{op} takes a string, found {}", kind(v)),
+        })
 }
 
 fn parse_str_test(v: &Value, path: &str, op: &str) -> Result<StrTest, PatternError> {
     match v {
-        Value::String(s) => Ok(StrTest { text: s.clone(), ignore_case: false }),
+        Value::String(s) => Ok(StrTest {
+            text: s.clone(),
+            ignore_case: false,
+        }),
         Value::Object(map) => {
             let (k, inner) = single_entry(map, path)?;
             if k != "equals-ignore-case" {
-                return Err(PatternError::UnknownOperator { path: path.into(), op: format!("{op}.{k}") });
+                return Err(PatternError::UnknownOperator {
+                    path: path.into(),
+                    op: format!("{op}.{k}"),
+                });
             }
-            Ok(StrTest { text: expect_string(inner, path, k)?, ignore_case: true })
+            Ok(StrTest {
+                text: expect_string(inner, path, k)?,
+                ignore_case: true,
+            })
         }
         other => Err(PatternError::BadValue {
             path: path.into(),
-            reason: format!("{op} takes a string or an equals-ignore-case object, found {}", kind(other)),
+            reason: format!(
+                "{op} takes a string or an equals-ignore-case object, found {}",
+                kind(other)
+            ),
         }),
     }
 }
@@ -226,7 +263,10 @@ fn parse_operator(map: &Map<String, Value>, path: &str) -> Result<Matcher, Patte
         },
         "numeric" => parse_numeric(arg, path).map(Matcher::Numeric),
         "anything-but" => parse_anything_but(arg, path).map(Matcher::AnythingBut),
-        other => Err(PatternError::UnknownOperator { path: path.into(), op: other.into() }),
+        other => Err(PatternError::UnknownOperator {
+            path: path.into(),
+            op: other.into(),
+        }),
     }
 }
 
@@ -234,12 +274,18 @@ fn anything_but_scalar(v: &Value, path: &str) -> Result<Value, PatternError> {
     match v {
         Value::String(_) | Value::Bool(_) | Value::Null => Ok(v.clone()),
         Value::Number(_) => {
-            number(v).ok_or_else(|| PatternError::BadValue { path: path.into(), reason: "number out of range".into() })?;
+            number(v).ok_or_else(|| PatternError::BadValue {
+                path: path.into(),
+                reason: "number out of range".into(),
+            })?;
             Ok(v.clone())
         }
         other => Err(PatternError::BadValue {
             path: path.into(),
-            reason: format!("anything-but list entries must be strings or numbers, found {}", kind(other)),
+            reason: format!(
+                "anything-but list entries must be strings or numbers, found {}",
+                kind(other)
+            ),
         }),
     }
 }
@@ -248,9 +294,15 @@ fn parse_anything_but(arg: &Value, path: &str) -> Result<AnythingBut, PatternErr
     match arg {
         Value::Array(items) => {
             if items.is_empty() {
-                return Err(PatternError::BadValue { path: path.into(), reason: "anything-but list is empty".into() });
+                return Err(PatternError::BadValue {
+                    path: path.into(),
+                    reason: "anything-but list is empty".into(),
+                });
             }
-            let values = items.iter().map(|v| anything_but_scalar(v, path)).collect::<Result<Vec<_>, _>>()?;
+            let values = items
+                .iter()
+                .map(|v| anything_but_scalar(v, path))
+                .collect::<Result<Vec<_>, _>>()?;
             Ok(AnythingBut::Values(values))
         }
         Value::Object(map) => {
@@ -261,7 +313,10 @@ fn parse_anything_but(arg: &Value, path: &str) -> Result<AnythingBut, PatternErr
                 "equals-ignore-case" => match inner {
                     Value::String(s) => Ok(AnythingBut::EqualsIgnoreCase(vec![s.clone()])),
                     Value::Array(items) if !items.is_empty() => Ok(AnythingBut::EqualsIgnoreCase(
-                        items.iter().map(|v| expect_string(v, path, op)).collect::<Result<_, _>>()?,
+                        items
+                            .iter()
+                            .map(|v| expect_string(v, path, op))
+                            .collect::<Result<_, _>>()?,
                     )),
                     other => Err(PatternError::BadValue {
                         path: path.into(),
@@ -271,22 +326,37 @@ fn parse_anything_but(arg: &Value, path: &str) -> Result<AnythingBut, PatternErr
                         ),
                     }),
                 },
-                other => Err(PatternError::UnknownOperator { path: path.into(), op: format!("anything-but.{other}") }),
+                other => Err(PatternError::UnknownOperator {
+                    path: path.into(),
+                    op: format!("anything-but.{other}"),
+                }),
             }
         }
-        scalar => Ok(AnythingBut::Values(vec![anything_but_scalar(scalar, path)?])),
+        scalar => Ok(AnythingBut::Values(vec![anything_but_scalar(
+            scalar, path,
+        )?])),
     }
 }
 
 fn parse_numeric(arg: &Value, path: &str) -> Result<Range, PatternError> {
-    let bad = |reason: &str| PatternError::BadNumeric { path: path.into(), reason: reason.into() };
-    let items = arg.as_array().ok_or_else(|| bad("numeric takes an array like [\">\", 0, \"<=\", 5]"))?;
+    let bad = |reason: &str| PatternError::BadNumeric {
+        path: path.into(),
+        reason: reason.into(),
+    };
+    let items = arg
+        .as_array()
+        .ok_or_else(|| bad("numeric takes an array like [\">\", 0, \"<=\", 5]"))?;
     if items.is_empty() || items.len() % 2 != 0 || items.len() > 4 {
         return Err(bad("expected one or two (operator, number) pairs"));
     }
-    let mut range = Range { lower: None, upper: None };
+    let mut range = Range {
+        lower: None,
+        upper: None,
+    };
     for pair in items.chunks(2) {
-        let op = pair[0].as_str().ok_or_else(|| bad("operator must be a string"))?;
+        let op = pair[0]
+            .as_str()
+            .ok_or_else(|| bad("operator must be a string"))?;
         let n = number(&pair[1]).ok_or_else(|| bad("operand must be a finite number"))?;
         match op {
             "=" => {
@@ -311,10 +381,10 @@ fn parse_numeric(arg: &Value, path: &str) -> Result<Range, PatternError> {
             _ => return Err(bad("operator must be one of =, >, >=, <, <=")),
         }
     }
-    if let (Some((lo, lo_inc)), Some((hi, hi_inc))) = (range.lower, range.upper) {
-        if lo > hi || (lo == hi && !(lo_inc && hi_inc)) {
-            return Err(bad("lower bound is not below upper bound"));
-        }
+    if let (Some((lo, lo_inc)), Some((hi, hi_inc))) = (range.lower, range.upper)
+        && (lo > hi || (lo == hi && !(lo_inc && hi_inc)))
+    {
+        return Err(bad("lower bound is not below upper bound"));
     }
     Ok(range)
 }
@@ -327,7 +397,9 @@ fn match_node(node: &Node, value: Option<&Value>) -> bool {
     match value {
         // A missing (or non-object) level behaves as if every field below it were missing.
         Some(Value::Object(map)) => node.fields.iter().all(|(k, f)| match_field(f, map.get(k))),
-        Some(Value::Array(items)) if !items.is_empty() => items.iter().any(|item| match_node(node, Some(item))),
+        Some(Value::Array(items)) if !items.is_empty() => {
+            items.iter().any(|item| match_node(node, Some(item)))
+        }
         _ => node.fields.iter().all(|(_, f)| match_field(f, None)),
     }
 }
@@ -362,7 +434,9 @@ fn match_leaf(m: &Matcher, value: Option<&Value>) -> bool {
 
 fn scalar_eq(pattern: &Value, v: &Value) -> bool {
     match (pattern, v) {
-        (Value::Number(_), Value::Number(_)) => number(pattern).zip(number(v)).is_some_and(|(a, b)| a == b),
+        (Value::Number(_), Value::Number(_)) => {
+            number(pattern).zip(number(v)).is_some_and(|(a, b)| a == b)
+        }
         _ => pattern == v,
     }
 }
@@ -380,20 +454,30 @@ fn match_scalar(m: &Matcher, v: &Value) -> bool {
         Matcher::Exact(p) => p == v,
         Matcher::Number(n) => number(v).is_some_and(|x| x == *n),
         Matcher::Prefix(t) => v.as_str().is_some_and(|s| {
-            if t.ignore_case { starts_with_ignore_case(s, &t.text) } else { s.starts_with(&t.text) }
+            if t.ignore_case {
+                starts_with_ignore_case(s, &t.text)
+            } else {
+                s.starts_with(&t.text)
+            }
         }),
         Matcher::Suffix(t) => v.as_str().is_some_and(|s| {
-            if t.ignore_case { ends_with_ignore_case(s, &t.text) } else { s.ends_with(&t.text) }
+            if t.ignore_case {
+                ends_with_ignore_case(s, &t.text)
+            } else {
+                s.ends_with(&t.text)
+            }
         }),
-        Matcher::EqualsIgnoreCase(t) => v.as_str().is_some_and(|s| s.to_lowercase() == t.to_lowercase()),
+        Matcher::EqualsIgnoreCase(t) => v
+            .as_str()
+            .is_some_and(|s| s.to_lowercase() == t.to_lowercase()),
         Matcher::Numeric(r) => number(v).is_some_and(|x| in_range(r, x)),
         Matcher::AnythingBut(ab) => match ab {
             AnythingBut::Values(values) => !values.iter().any(|p| scalar_eq(p, v)),
             AnythingBut::Prefix(p) => v.as_str().is_some_and(|s| !s.starts_with(p.as_str())),
             AnythingBut::Suffix(p) => v.as_str().is_some_and(|s| !s.ends_with(p.as_str())),
-            AnythingBut::EqualsIgnoreCase(list) => {
-                v.as_str().is_some_and(|s| !list.iter().any(|p| s.to_lowercase() == p.to_lowercase()))
-            }
+            AnythingBut::EqualsIgnoreCase(list) => v
+                .as_str()
+                .is_some_and(|s| !list.iter().any(|p| s.to_lowercase() == p.to_lowercase())),
         },
         Matcher::Exists(_) => false,
     }

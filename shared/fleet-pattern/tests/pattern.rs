@@ -6,15 +6,23 @@ use serde_json::{Value, json};
 
 #[track_caller]
 fn check(pattern: Value, event: Value, expected: bool) {
-    let p = Pattern::from_value(&pattern).unwrap_or_else(|e| panic!("pattern {pattern} rejected: {e}"));
-    assert_eq!(p.matches(&event), expected, "pattern {pattern} against event {event}");
+    let p =
+        Pattern::from_value(&pattern).unwrap_or_else(|e| panic!("pattern {pattern} rejected: {e}"));
+    assert_eq!(
+        p.matches(&event),
+        expected,
+        "pattern {pattern} against event {event}"
+    );
 }
 
 #[track_caller]
 fn check_err(pattern: &str, needle: &str) {
     match Pattern::parse(pattern) {
         Ok(p) => panic!("pattern {pattern} accepted as {p:?}"),
-        Err(e) => assert!(e.to_string().contains(needle), "error for {pattern} was {e:?}, expected {needle:?}"),
+        Err(e) => assert!(
+            e.to_string().contains(needle),
+            "error for {pattern} was {e:?}, expected {needle:?}"
+        ),
     }
 }
 
@@ -34,8 +42,14 @@ fn exact_values_and_keys() {
         (json!({"source": ["other"]}), false),
         (json!({"source": ["other", "fleet.hl7"]}), true),
         // keys are ANDed
-        (json!({"source": ["fleet.hl7"], "detail-type": ["PatientAdmitted"]}), true),
-        (json!({"source": ["fleet.hl7"], "detail-type": ["Other"]}), false),
+        (
+            json!({"source": ["fleet.hl7"], "detail-type": ["PatientAdmitted"]}),
+            true,
+        ),
+        (
+            json!({"source": ["fleet.hl7"], "detail-type": ["Other"]}),
+            false,
+        ),
         (json!({"detail": {"state": ["new"]}}), true),
         (json!({"detail": {"state": ["NEW"]}}), false),
         (json!({"detail": {"n": [5]}}), true),
@@ -62,12 +76,24 @@ fn string_operators() {
     let table = [
         (json!({"detail": {"region": [{"prefix": "us-"}]}}), true),
         (json!({"detail": {"region": [{"prefix": "eu-"}]}}), false),
-        (json!({"detail": {"region": [{"prefix": {"equals-ignore-case": "US-"}}]}}), true),
+        (
+            json!({"detail": {"region": [{"prefix": {"equals-ignore-case": "US-"}}]}}),
+            true,
+        ),
         (json!({"detail": {"file": [{"suffix": ".PNG"}]}}), true),
         (json!({"detail": {"file": [{"suffix": ".png"}]}}), false),
-        (json!({"detail": {"file": [{"suffix": {"equals-ignore-case": ".png"}}]}}), true),
-        (json!({"detail": {"file": [{"equals-ignore-case": "SCAN.png"}]}}), true),
-        (json!({"detail": {"file": [{"equals-ignore-case": "scan.jpg"}]}}), false),
+        (
+            json!({"detail": {"file": [{"suffix": {"equals-ignore-case": ".png"}}]}}),
+            true,
+        ),
+        (
+            json!({"detail": {"file": [{"equals-ignore-case": "SCAN.png"}]}}),
+            true,
+        ),
+        (
+            json!({"detail": {"file": [{"equals-ignore-case": "scan.jpg"}]}}),
+            false,
+        ),
         // string operators never match numbers
         (json!({"detail": {"n": [{"prefix": "1"}]}}), false),
         (json!({"detail": {"missing": [{"prefix": ""}]}}), false),
@@ -81,20 +107,53 @@ fn string_operators() {
 fn anything_but() {
     let ev = envelope(json!({"state": "running", "n": 5, "file": "a.png"}));
     let table = [
-        (json!({"detail": {"state": [{"anything-but": "stopped"}]}}), true),
-        (json!({"detail": {"state": [{"anything-but": "running"}]}}), false),
-        (json!({"detail": {"state": [{"anything-but": ["stopped", "running"]}]}}), false),
-        (json!({"detail": {"state": [{"anything-but": ["stopped", "paused"]}]}}), true),
+        (
+            json!({"detail": {"state": [{"anything-but": "stopped"}]}}),
+            true,
+        ),
+        (
+            json!({"detail": {"state": [{"anything-but": "running"}]}}),
+            false,
+        ),
+        (
+            json!({"detail": {"state": [{"anything-but": ["stopped", "running"]}]}}),
+            false,
+        ),
+        (
+            json!({"detail": {"state": [{"anything-but": ["stopped", "paused"]}]}}),
+            true,
+        ),
         (json!({"detail": {"n": [{"anything-but": 5.0}]}}), false),
         (json!({"detail": {"n": [{"anything-but": [1, 2]}]}}), true),
-        (json!({"detail": {"state": [{"anything-but": {"prefix": "run"}}]}}), false),
-        (json!({"detail": {"state": [{"anything-but": {"prefix": "stop"}}]}}), true),
-        (json!({"detail": {"file": [{"anything-but": {"suffix": ".png"}}]}}), false),
-        (json!({"detail": {"file": [{"anything-but": {"suffix": ".jpg"}}]}}), true),
-        (json!({"detail": {"state": [{"anything-but": {"equals-ignore-case": "RUNNING"}}]}}), false),
-        (json!({"detail": {"state": [{"anything-but": {"equals-ignore-case": ["X", "Y"]}}]}}), true),
+        (
+            json!({"detail": {"state": [{"anything-but": {"prefix": "run"}}]}}),
+            false,
+        ),
+        (
+            json!({"detail": {"state": [{"anything-but": {"prefix": "stop"}}]}}),
+            true,
+        ),
+        (
+            json!({"detail": {"file": [{"anything-but": {"suffix": ".png"}}]}}),
+            false,
+        ),
+        (
+            json!({"detail": {"file": [{"anything-but": {"suffix": ".jpg"}}]}}),
+            true,
+        ),
+        (
+            json!({"detail": {"state": [{"anything-but": {"equals-ignore-case": "RUNNING"}}]}}),
+            false,
+        ),
+        (
+            json!({"detail": {"state": [{"anything-but": {"equals-ignore-case": ["X", "Y"]}}]}}),
+            true,
+        ),
         // anything-but does not match a missing field
-        (json!({"detail": {"absent": [{"anything-but": "x"}]}}), false),
+        (
+            json!({"detail": {"absent": [{"anything-but": "x"}]}}),
+            false,
+        ),
     ];
     for (p, want) in table {
         check(p, ev.clone(), want);
@@ -129,13 +188,22 @@ fn exists_and_missing_fields() {
 fn numeric_ranges() {
     let ev = envelope(json!({"n": 5, "f": 2.5, "s": "5"}));
     let table = [
-        (json!({"detail": {"n": [{"numeric": [">", 0, "<=", 5]}]}}), true),
-        (json!({"detail": {"n": [{"numeric": [">", 0, "<", 5]}]}}), false),
+        (
+            json!({"detail": {"n": [{"numeric": [">", 0, "<=", 5]}]}}),
+            true,
+        ),
+        (
+            json!({"detail": {"n": [{"numeric": [">", 0, "<", 5]}]}}),
+            false,
+        ),
         (json!({"detail": {"n": [{"numeric": [">=", 5]}]}}), true),
         (json!({"detail": {"n": [{"numeric": [">", 5]}]}}), false),
         (json!({"detail": {"n": [{"numeric": ["=", 5.0]}]}}), true),
         (json!({"detail": {"n": [{"numeric": ["<", 5]}]}}), false),
-        (json!({"detail": {"f": [{"numeric": [">", 2, "<", 3]}]}}), true),
+        (
+            json!({"detail": {"f": [{"numeric": [">", 2, "<", 3]}]}}),
+            true,
+        ),
         (json!({"detail": {"f": [{"numeric": ["<=", 2.5]}]}}), true),
         // strings are not numbers
         (json!({"detail": {"s": [{"numeric": ["=", 5]}]}}), false),
@@ -162,8 +230,14 @@ fn event_arrays_match_any_element() {
         (json!({"detail": {"items": {"kind": ["z"]}}}), false),
         (json!({"resources": [{"exists": false}]}), true),
         // anything-but over an array: some element differs
-        (json!({"detail": {"codes": [{"anything-but": "A01"}]}}), true),
-        (json!({"detail": {"codes": [{"anything-but": ["A01", "A08"]}]}}), false),
+        (
+            json!({"detail": {"codes": [{"anything-but": "A01"}]}}),
+            true,
+        ),
+        (
+            json!({"detail": {"codes": [{"anything-but": ["A01", "A08"]}]}}),
+            false,
+        ),
     ];
     for (p, want) in table {
         check(p, ev.clone(), want);
@@ -179,21 +253,51 @@ fn malformed_patterns_are_rejected_with_clear_messages() {
         (r#"{"source": "x"}"#, "must be an array of alternatives"),
         (r#"{"source": []}"#, "no alternatives"),
         (r#"{"source": [["x"]]}"#, "nested arrays"),
-        (r#"{"source": [{"wildcard": "x*"}]}"#, "unknown or unsupported operator \"wildcard\""),
+        (
+            r#"{"source": [{"wildcard": "x*"}]}"#,
+            "unknown or unsupported operator \"wildcard\"",
+        ),
         (r#"{"$or": [{"a": ["x"]}]}"#, "unsupported operator \"$or\""),
         (r#"{"source": [{"prefix": 1}]}"#, "prefix takes a string"),
-        (r#"{"source": [{"prefix": "a", "suffix": "b"}]}"#, "exactly one key"),
-        (r#"{"source": [{"exists": "yes"}]}"#, "exists takes true or false"),
-        (r#"{"n": [{"numeric": [">", 5, "<", 1]}]}"#, "lower bound is not below upper bound"),
-        (r#"{"n": [{"numeric": [">", 5, "<", 5]}]}"#, "lower bound is not below upper bound"),
-        (r#"{"n": [{"numeric": [">", 1, ">", 2]}]}"#, "more than one lower bound"),
-        (r#"{"n": [{"numeric": ["~", 1]}]}"#, "operator must be one of"),
+        (
+            r#"{"source": [{"prefix": "a", "suffix": "b"}]}"#,
+            "exactly one key",
+        ),
+        (
+            r#"{"source": [{"exists": "yes"}]}"#,
+            "exists takes true or false",
+        ),
+        (
+            r#"{"n": [{"numeric": [">", 5, "<", 1]}]}"#,
+            "lower bound is not below upper bound",
+        ),
+        (
+            r#"{"n": [{"numeric": [">", 5, "<", 5]}]}"#,
+            "lower bound is not below upper bound",
+        ),
+        (
+            r#"{"n": [{"numeric": [">", 1, ">", 2]}]}"#,
+            "more than one lower bound",
+        ),
+        (
+            r#"{"n": [{"numeric": ["~", 1]}]}"#,
+            "operator must be one of",
+        ),
         (r#"{"n": [{"numeric": [">", "1"]}]}"#, "finite number"),
         (r#"{"n": [{"numeric": [">"]}]}"#, "pairs"),
-        (r#"{"n": [{"numeric": ["=", 1, "<", 2]}]}"#, "cannot be combined"),
+        (
+            r#"{"n": [{"numeric": ["=", 1, "<", 2]}]}"#,
+            "cannot be combined",
+        ),
         (r#"{"n": [{"anything-but": []}]}"#, "list is empty"),
-        (r#"{"n": [{"anything-but": {"wildcard": "x"}}]}"#, "anything-but.wildcard"),
-        (r#"{"n": [{"anything-but": [{"a": 1}]}]}"#, "must be strings or numbers"),
+        (
+            r#"{"n": [{"anything-but": {"wildcard": "x"}}]}"#,
+            "anything-but.wildcard",
+        ),
+        (
+            r#"{"n": [{"anything-but": [{"a": 1}]}]}"#,
+            "must be strings or numbers",
+        ),
     ];
     for (p, needle) in table {
         check_err(p, needle);
@@ -201,7 +305,10 @@ fn malformed_patterns_are_rejected_with_clear_messages() {
     // The error names where it is.
     assert_eq!(
         Pattern::parse(r#"{"detail": {"x": 1}}"#).unwrap_err(),
-        PatternError::LeafNotArray { path: "$.detail.x".into(), found: "a number" }
+        PatternError::LeafNotArray {
+            path: "$.detail.x".into(),
+            found: "a number"
+        }
     );
 }
 
@@ -220,8 +327,13 @@ fn arb_json() -> impl Strategy<Value = Value> {
         any::<bool>().prop_map(Value::Bool),
         any::<i64>().prop_map(Value::from),
         any::<f64>().prop_map(Value::from),
-        prop_oneof![Just(">".to_string()), Just("<=".to_string()), Just("=".to_string()), ".{0,4}"]
-            .prop_map(Value::String),
+        prop_oneof![
+            Just(">".to_string()),
+            Just("<=".to_string()),
+            Just("=".to_string()),
+            ".{0,4}"
+        ]
+        .prop_map(Value::String),
     ];
     leaf.prop_recursive(5, 64, 6, move |inner| {
         prop_oneof![

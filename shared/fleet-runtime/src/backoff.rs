@@ -19,9 +19,15 @@ pub struct BackoffPolicy {
 
 impl BackoffPolicy {
     /// Production default: up to 2 s after the first failure, doubling to at most 15 minutes.
-    pub const DEFAULT: Self = Self { base: Duration::from_secs(2), cap: Duration::from_secs(15 * 60) };
+    pub const DEFAULT: Self = Self {
+        base: Duration::from_secs(2),
+        cap: Duration::from_secs(15 * 60),
+    };
     /// For tests that must see several retries quickly.
-    pub const FAST_TESTS: Self = Self { base: Duration::from_millis(10), cap: Duration::from_millis(100) };
+    pub const FAST_TESTS: Self = Self {
+        base: Duration::from_millis(10),
+        cap: Duration::from_millis(100),
+    };
 
     /// The effective cap: the configured one, never above 12 hours.
     pub fn effective_cap(&self) -> Duration {
@@ -34,7 +40,11 @@ impl BackoffPolicy {
         let exponent = receive_count.max(1) - 1;
         let cap = self.effective_cap();
         if exponent >= 64 {
-            return if self.base.is_zero() { Duration::ZERO } else { cap };
+            return if self.base.is_zero() {
+                Duration::ZERO
+            } else {
+                cap
+            };
         }
         // Saturating u128 nanoseconds: large bases and counts end at the cap, never wrap.
         let exp = self.base.as_nanos().saturating_mul(1u128 << exponent);
@@ -117,7 +127,10 @@ mod tests {
 
     #[test]
     fn jitter_is_spread_over_the_window_not_constant() {
-        let p = BackoffPolicy { base: Duration::from_secs(1), cap: Duration::from_secs(60) };
+        let p = BackoffPolicy {
+            base: Duration::from_secs(1),
+            cap: Duration::from_secs(60),
+        };
         let mut rng = StdRng::seed_from_u64(7);
         let samples: Vec<Duration> = (0..200).map(|_| p.delay(4, &mut rng)).collect();
         let max = samples.iter().max().copied().unwrap();
@@ -129,8 +142,14 @@ mod tests {
 
     #[test]
     fn a_huge_cap_is_clamped_to_twelve_hours() {
-        let p = BackoffPolicy { base: Duration::from_secs(3600), cap: Duration::from_secs(48 * 3600) };
+        let p = BackoffPolicy {
+            base: Duration::from_secs(3600),
+            cap: Duration::from_secs(48 * 3600),
+        };
         assert_eq!(p.ceiling(30), MAX_VISIBILITY);
-        assert_eq!(p.delay_with_hint(1, Some(Duration::from_secs(100 * 3600)), &mut rand::rng()), MAX_VISIBILITY);
+        assert_eq!(
+            p.delay_with_hint(1, Some(Duration::from_secs(100 * 3600)), &mut rand::rng()),
+            MAX_VISIBILITY
+        );
     }
 }

@@ -27,7 +27,10 @@ pub struct S3Pointer {
 pub enum ClaimCheck {
     /// An ordinary inline body.
     Inline,
-    Pointer { pointer: S3Pointer, declared_size: Option<u64> },
+    Pointer {
+        pointer: S3Pointer,
+        declared_size: Option<u64>,
+    },
     /// Marked as offloaded (size attribute or pointer class) but not a usable pointer.
     Invalid(&'static str),
 }
@@ -35,14 +38,21 @@ pub enum ClaimCheck {
 /// Classify a body. A message counts as offloaded when it carries a size attribute or its
 /// body names the pointer class; either way the pointer must then be well formed.
 pub fn detect(body: &str, attributes: &Attributes) -> ClaimCheck {
-    let size_attr = SIZE_ATTRIBUTES.iter().find_map(|name| attributes.get(*name));
+    let size_attr = SIZE_ATTRIBUTES
+        .iter()
+        .find_map(|name| attributes.get(*name));
     let looks_like_pointer = body.trim_start().starts_with('[') && body.contains(POINTER_CLASS);
     if size_attr.is_none() && !looks_like_pointer {
         return ClaimCheck::Inline;
     }
-    let declared_size = size_attr.and_then(|v| v.as_str()).and_then(|s| s.trim().parse::<u64>().ok());
+    let declared_size = size_attr
+        .and_then(|v| v.as_str())
+        .and_then(|s| s.trim().parse::<u64>().ok());
     match parse_pointer(body) {
-        Ok(pointer) => ClaimCheck::Pointer { pointer, declared_size },
+        Ok(pointer) => ClaimCheck::Pointer {
+            pointer,
+            declared_size,
+        },
         Err(why) => ClaimCheck::Invalid(why),
     }
 }
@@ -50,14 +60,22 @@ pub fn detect(body: &str, attributes: &Attributes) -> ClaimCheck {
 fn parse_pointer(body: &str) -> Result<S3Pointer, &'static str> {
     let value: serde_json::Value =
         serde_json::from_str(body).map_err(|_| "claim-check body is not JSON")?;
-    let items = value.as_array().ok_or("claim-check body is not a JSON array")?;
+    let items = value
+        .as_array()
+        .ok_or("claim-check body is not a JSON array")?;
     let [class, fields] = items.as_slice() else {
         return Err("claim-check array does not have two elements");
     };
     if class.as_str() != Some(POINTER_CLASS) {
         return Err("claim-check array does not name the S3 pointer class");
     }
-    let field = |name: &str| fields.get(name).and_then(|v| v.as_str()).filter(|s| !s.is_empty()).map(str::to_string);
+    let field = |name: &str| {
+        fields
+            .get(name)
+            .and_then(|v| v.as_str())
+            .filter(|s| !s.is_empty())
+            .map(str::to_string)
+    };
     let bucket = field("s3BucketName").ok_or("claim-check pointer has no s3BucketName")?;
     let key = field("s3Key").ok_or("claim-check pointer has no s3Key")?;
     Ok(S3Pointer { bucket, key })
@@ -66,9 +84,15 @@ fn parse_pointer(body: &str) -> Result<S3Pointer, &'static str> {
 /// Why a body could not be handed to the handler.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ResolveError {
-    Permanent { code: ErrorCode, detail: &'static str },
+    Permanent {
+        code: ErrorCode,
+        detail: &'static str,
+    },
     /// The object store failed in a way that may pass.
-    Retryable { reason: &'static str, retry_after: Option<Duration> },
+    Retryable {
+        reason: &'static str,
+        retry_after: Option<Duration>,
+    },
 }
 
 /// The body the handler sees: inline bodies as they are, pointers fetched, both bounded by
@@ -79,7 +103,10 @@ pub async fn resolve(
     backend: &dyn Backend,
     max_body_bytes: usize,
 ) -> Result<Option<String>, ResolveError> {
-    let too_large = ResolveError::Permanent { code: ErrorCode::BodyTooLarge, detail: "body exceeds max_body_bytes" };
+    let too_large = ResolveError::Permanent {
+        code: ErrorCode::BodyTooLarge,
+        detail: "body exceeds max_body_bytes",
+    };
     match detect(body, attributes) {
         ClaimCheck::Inline => {
             if body.len() > max_body_bytes {
@@ -87,19 +114,30 @@ pub async fn resolve(
             }
             Ok(None)
         }
-        ClaimCheck::Invalid(detail) => Err(ResolveError::Permanent { code: ErrorCode::ClaimCheckInvalid, detail }),
-        ClaimCheck::Pointer { pointer, declared_size } => {
+        ClaimCheck::Invalid(detail) => Err(ResolveError::Permanent {
+            code: ErrorCode::ClaimCheckInvalid,
+            detail,
+        }),
+        ClaimCheck::Pointer {
+            pointer,
+            declared_size,
+        } => {
             // Refuse a declared-too-large payload without downloading it.
             if declared_size.is_some_and(|n| n > max_body_bytes as u64) {
                 return Err(too_large);
             }
             let store = backend.objects(&pointer.bucket);
             let fetched = store.get(&pointer.key).await.map_err(|e| match e.kind {
-                fleet_core::ErrorKind::NotFound | fleet_core::ErrorKind::Invalid => ResolveError::Permanent {
-                    code: ErrorCode::ClaimCheckInvalid,
-                    detail: "claim-check bucket not found or request invalid",
+                fleet_core::ErrorKind::NotFound | fleet_core::ErrorKind::Invalid => {
+                    ResolveError::Permanent {
+                        code: ErrorCode::ClaimCheckInvalid,
+                        detail: "claim-check bucket not found or request invalid",
+                    }
+                }
+                _ => ResolveError::Retryable {
+                    reason: "claim-check object fetch failed",
+                    retry_after: e.retry_after,
                 },
-                _ => ResolveError::Retryable { reason: "claim-check object fetch failed", retry_after: e.retry_after },
             })?;
             let Some((bytes, _meta)) = fetched else {
                 return Err(ResolveError::Permanent {
@@ -110,10 +148,12 @@ pub async fn resolve(
             if bytes.len() > max_body_bytes {
                 return Err(too_large);
             }
-            String::from_utf8(bytes).map(Some).map_err(|_| ResolveError::Permanent {
-                code: ErrorCode::BodyEncoding,
-                detail: "claim-check object is not UTF-8",
-            })
+            String::from_utf8(bytes)
+                .map(Some)
+                .map_err(|_| ResolveError::Permanent {
+                    code: ErrorCode::BodyEncoding,
+                    detail: "claim-check object is not UTF-8",
+                })
         }
     }
 }
@@ -124,7 +164,10 @@ mod tests {
     use fleet_core::AttributeValue;
 
     fn attrs(pairs: &[(&str, &str)]) -> Attributes {
-        pairs.iter().map(|(k, v)| (k.to_string(), AttributeValue::number(v))).collect()
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), AttributeValue::number(v)))
+            .collect()
     }
 
     fn check(body: &str, attributes: &Attributes, expected: ClaimCheck) {
@@ -132,7 +175,10 @@ mod tests {
     }
 
     fn ptr(bucket: &str, key: &str) -> S3Pointer {
-        S3Pointer { bucket: bucket.into(), key: key.into() }
+        S3Pointer {
+            bucket: bucket.into(),
+            key: key.into(),
+        }
     }
 
     #[test]
@@ -143,14 +189,51 @@ mod tests {
         let good = r#"["software.amazon.payloadoffloading.PayloadS3Pointer",{"s3BucketName":"b","s3Key":"k/1"}]"#;
         check("MSH|^~\\&|A", &none, ClaimCheck::Inline);
         check("[1,2]", &none, ClaimCheck::Inline);
-        check(good, &sized, ClaimCheck::Pointer { pointer: ptr("b", "k/1"), declared_size: Some(300000) });
-        check(good, &legacy, ClaimCheck::Pointer { pointer: ptr("b", "k/1"), declared_size: Some(12) });
+        check(
+            good,
+            &sized,
+            ClaimCheck::Pointer {
+                pointer: ptr("b", "k/1"),
+                declared_size: Some(300000),
+            },
+        );
+        check(
+            good,
+            &legacy,
+            ClaimCheck::Pointer {
+                pointer: ptr("b", "k/1"),
+                declared_size: Some(12),
+            },
+        );
         // No size attribute (lost on the way): the class name alone marks it.
-        check(good, &none, ClaimCheck::Pointer { pointer: ptr("b", "k/1"), declared_size: None });
-        check("MSH|^~\\&|A", &sized, ClaimCheck::Invalid("claim-check body is not JSON"));
-        check("{}", &sized, ClaimCheck::Invalid("claim-check body is not a JSON array"));
-        check(r#"["x"]"#, &sized, ClaimCheck::Invalid("claim-check array does not have two elements"));
-        check(r#"["x",{}]"#, &sized, ClaimCheck::Invalid("claim-check array does not name the S3 pointer class"));
+        check(
+            good,
+            &none,
+            ClaimCheck::Pointer {
+                pointer: ptr("b", "k/1"),
+                declared_size: None,
+            },
+        );
+        check(
+            "MSH|^~\\&|A",
+            &sized,
+            ClaimCheck::Invalid("claim-check body is not JSON"),
+        );
+        check(
+            "{}",
+            &sized,
+            ClaimCheck::Invalid("claim-check body is not a JSON array"),
+        );
+        check(
+            r#"["x"]"#,
+            &sized,
+            ClaimCheck::Invalid("claim-check array does not have two elements"),
+        );
+        check(
+            r#"["x",{}]"#,
+            &sized,
+            ClaimCheck::Invalid("claim-check array does not name the S3 pointer class"),
+        );
         check(
             r#"["software.amazon.payloadoffloading.PayloadS3Pointer",{"s3Key":"k"}]"#,
             &none,
@@ -170,8 +253,18 @@ mod tests {
 
     #[test]
     fn a_non_numeric_size_attribute_is_ignored_not_fatal() {
-        let a: Attributes = [("ExtendedPayloadSize".to_string(), AttributeValue::string("lots"))].into();
+        let a: Attributes = [(
+            "ExtendedPayloadSize".to_string(),
+            AttributeValue::string("lots"),
+        )]
+        .into();
         let good = r#"["software.amazon.payloadoffloading.PayloadS3Pointer",{"s3BucketName":"b","s3Key":"k"}]"#;
-        assert_eq!(detect(good, &a), ClaimCheck::Pointer { pointer: ptr("b", "k"), declared_size: None });
+        assert_eq!(
+            detect(good, &a),
+            ClaimCheck::Pointer {
+                pointer: ptr("b", "k"),
+                declared_size: None
+            }
+        );
     }
 }

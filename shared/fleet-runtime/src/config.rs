@@ -39,7 +39,11 @@ pub struct HeartbeatConfig {
 
 impl Default for HeartbeatConfig {
     fn default() -> Self {
-        Self { enabled: true, extend_by: Duration::from_secs(60), max_lifetime: Duration::from_secs(12 * 3600) }
+        Self {
+            enabled: true,
+            extend_by: Duration::from_secs(60),
+            max_lifetime: Duration::from_secs(12 * 3600),
+        }
     }
 }
 
@@ -121,20 +125,30 @@ impl RuntimeConfig {
             return Err(RuntimeError::Config("worker name is empty".into()));
         }
         if self.queue.is_empty() {
-            return Err(RuntimeError::Config("queue is empty: set the worker's queue name or URL".into()));
+            return Err(RuntimeError::Config(
+                "queue is empty: set the worker's queue name or URL".into(),
+            ));
         }
         if self.concurrency == 0 {
-            return Err(RuntimeError::Config("concurrency must be at least 1".into()));
+            return Err(RuntimeError::Config(
+                "concurrency must be at least 1".into(),
+            ));
         }
         if self.max_attempts == 0 {
-            return Err(RuntimeError::Config("max_attempts must be at least 1".into()));
+            return Err(RuntimeError::Config(
+                "max_attempts must be at least 1".into(),
+            ));
         }
         if self.wait_time > Duration::from_secs(20) {
-            return Err(RuntimeError::Config("wait_time above 20 s: SQS long polls wait at most 20 s".into()));
+            return Err(RuntimeError::Config(
+                "wait_time above 20 s: SQS long polls wait at most 20 s".into(),
+            ));
         }
         if self.heartbeat.enabled && self.heartbeat.extend_by < Duration::from_secs(1) {
             // SQS counts visibility in whole seconds: a shorter extension would release the message.
-            return Err(RuntimeError::Config("heartbeat.extend_by must be at least 1 s (or disable the heartbeat)".into()));
+            return Err(RuntimeError::Config(
+                "heartbeat.extend_by must be at least 1 s (or disable the heartbeat)".into(),
+            ));
         }
         Ok(())
     }
@@ -158,10 +172,15 @@ pub enum RuntimeError {
         "queue {queue} has no redrive policy: attach a dead-letter queue (RedrivePolicy with maxReceiveCount above the worker's max attempts), or set FLEET_ALLOW_UNENCRYPTED=1 for local development"
     )]
     NoRedrivePolicy { queue: String },
-    #[error("queue {queue} is FIFO but its dead-letter queue {dlq} is not: use a FIFO dead-letter queue")]
+    #[error(
+        "queue {queue} is FIFO but its dead-letter queue {dlq} is not: use a FIFO dead-letter queue"
+    )]
     DlqNotFifo { queue: String, dlq: String },
     #[error("cannot open queue {queue}: {source}")]
     Queue { queue: String, source: PortError },
     #[error("cannot serve health/metrics on {addr}: {source}")]
-    HealthBind { addr: SocketAddr, source: std::io::Error },
+    HealthBind {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
 }

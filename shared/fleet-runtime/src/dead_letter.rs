@@ -43,7 +43,10 @@ pub fn build(
     let detail = if dropped.is_empty() {
         FailureMetadata::sanitise_detail(detail)
     } else {
-        FailureMetadata::sanitise_detail(&format!("{detail}; attributes dropped for room: {}", dropped.join(",")))
+        FailureMetadata::sanitise_detail(&format!(
+            "{detail}; attributes dropped for room: {}",
+            dropped.join(",")
+        ))
     };
     let metadata = FailureMetadata {
         code,
@@ -51,7 +54,9 @@ pub fn build(
         worker: ctx.worker.to_string(),
         source_queue: ctx.source_queue.to_string(),
         // A replayed message that fails again keeps the time of its first failure.
-        first_failure: previous.map(|p| p.first_failure).unwrap_or_else(|| ctx.now.to_string()),
+        first_failure: previous
+            .map(|p| p.first_failure)
+            .unwrap_or_else(|| ctx.now.to_string()),
         last_failure: ctx.now.to_string(),
         receive_count: msg.receive_count,
         message_id: msg.message_id.clone(),
@@ -60,13 +65,23 @@ pub fn build(
     let (group_id, dedup_id) = if ctx.dlq_fifo {
         (
             // A standard source cannot have a FIFO DLQ on SQS; locally fall back to the id.
-            Some(msg.group_id.clone().unwrap_or_else(|| msg.message_id.clone())),
+            Some(
+                msg.group_id
+                    .clone()
+                    .unwrap_or_else(|| msg.message_id.clone()),
+            ),
             Some(format!("{}-{}", msg.message_id, msg.receive_count)),
         )
     } else {
         (None, None)
     };
-    let out = OutgoingMessage { body: msg.body.clone(), attributes, delay: None, group_id, dedup_id };
+    let out = OutgoingMessage {
+        body: msg.body.clone(),
+        attributes,
+        delay: None,
+        group_id,
+        dedup_id,
+    };
     (out, dropped)
 }
 
@@ -90,17 +105,26 @@ mod tests {
     }
 
     fn ctx(fifo: bool) -> FailureContext<'static> {
-        FailureContext { worker: "w", source_queue: "src", now: "2026-02-01T00:00:00Z", dlq_fifo: fifo }
+        FailureContext {
+            worker: "w",
+            source_queue: "src",
+            now: "2026-02-01T00:00:00Z",
+            dlq_fifo: fifo,
+        }
     }
 
     #[test]
     fn keeps_body_and_attributes_and_adds_metadata() {
-        let attrs: Attributes = [("correlation_id".to_string(), AttributeValue::string("c-9"))].into();
+        let attrs: Attributes =
+            [("correlation_id".to_string(), AttributeValue::string("c-9"))].into();
         let msg = received(attrs, None);
         let (out, dropped) = build(&msg, ErrorCode::Hl7NotAdt, "MSH-9 is ORU\n", &ctx(false));
         assert!(dropped.is_empty());
         assert_eq!(out.body, msg.body);
-        assert_eq!(out.attributes["correlation_id"], AttributeValue::string("c-9"));
+        assert_eq!(
+            out.attributes["correlation_id"],
+            AttributeValue::string("c-9")
+        );
         assert_eq!(out.group_id, None);
         assert_eq!(out.dedup_id, None);
         let m = FailureMetadata::from_attributes(&out.attributes).unwrap();
@@ -125,7 +149,12 @@ mod tests {
             message_id: "m-0".into(),
         };
         let attrs: Attributes = [(FAILURE_ATTRIBUTE.to_string(), old.to_attribute())].into();
-        let (out, _) = build(&received(attrs, None), ErrorCode::DownstreamRejected, "no", &ctx(false));
+        let (out, _) = build(
+            &received(attrs, None),
+            ErrorCode::DownstreamRejected,
+            "no",
+            &ctx(false),
+        );
         let m = FailureMetadata::from_attributes(&out.attributes).unwrap();
         assert_eq!(m.first_failure, "2025-12-24T10:00:00Z");
         assert_eq!(m.last_failure, "2026-02-01T00:00:00Z");
@@ -135,15 +164,27 @@ mod tests {
 
     #[test]
     fn fifo_copy_keeps_the_group_and_dedups_per_receive() {
-        let (out, _) = build(&received(Attributes::new(), Some("patient-7")), ErrorCode::Hl7ParseError, "", &ctx(true));
+        let (out, _) = build(
+            &received(Attributes::new(), Some("patient-7")),
+            ErrorCode::Hl7ParseError,
+            "",
+            &ctx(true),
+        );
         assert_eq!(out.group_id.as_deref(), Some("patient-7"));
         assert_eq!(out.dedup_id.as_deref(), Some("m-1-3"));
     }
 
     #[test]
     fn ten_attributes_make_room_for_the_failure_attribute() {
-        let attrs: Attributes = (0..10).map(|i| (format!("a{i}"), AttributeValue::number(i))).collect();
-        let (out, dropped) = build(&received(attrs, None), ErrorCode::Hl7NotAdt, "bad", &ctx(false));
+        let attrs: Attributes = (0..10)
+            .map(|i| (format!("a{i}"), AttributeValue::number(i)))
+            .collect();
+        let (out, dropped) = build(
+            &received(attrs, None),
+            ErrorCode::Hl7NotAdt,
+            "bad",
+            &ctx(false),
+        );
         assert_eq!(dropped, vec!["a9".to_string()]);
         assert_eq!(out.attributes.len(), MAX_ATTRIBUTES);
         assert!(out.attributes.contains_key("a8"));

@@ -1,1 +1,30 @@
-//! The consumer runtime: polling, retries, DLQ, heartbeat, shutdown, telemetry.
+//! The consumer runtime every fleet worker plugs its handler into: long polling bounded by free
+//! handler slots, one tracing span per message, retries by visibility backoff, dead-lettering
+//! with failure metadata (send first, delete second), batched deletes and visibility changes,
+//! a visibility heartbeat for long handlers, FIFO group ordering, SQS Extended Client claim
+//! checks, an encryption guardrail at start, graceful shutdown, and telemetry (JSON logs,
+//! Prometheus text, CloudWatch EMF, liveness that fails when polling stalls).
+//!
+//! It also offers the pieces handlers share: [`EventPublisher`] (batched PutEvents) and
+//! [`IdempotencyStore`]. See DESIGN.md in this crate for the message life cycle.
+
+pub mod backoff;
+mod batcher;
+pub mod claim_check;
+pub mod config;
+pub mod dead_letter;
+pub mod fifo;
+pub mod idempotency;
+mod logging;
+pub mod publisher;
+mod runtime;
+mod signals;
+pub mod telemetry;
+
+pub use backoff::BackoffPolicy;
+pub use config::{HeartbeatConfig, MetricsFormat, RuntimeConfig, RuntimeError};
+pub use idempotency::{Begin, IdempotencyStore};
+pub use logging::{init_logging, init_logging_with_default};
+pub use publisher::EventPublisher;
+pub use signals::shutdown_on_signals;
+pub use runtime::{CORRELATION_ATTRIBUTE, Delivery, Handler, Outcome, RunReport, run};

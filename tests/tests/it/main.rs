@@ -1,4 +1,9 @@
-//! The one integration-test binary: contract suite, end-to-end tests, architecture checks.
+//! The one integration-test binary of the workspace's `tests` crate: the contract suite for
+//! both backends, AWS adapter checks, end-to-end runs of the real worker binaries, and the
+//! architecture checks.
 
 mod arch;
+mod aws_adapter;
+mod contract;
+mod e2e_aws;
 mod e2e_local;

@@ -11,7 +11,7 @@ async fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Command::Demo { dir, messages, malformed, seed } => {
-            fleet_runtime::init_logging(std::env::var(fleet_core::env::LOG_FORMAT).map(|f| f == "json").unwrap_or(false));
+            fleet_runtime::init_logging_with_default(std::env::var(fleet_core::env::LOG_FORMAT).is_ok_and(|f| f == "json"), "warn");
             let temp;
             let dir = match dir {
                 Some(d) => d,

@@ -118,7 +118,7 @@ fn primary_id(msg: &AdtMessage) -> Option<&fleet_hl7::PatientId> {
 }
 
 fn patient_pk(id: &fleet_hl7::PatientId) -> String {
-    format!("PATIENT#{}#{}", id.authority.as_deref().unwrap_or(""), id.id)
+    format!("PATIENT#{}#{}", id.authority.as_deref().unwrap_or(""), id.id.expose())
 }
 
 /// The records of one message, event record first.
@@ -159,7 +159,7 @@ fn records_for(msg: &AdtMessage, envelope: &EventEnvelope) -> Vec<ConditionalPut
             condition: Condition::OrderBelow(order),
         });
     }
-    if let Some(visit_number) = msg.visit.as_ref().and_then(|v| v.visit_number.as_deref()).filter(|v| !v.is_empty()) {
+    if let Some(visit_number) = msg.visit.as_ref().and_then(|v| v.visit_number.expose().as_deref()).filter(|v| !v.is_empty()) {
         puts.push(ConditionalPut {
             record: Record {
                 pk: format!("ENCOUNTER#{}#{}", msg.sending_facility, visit_number),

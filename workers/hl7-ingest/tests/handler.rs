@@ -92,8 +92,8 @@ async fn minimal_policy_events_carry_no_name_or_birth_date_and_full_ones_do() {
     }
 }
 
-#[test]
-fn every_generated_malformed_sample_gets_its_expected_code_and_the_rest_parse() {
+#[tokio::test]
+async fn every_generated_malformed_sample_gets_its_expected_code_and_the_rest_parse() {
     let dir = tempfile::tempdir().unwrap();
     let (_local, handler) = setup(dir.path(), PhiPolicy::Minimal);
     let set = samples::generate(3, 120, 20);

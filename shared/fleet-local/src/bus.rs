@@ -1,0 +1,249 @@
+//! An EventBridge-like bus: events are stored and routed to local queues by rule patterns.
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use fleet_core::ports::{BatchResult, BusEvent, EntryFailure, EventBus, OutgoingMessage};
+use fleet_core::requests::count;
+use fleet_core::{ErrorKind, PortError};
+use fleet_pattern::Pattern;
+use rusqlite::{Transaction, params};
+use serde_json::{Value, json};
+use time::OffsetDateTime;
+use time::format_description::well_known::Rfc3339;
+
+use crate::db::{Db, json_err, sql_err};
+use crate::now_ms;
+use crate::queue::send_in_tx;
+
+/// The account and region local envelopes carry.
+pub const LOCAL_ACCOUNT: &str = "000000000000";
+pub const LOCAL_REGION: &str = "local";
+const MAX_ENTRIES: usize = 10;
+const MAX_ENTRY_BYTES: usize = 256 * 1024;
+
+pub(crate) fn put_rule(
+    db: &Db,
+    bus: &str,
+    rule: &str,
+    pattern_json: &str,
+    target_queue: &str,
+) -> Result<(), PortError> {
+    const OP: &str = "local.put_rule";
+    if bus.is_empty() || rule.is_empty() || target_queue.is_empty() {
+        return Err(PortError::invalid(
+            OP,
+            "bus, rule name and target queue must not be empty",
+        ));
+    }
+    Pattern::parse(pattern_json)
+        .map_err(|e| PortError::invalid(OP, format!("rule {rule:?}: {e}")))?;
+    db.run_sync(OP, |tx| {
+        tx.execute(
+            "INSERT OR REPLACE INTO bus_rules (bus, name, pattern, target_queue) VALUES (?1, ?2, ?3, ?4)",
+            params![bus, rule, pattern_json, target_queue],
+        )
+        .map_err(sql_err(OP))?;
+        Ok(())
+    })
+}
+
+/// Idempotent, like EventBridge's DeleteRule.
+pub(crate) fn delete_rule(db: &Db, bus: &str, rule: &str) -> Result<(), PortError> {
+    const OP: &str = "local.delete_rule";
+    db.run_sync(OP, |tx| {
+        tx.execute(
+            "DELETE FROM bus_rules WHERE bus = ?1 AND name = ?2",
+            params![bus, rule],
+        )
+        .map_err(sql_err(OP))?;
+        Ok(())
+    })
+}
+
+pub(crate) fn list_events(db: &Db, bus: &str) -> Result<Vec<Value>, PortError> {
+    const OP: &str = "local.list_bus_events";
+    db.run_sync(OP, |tx| {
+        let mut st = tx
+            .prepare("SELECT envelope FROM bus_events WHERE bus = ?1 ORDER BY seq")
+            .map_err(sql_err(OP))?;
+        let rows = st
+            .query_map([bus], |r| r.get::<_, String>(0))
+            .map_err(sql_err(OP))?;
+        let mut out = Vec::new();
+        for row in rows {
+            out.push(serde_json::from_str(&row.map_err(sql_err(OP))?).map_err(json_err(OP))?);
+        }
+        Ok(out)
+    })
+}
+
+struct Rule {
+    name: String,
+    pattern: Pattern,
+    target: String,
+}
+
+fn load_rules(tx: &Transaction<'_>, bus: &str) -> Result<Vec<Rule>, PortError> {
+    const OP: &str = "events.PutEvents";
+    let mut st = tx
+        .prepare_cached(
+            "SELECT name, pattern, target_queue FROM bus_rules WHERE bus = ?1 ORDER BY name",
+        )
+        .map_err(sql_err(OP))?;
+    let rows = st
+        .query_map([bus], |r| {
+            Ok((
+                r.get::<_, String>(0)?,
+                r.get::<_, String>(1)?,
+                r.get::<_, String>(2)?,
+            ))
+        })
+        .map_err(sql_err(OP))?;
+    let mut rules = Vec::new();
+    for row in rows {
+        let (name, pattern, target) = row.map_err(sql_err(OP))?;
+        // Patterns are validated by put_rule; one edited by hand is skipped, not fatal.
+        match Pattern::parse(&pattern) {
+            Ok(pattern) => rules.push(Rule {
+                name,
+                pattern,
+                target,
+            }),
+            Err(e) => {
+                tracing::warn!(bus, rule = %name, error = %e, "skipping a rule whose pattern does not parse")
+            }
+        }
+    }
+    Ok(rules)
+}
+
+fn now_rfc3339() -> String {
+    let now = OffsetDateTime::now_utc();
+    let now = now.replace_nanosecond(0).unwrap_or(now);
+    now.format(&Rfc3339)
+        .unwrap_or_else(|_| "1970-01-01T00:00:00Z".into())
+}
+
+/// The envelope EventBridge delivers to targets, or the per-entry error code.
+fn envelope(e: &BusEvent) -> Result<Value, &'static str> {
+    if e.source.is_empty() || e.detail_type.is_empty() {
+        return Err("InvalidArgument");
+    }
+    if e.source.len() + e.detail_type.len() + e.detail.len() > MAX_ENTRY_BYTES {
+        return Err("InvalidArgument");
+    }
+    let detail: Value = serde_json::from_str(&e.detail).map_err(|_| "MalformedDetail")?;
+    if !detail.is_object() {
+        return Err("MalformedDetail");
+    }
+    let time = match &e.time {
+        Some(t) => {
+            OffsetDateTime::parse(t, &Rfc3339).map_err(|_| "InvalidArgument")?;
+            t.clone()
+        }
+        None => now_rfc3339(),
+    };
+    Ok(json!({
+        "version": "0",
+        "id": uuid::Uuid::new_v4().to_string(),
+        "detail-type": e.detail_type,
+        "source": e.source,
+        "account": LOCAL_ACCOUNT,
+        "time": time,
+        "region": LOCAL_REGION,
+        "resources": e.resources,
+        "detail": detail,
+    }))
+}
+
+fn put_in_tx(
+    tx: &Transaction<'_>,
+    bus: &str,
+    events: &[BusEvent],
+) -> Result<BatchResult, PortError> {
+    const OP: &str = "events.PutEvents";
+    let rules = load_rules(tx, bus)?;
+    let now = now_ms();
+    let mut result = BatchResult::default();
+    for (index, e) in events.iter().enumerate() {
+        let env = match envelope(e) {
+            Ok(env) => env,
+            Err(code) => {
+                result.failed.push(EntryFailure {
+                    index,
+                    code: code.into(),
+                    sender_fault: true,
+                });
+                continue;
+            }
+        };
+        let id = env["id"].as_str().unwrap_or_default().to_string();
+        let body = serde_json::to_string(&env).map_err(json_err(OP))?;
+        tx.execute(
+            "INSERT INTO bus_events (bus, event_id, envelope, put_ms) VALUES (?1, ?2, ?3, ?4)",
+            params![bus, id, body, now],
+        )
+        .map_err(sql_err(OP))?;
+        for rule in rules.iter().filter(|r| r.pattern.matches(&env)) {
+            // The SQS target gets exactly the envelope. FIFO targets need a group: like an
+            // EventBridge target's MessageGroupId, the rule name; the event id deduplicates.
+            let message = OutgoingMessage {
+                body: body.clone(),
+                group_id: Some(rule.name.clone()),
+                dedup_id: Some(id.clone()),
+                ..OutgoingMessage::default()
+            };
+            match send_in_tx(tx, &rule.target, &message) {
+                Ok(Ok(_)) => {}
+                // EventBridge accepts the event and fails the delivery on its own side.
+                Ok(Err(code)) => {
+                    tracing::warn!(bus, rule = %rule.name, target = %rule.target, code, "rule target refused the event")
+                }
+                Err(e) if e.kind == ErrorKind::NotFound => {
+                    tracing::warn!(bus, rule = %rule.name, target = %rule.target, "rule target queue does not exist")
+                }
+                Err(e) => return Err(e),
+            }
+        }
+    }
+    Ok(result)
+}
+
+/// A bus port bound to one bus name.
+pub(crate) struct LocalBus {
+    db: Arc<Db>,
+    name: Arc<str>,
+}
+
+impl LocalBus {
+    pub(crate) fn new(db: Arc<Db>, name: String) -> Self {
+        Self {
+            db,
+            name: name.into(),
+        }
+    }
+}
+
+#[async_trait]
+impl EventBus for LocalBus {
+    fn id(&self) -> &str {
+        &self.name
+    }
+
+    async fn put_events(&self, events: &[BusEvent]) -> Result<BatchResult, PortError> {
+        const OP: &str = "events.PutEvents";
+        count(OP);
+        if events.is_empty() || events.len() > MAX_ENTRIES {
+            return Err(PortError::invalid(
+                OP,
+                format!("PutEvents takes 1 to 10 entries, got {}", events.len()),
+            ));
+        }
+        let bus = self.name.clone();
+        let events = events.to_vec();
+        self.db
+            .run(OP, move |tx| put_in_tx(tx, &bus, &events))
+            .await
+    }
+}

@@ -1,0 +1,165 @@
+//! Batched event publishing. Concurrent handlers each publish one or two events per message;
+//! sending each in its own PutEvents call would cost a request per event. The publisher queues
+//! entries, sends up to 10 per call after a short linger, retries failed entries with `backon`
+//! (exponential with jitter, bounded), and resolves each caller's future with its own entry's
+//! fate.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use backon::{BackoffBuilder, ExponentialBuilder};
+use fleet_core::{BusEvent, ErrorKind, EventBus, PortError};
+use tokio::sync::{Semaphore, mpsc, oneshot};
+use tokio_util::task::TaskTracker;
+
+use crate::batcher::{MAX_BATCH, next_batch};
+
+/// Default linger before a partial batch is sent.
+pub const DEFAULT_LINGER: Duration = Duration::from_millis(10);
+const MAX_FLIGHTS: usize = 8;
+
+type Reply = oneshot::Sender<Result<(), PortError>>;
+
+/// Batches PutEvents across concurrent handlers. Cheap to share behind an `Arc`.
+pub struct EventPublisher {
+    tx: mpsc::UnboundedSender<(BusEvent, Reply)>,
+}
+
+impl std::fmt::Debug for EventPublisher {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EventPublisher").finish_non_exhaustive()
+    }
+}
+
+impl EventPublisher {
+    /// Starts the batching task on the current Tokio runtime. It ends when the publisher is
+    /// dropped and the queued entries are sent.
+    pub fn new(bus: Arc<dyn EventBus>, linger: Duration) -> Self {
+        Self::with_retry(bus, linger, default_retry())
+    }
+
+    /// As [`Self::new`] with an explicit retry schedule for failed entries.
+    pub fn with_retry(bus: Arc<dyn EventBus>, linger: Duration, retry: ExponentialBuilder) -> Self {
+        let (tx, mut rx) = mpsc::unbounded_channel::<(BusEvent, Reply)>();
+        tokio::spawn(async move {
+            let flights = TaskTracker::new();
+            let limit = Arc::new(Semaphore::new(MAX_FLIGHTS));
+            while let Some(batch) = next_batch(&mut rx, linger, MAX_BATCH).await {
+                let Ok(permit) = limit.clone().acquire_owned().await else {
+                    break;
+                };
+                let bus = bus.clone();
+                flights.spawn(async move {
+                    send_with_retry(bus.as_ref(), batch, retry).await;
+                    drop(permit);
+                });
+            }
+            flights.close();
+            flights.wait().await;
+        });
+        Self { tx }
+    }
+
+    /// Resolves when this event is accepted by the bus, or with the error that finally failed it.
+    pub async fn publish(&self, event: BusEvent) -> Result<(), PortError> {
+        let (reply, rx) = oneshot::channel();
+        self.tx.send((event, reply)).map_err(|_| {
+            PortError::new(
+                ErrorKind::Other,
+                "publisher.publish",
+                "event publisher has stopped",
+            )
+        })?;
+        rx.await.unwrap_or_else(|_| {
+            Err(PortError::new(
+                ErrorKind::Other,
+                "publisher.publish",
+                "event publisher dropped the entry",
+            ))
+        })
+    }
+}
+
+/// 50 ms doubling to 2 s, jittered, at most 6 retries: about 5 s in the worst case, short
+/// enough that a handler's message visibility is not at risk.
+pub fn default_retry() -> ExponentialBuilder {
+    ExponentialBuilder::default()
+        .with_min_delay(Duration::from_millis(50))
+        .with_max_delay(Duration::from_secs(2))
+        .with_max_times(6)
+        .with_jitter()
+}
+
+async fn send_with_retry(
+    bus: &dyn EventBus,
+    batch: Vec<(BusEvent, Reply)>,
+    retry: ExponentialBuilder,
+) {
+    let mut delays = retry.build();
+    let mut pending = batch;
+    loop {
+        let events: Vec<BusEvent> = pending.iter().map(|(e, _)| e.clone()).collect();
+        let mut again = Vec::new();
+        let mut last_error: Option<PortError> = None;
+        match bus.put_events(&events).await {
+            Ok(result) => {
+                let mut failures: Vec<Option<(String, bool)>> = vec![None; pending.len()];
+                for f in &result.failed {
+                    if let Some(slot) = failures.get_mut(f.index) {
+                        *slot = Some((f.code.clone(), f.sender_fault));
+                    }
+                }
+                for ((event, reply), failure) in pending.into_iter().zip(failures) {
+                    match failure {
+                        None => {
+                            let _ = reply.send(Ok(()));
+                        }
+                        Some((code, true)) => {
+                            tracing::error!(code = %code, detail_type = %event.detail_type, "event rejected by the bus");
+                            let _ = reply.send(Err(PortError::invalid(
+                                "events.PutEvents",
+                                format!("entry rejected: {code}"),
+                            )));
+                        }
+                        Some((code, false)) => {
+                            last_error = Some(PortError::transient(
+                                "events.PutEvents",
+                                format!("entry failed: {code}"),
+                            ));
+                            again.push((event, reply));
+                        }
+                    }
+                }
+            }
+            Err(e) if e.is_retryable() => {
+                last_error = Some(e);
+                again = pending;
+            }
+            Err(e) => {
+                for (_, reply) in pending {
+                    let _ = reply.send(Err(e.clone()));
+                }
+                return;
+            }
+        }
+        if again.is_empty() {
+            return;
+        }
+        let Some(delay) = delays.next() else {
+            let e = last_error
+                .unwrap_or_else(|| PortError::transient("events.PutEvents", "retries exhausted"));
+            tracing::error!(entries = again.len(), error = %e, "events not accepted after retries");
+            for (_, reply) in again {
+                let _ = reply.send(Err(e.clone()));
+            }
+            return;
+        };
+        tracing::debug!(
+            entries = again.len(),
+            delay_ms = delay.as_millis() as u64,
+            "retrying event entries"
+        );
+        tokio::time::sleep(delay).await;
+        pending = again;
+    }
+}
