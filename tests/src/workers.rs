@@ -10,7 +10,10 @@ use std::time::{Duration, Instant};
 pub fn binary(name: &str) -> PathBuf {
     let exe = std::env::current_exe().expect("test binary path");
     // target/<profile>/deps/it-<hash> → target/<profile>/<name>
-    let dir = exe.parent().and_then(Path::parent).expect("target profile directory");
+    let dir = exe
+        .parent()
+        .and_then(Path::parent)
+        .expect("target profile directory");
     let path = dir.join(name);
     assert!(
         path.exists(),
@@ -31,7 +34,10 @@ impl Worker {
     pub fn start(name: &str, args: &[&str], envs: &[(&str, String)], log: PathBuf) -> Worker {
         let file = std::fs::File::create(&log).expect("log file");
         let mut cmd = Command::new(binary(name));
-        cmd.args(args).stdin(Stdio::null()).stdout(file.try_clone().expect("log file")).stderr(file);
+        cmd.args(args)
+            .stdin(Stdio::null())
+            .stdout(file.try_clone().expect("log file"))
+            .stderr(file);
         for (k, _) in std::env::vars() {
             if k.starts_with("FLEET_") || k.starts_with("AWS_") {
                 cmd.env_remove(&k);
@@ -47,7 +53,11 @@ impl Worker {
     /// Send SIGTERM and wait for the exit; returns how long the worker took and its status.
     pub fn terminate(&mut self, limit: Duration) -> (Duration, std::process::ExitStatus) {
         let started = Instant::now();
-        let status = Command::new("kill").arg("-TERM").arg(self.child.id().to_string()).status().expect("kill");
+        let status = Command::new("kill")
+            .arg("-TERM")
+            .arg(self.child.id().to_string())
+            .status()
+            .expect("kill");
         assert!(status.success(), "kill -TERM failed");
         loop {
             if let Some(status) = self.child.try_wait().expect("wait") {
@@ -55,7 +65,10 @@ impl Worker {
             }
             if started.elapsed() > limit {
                 let _ = self.child.kill();
-                panic!("worker did not exit within {limit:?} of SIGTERM; log:\n{}", self.log_text());
+                panic!(
+                    "worker did not exit within {limit:?} of SIGTERM; log:\n{}",
+                    self.log_text()
+                );
             }
             std::thread::sleep(Duration::from_millis(20));
         }
@@ -70,7 +83,10 @@ impl Worker {
             }
             if started.elapsed() > limit {
                 let _ = self.child.kill();
-                panic!("worker did not exit within {limit:?}; log:\n{}", self.log_text());
+                panic!(
+                    "worker did not exit within {limit:?}; log:\n{}",
+                    self.log_text()
+                );
             }
             std::thread::sleep(Duration::from_millis(20));
         }
@@ -90,10 +106,18 @@ impl Drop for Worker {
 
 /// Assert that no log line contains any of `secrets` (names, MRNs, birth dates).
 pub fn assert_no_phi(log: &str, secrets: &[String]) {
-    assert!(!log.is_empty(), "the worker wrote no log at all: the PHI scan would prove nothing");
+    assert!(
+        !log.is_empty(),
+        "the worker wrote no log at all: the PHI scan would prove nothing"
+    );
     for (n, line) in log.lines().enumerate() {
         for s in secrets {
-            assert!(!line.contains(s.as_str()), "log line {} contains patient data ({} chars matched)", n + 1, s.len());
+            assert!(
+                !line.contains(s.as_str()),
+                "log line {} contains patient data ({} chars matched)",
+                n + 1,
+                s.len()
+            );
         }
     }
 }
@@ -102,7 +126,14 @@ pub fn assert_no_phi(log: &str, secrets: &[String]) {
 pub fn sample_secrets(samples: &[hl7_ingest::samples::Sample]) -> Vec<String> {
     let mut s: Vec<String> = samples
         .iter()
-        .flat_map(|x| [x.patient.family.clone(), x.patient.given.clone(), x.patient.mrn.clone(), x.patient.birth_date.clone()])
+        .flat_map(|x| {
+            [
+                x.patient.family.clone(),
+                x.patient.given.clone(),
+                x.patient.mrn.clone(),
+                x.patient.birth_date.clone(),
+            ]
+        })
         .collect();
     s.sort();
     s.dedup();
@@ -111,9 +142,15 @@ pub fn sample_secrets(samples: &[hl7_ingest::samples::Sample]) -> Vec<String> {
 
 /// The `requests` field of the worker's final `run finished` log line.
 pub fn final_request_counts(log: &str) -> Option<std::collections::BTreeMap<String, u64>> {
-    log.lines().rev().find(|l| l.contains("run finished")).and_then(|l| {
-        let v: serde_json::Value = serde_json::from_str(l).ok()?;
-        let req = v.get("fields").and_then(|f| f.get("requests")).or_else(|| v.get("requests"))?;
-        serde_json::from_str(req.as_str()?).ok()
-    })
+    log.lines()
+        .rev()
+        .find(|l| l.contains("run finished"))
+        .and_then(|l| {
+            let v: serde_json::Value = serde_json::from_str(l).ok()?;
+            let req = v
+                .get("fields")
+                .and_then(|f| f.get("requests"))
+                .or_else(|| v.get("requests"))?;
+            serde_json::from_str(req.as_str()?).ok()
+        })
 }

@@ -39,10 +39,19 @@ impl BackendArgs {
     /// The kind to use: explicit, else inferred from the AWS environment.
     pub fn kind(&self) -> BackendKind {
         self.backend.unwrap_or_else(|| {
-            let aws_configured = ["AWS_REGION", "AWS_DEFAULT_REGION", "AWS_PROFILE", "AWS_ENDPOINT_URL"]
-                .iter()
-                .any(|k| std::env::var_os(k).is_some_and(|v| !v.is_empty()));
-            if aws_configured { BackendKind::Aws } else { BackendKind::Local }
+            let aws_configured = [
+                "AWS_REGION",
+                "AWS_DEFAULT_REGION",
+                "AWS_PROFILE",
+                "AWS_ENDPOINT_URL",
+            ]
+            .iter()
+            .any(|k| std::env::var_os(k).is_some_and(|v| !v.is_empty()));
+            if aws_configured {
+                BackendKind::Aws
+            } else {
+                BackendKind::Local
+            }
         })
     }
 
@@ -51,7 +60,9 @@ impl BackendArgs {
         match self.kind() {
             BackendKind::Local => Ok(Arc::new(self.open_local()?)),
             BackendKind::Aws => {
-                let backend = fleet_aws::AwsBackend::from_env().await.with_kms_key(self.s3_kms_key_id.clone());
+                let backend = fleet_aws::AwsBackend::from_env()
+                    .await
+                    .with_kms_key(self.s3_kms_key_id.clone());
                 Ok(Arc::new(backend))
             }
         }

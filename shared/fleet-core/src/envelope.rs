@@ -28,7 +28,10 @@ pub struct EventEnvelope {
 
 /// A deterministic event id from a namespace and an idempotency key (UUID v5).
 pub fn deterministic_event_id(namespace: &str, key: &str) -> String {
-    let ns = uuid::Uuid::new_v5(&uuid::Uuid::NAMESPACE_URL, format!("urn:fleet:{namespace}").as_bytes());
+    let ns = uuid::Uuid::new_v5(
+        &uuid::Uuid::NAMESPACE_URL,
+        format!("urn:fleet:{namespace}").as_bytes(),
+    );
     uuid::Uuid::new_v5(&ns, key.as_bytes()).to_string()
 }
 

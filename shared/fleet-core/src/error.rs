@@ -49,7 +49,12 @@ pub struct PortError {
 
 impl PortError {
     pub fn new(kind: ErrorKind, op: &'static str, message: impl Into<String>) -> Self {
-        Self { kind, op, message: message.into(), retry_after: None }
+        Self {
+            kind,
+            op,
+            message: message.into(),
+            retry_after: None,
+        }
     }
     pub fn transient(op: &'static str, message: impl Into<String>) -> Self {
         Self::new(ErrorKind::Transient, op, message)

@@ -54,7 +54,10 @@ impl FailureMetadata {
 
     /// Read the attribute back; `None` when absent or not ours.
     pub fn from_attributes(attrs: &Attributes) -> Option<Self> {
-        attrs.get(FAILURE_ATTRIBUTE).and_then(|v| v.as_str()).and_then(|s| serde_json::from_str(s).ok())
+        attrs
+            .get(FAILURE_ATTRIBUTE)
+            .and_then(|v| v.as_str())
+            .and_then(|s| serde_json::from_str(s).ok())
     }
 }
 

@@ -26,13 +26,25 @@ pub struct AttributeValue {
 
 impl AttributeValue {
     pub fn string(v: impl Into<String>) -> Self {
-        Self { data_type: "String".into(), string_value: Some(v.into()), binary_value: None }
+        Self {
+            data_type: "String".into(),
+            string_value: Some(v.into()),
+            binary_value: None,
+        }
     }
     pub fn number(v: impl ToString) -> Self {
-        Self { data_type: "Number".into(), string_value: Some(v.to_string()), binary_value: None }
+        Self {
+            data_type: "Number".into(),
+            string_value: Some(v.to_string()),
+            binary_value: None,
+        }
     }
     pub fn binary(v: Vec<u8>) -> Self {
-        Self { data_type: "Binary".into(), string_value: None, binary_value: Some(v) }
+        Self {
+            data_type: "Binary".into(),
+            string_value: None,
+            binary_value: Some(v),
+        }
     }
     pub fn as_str(&self) -> Option<&str> {
         self.string_value.as_deref()
@@ -267,5 +279,10 @@ pub trait ObjectStore: Send + Sync {
     async fn get(&self, key: &str) -> Result<Option<(Vec<u8>, ObjectMeta)>, PortError>;
     async fn head(&self, key: &str) -> Result<Option<ObjectMeta>, PortError>;
     /// Stores encrypted (SSE-KMS on AWS).
-    async fn put(&self, key: &str, bytes: Vec<u8>, content_type: &str) -> Result<ObjectMeta, PortError>;
+    async fn put(
+        &self,
+        key: &str,
+        bytes: Vec<u8>,
+        content_type: &str,
+    ) -> Result<ObjectMeta, PortError>;
 }

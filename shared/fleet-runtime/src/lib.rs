@@ -26,5 +26,5 @@ pub use config::{HeartbeatConfig, MetricsFormat, RuntimeConfig, RuntimeError};
 pub use idempotency::{Begin, IdempotencyStore};
 pub use logging::{init_logging, init_logging_with_default};
 pub use publisher::EventPublisher;
-pub use signals::shutdown_on_signals;
 pub use runtime::{CORRELATION_ATTRIBUTE, Delivery, Handler, Outcome, RunReport, run};
+pub use signals::shutdown_on_signals;

@@ -51,9 +51,11 @@ pub fn init_logging_with_default(json: bool, default: &str) {
         .unwrap_or_else(|| EnvFilter::new(default));
     // Libraries never log below info, whatever the filter asks: at debug and trace the SDK and
     // HTTP stacks print requests and responses, which carry message bodies and records.
-    let filter = PHI_CAPPED_TARGETS.iter().fold(filter, |f, target| match format!("{target}=info").parse() {
-        Ok(d) => f.add_directive(d),
-        Err(_) => f,
+    let filter = PHI_CAPPED_TARGETS.iter().fold(filter, |f, target| {
+        match format!("{target}=info").parse() {
+            Ok(d) => f.add_directive(d),
+            Err(_) => f,
+        }
     });
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)

@@ -22,18 +22,47 @@ struct Stack {
 async fn provision(encrypted: bool) -> Stack {
     let backend = aws_backend().await;
     let p = backend.provisioner();
-    let key = if encrypted { Some(p.create_kms_key("hl7-ingest e2e").await.unwrap()) } else { None };
-    let setup = |redrive| QueueSetup { visibility_timeout: Duration::from_secs(30), kms_key_id: key.clone(), sqs_managed_sse: encrypted, redrive, ..QueueSetup::default() };
-    let dlq = p.create_queue(&unique("hl7-dlq"), setup(None)).await.unwrap();
+    let key = if encrypted {
+        Some(p.create_kms_key("hl7-ingest e2e").await.unwrap())
+    } else {
+        None
+    };
+    let setup = |redrive| QueueSetup {
+        visibility_timeout: Duration::from_secs(30),
+        kms_key_id: key.clone(),
+        sqs_managed_sse: encrypted,
+        redrive,
+        ..QueueSetup::default()
+    };
+    let dlq = p
+        .create_queue(&unique("hl7-dlq"), setup(None))
+        .await
+        .unwrap();
     let dlq_arn = p.queue_arn(&dlq).await.unwrap();
-    let source = p.create_queue(&unique("hl7-in"), setup(Some((dlq_arn, 5)))).await.unwrap();
+    let source = p
+        .create_queue(&unique("hl7-in"), setup(Some((dlq_arn, 5))))
+        .await
+        .unwrap();
     let tap = p.create_queue(&unique("tap"), setup(None)).await.unwrap();
     let bus = unique("bus");
     p.create_bus(&bus).await.unwrap();
-    p.put_rule_to_queue(&bus, &unique("rule"), r#"{"source":["fleet.hl7-ingest"]}"#, &tap).await.unwrap();
+    p.put_rule_to_queue(
+        &bus,
+        &unique("rule"),
+        r#"{"source":["fleet.hl7-ingest"]}"#,
+        &tap,
+    )
+    .await
+    .unwrap();
     let table = unique("hl7");
     p.create_table(&table).await.unwrap();
-    Stack { source, dlq, tap, bus, table }
+    Stack {
+        source,
+        dlq,
+        tap,
+        bus,
+        table,
+    }
 }
 
 fn worker_env(s: &Stack) -> Vec<(&'static str, String)> {
@@ -58,7 +87,10 @@ async fn drain(queue: &dyn MessageQueue) -> Vec<ReceivedMessage> {
     let mut out = Vec::new();
     let mut empty = 0;
     while empty < 3 {
-        let got = queue.receive(10, Duration::from_secs(1), Some(Duration::from_secs(300))).await.unwrap();
+        let got = queue
+            .receive(10, Duration::from_secs(1), Some(Duration::from_secs(300)))
+            .await
+            .unwrap();
         if got.is_empty() {
             empty += 1;
         } else {
@@ -76,7 +108,12 @@ async fn wait_drained(queue: &dyn MessageQueue, limit: Duration) {
         if a.approximate_visible + a.approximate_in_flight + a.approximate_delayed == 0 {
             return;
         }
-        assert!(Instant::now() < deadline, "source not drained: {} visible, {} in flight", a.approximate_visible, a.approximate_in_flight);
+        assert!(
+            Instant::now() < deadline,
+            "source not drained: {} visible, {} in flight",
+            a.approximate_visible,
+            a.approximate_in_flight
+        );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
 }
@@ -88,16 +125,31 @@ async fn aws_200_messages_give_190_events_10_dead_letters_and_an_empty_source() 
     let source = backend.queue(&stack.source).await.unwrap();
     let set = samples::generate(21, 200, 10);
     for chunk in set.chunks(10) {
-        let batch: Vec<OutgoingMessage> = chunk.iter().map(|s| OutgoingMessage { body: s.body.clone(), ..OutgoingMessage::default() }).collect();
+        let batch: Vec<OutgoingMessage> = chunk
+            .iter()
+            .map(|s| OutgoingMessage {
+                body: s.body.clone(),
+                ..OutgoingMessage::default()
+            })
+            .collect();
         assert!(source.send_batch(&batch).await.unwrap().all_ok());
     }
 
     let dir = tempfile::tempdir().unwrap();
-    let mut worker = Worker::start("hl7-ingest", &[], &worker_env(&stack), dir.path().join("worker.log"));
+    let mut worker = Worker::start(
+        "hl7-ingest",
+        &[],
+        &worker_env(&stack),
+        dir.path().join("worker.log"),
+    );
     wait_drained(source.as_ref(), Duration::from_secs(120)).await;
     let (_, status) = worker.terminate(Duration::from_secs(30));
     let log = worker.log_text();
-    assert!(status.success(), "worker exit {status}; log tail:\n{}", tail(&log));
+    assert!(
+        status.success(),
+        "worker exit {status}; log tail:\n{}",
+        tail(&log)
+    );
 
     // Events: one per well-formed message, each event id exactly once.
     let tap = backend.queue(&stack.tap).await.unwrap();
@@ -105,12 +157,23 @@ async fn aws_200_messages_give_190_events_10_dead_letters_and_an_empty_source() 
     let mut ids: HashMap<String, usize> = HashMap::new();
     let mut controls = HashSet::new();
     for m in &events {
-        let e: serde_json::Value = serde_json::from_str(&m.body).expect("EventBridge envelope JSON");
+        let e: serde_json::Value =
+            serde_json::from_str(&m.body).expect("EventBridge envelope JSON");
         assert_eq!(e["source"], "fleet.hl7-ingest");
-        *ids.entry(e["detail"]["event_id"].as_str().unwrap().to_string()).or_default() += 1;
-        controls.insert(e["detail"]["payload"]["control_id"].as_str().unwrap().to_string());
+        *ids.entry(e["detail"]["event_id"].as_str().unwrap().to_string())
+            .or_default() += 1;
+        controls.insert(
+            e["detail"]["payload"]["control_id"]
+                .as_str()
+                .unwrap()
+                .to_string(),
+        );
     }
-    let good: HashSet<String> = set.iter().filter(|s| s.expected_failure.is_none()).map(|s| s.control_id.clone()).collect();
+    let good: HashSet<String> = set
+        .iter()
+        .filter(|s| s.expected_failure.is_none())
+        .map(|s| s.control_id.clone())
+        .collect();
     assert_eq!(good.len(), 190);
     assert_eq!(events.len(), 190, "events on the tap queue");
     assert!(ids.values().all(|n| *n == 1), "an event id arrived twice");
@@ -119,7 +182,10 @@ async fn aws_200_messages_give_190_events_10_dead_letters_and_an_empty_source() 
     // Records: the event record of every well-formed message.
     let records = backend.records(&stack.table);
     for s in set.iter().filter(|s| s.expected_failure.is_none()) {
-        let r = records.get(&format!("MSG#GENHOSP#{}", s.control_id), "EVENT").await.unwrap();
+        let r = records
+            .get(&format!("MSG#GENHOSP#{}", s.control_id), "EVENT")
+            .await
+            .unwrap();
         assert!(r.is_some(), "no event record for {}", s.control_id);
     }
 
@@ -128,8 +194,12 @@ async fn aws_200_messages_give_190_events_10_dead_letters_and_an_empty_source() 
     let dead = drain(dlq.as_ref()).await;
     assert_eq!(dead.len(), 10);
     for m in &dead {
-        let meta = FailureMetadata::from_attributes(&m.attributes).expect("fleet.failure attribute");
-        let sample = set.iter().find(|s| s.body == m.body).expect("a body of ours");
+        let meta =
+            FailureMetadata::from_attributes(&m.attributes).expect("fleet.failure attribute");
+        let sample = set
+            .iter()
+            .find(|s| s.body == m.body)
+            .expect("a body of ours");
         assert_eq!(Some(meta.code), sample.expected_failure);
         assert_eq!(meta.source_queue, stack.source);
     }
@@ -140,22 +210,48 @@ async fn aws_200_messages_give_190_events_10_dead_letters_and_an_empty_source() 
 
     assert_no_phi(&log, &sample_secrets(&set));
 
-    let counts: BTreeMap<String, u64> = final_request_counts(&log).expect("the worker's final line reports request counts");
+    let counts: BTreeMap<String, u64> =
+        final_request_counts(&log).expect("the worker's final line reports request counts");
     let total: u64 = counts.values().sum();
-    eprintln!("AWS requests in the e2e run: {total} for 200 messages = {:.3} per message; by API: {counts:?}", total as f64 / 200.0);
-    assert!(counts.get("dynamodb.TransactWriteItems").copied().unwrap_or(0) >= 190, "{counts:?}");
+    eprintln!(
+        "AWS requests in the e2e run: {total} for 200 messages = {:.3} per message; by API: {counts:?}",
+        total as f64 / 200.0
+    );
+    assert!(
+        counts
+            .get("dynamodb.TransactWriteItems")
+            .copied()
+            .unwrap_or(0)
+            >= 190,
+        "{counts:?}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn aws_an_unencrypted_queue_is_refused_with_a_clear_message() {
     let stack = provision(false).await;
     let dir = tempfile::tempdir().unwrap();
-    let mut worker = Worker::start("hl7-ingest", &[], &worker_env(&stack), dir.path().join("worker.log"));
+    let mut worker = Worker::start(
+        "hl7-ingest",
+        &[],
+        &worker_env(&stack),
+        dir.path().join("worker.log"),
+    );
     let status = worker.wait_exit(Duration::from_secs(60));
     let log = worker.log_text();
-    assert!(!status.success(), "the worker started on an unencrypted queue");
-    assert!(log.contains("not encrypted"), "no clear message; log tail:\n{}", tail(&log));
-    assert!(log.contains(&stack.source), "the message should name the queue");
+    assert!(
+        !status.success(),
+        "the worker started on an unencrypted queue"
+    );
+    assert!(
+        log.contains("not encrypted"),
+        "no clear message; log tail:\n{}",
+        tail(&log)
+    );
+    assert!(
+        log.contains(&stack.source),
+        "the message should name the queue"
+    );
 }
 
 fn tail(log: &str) -> String {

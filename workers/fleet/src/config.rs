@@ -5,7 +5,11 @@ use std::path::PathBuf;
 use clap::{Parser, Subcommand};
 
 #[derive(Debug, Parser)]
-#[command(name = "fleet", version, about = "Runs the fleet's workers in one process")]
+#[command(
+    name = "fleet",
+    version,
+    about = "Runs the fleet's workers in one process"
+)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,

@@ -34,32 +34,76 @@ pub struct DemoSummary {
 /// Provision the local resources the demo uses.
 pub fn provision(local: &LocalBackend) -> anyhow::Result<()> {
     let visibility = Duration::from_secs(30);
-    local.create_queue(DLQ, QueueSpec { visibility_timeout: visibility, ..QueueSpec::default() })?;
+    local.create_queue(
+        DLQ,
+        QueueSpec {
+            visibility_timeout: visibility,
+            ..QueueSpec::default()
+        },
+    )?;
     local.create_queue(
         SOURCE_QUEUE,
-        QueueSpec { visibility_timeout: visibility, redrive: Some((DLQ.to_string(), MAX_RECEIVES)), ..QueueSpec::default() },
+        QueueSpec {
+            visibility_timeout: visibility,
+            redrive: Some((DLQ.to_string(), MAX_RECEIVES)),
+            ..QueueSpec::default()
+        },
     )?;
-    local.create_queue(TAP_QUEUE, QueueSpec { visibility_timeout: visibility, ..QueueSpec::default() })?;
-    local.put_rule(BUS, "patient-events-to-tap", r#"{"source":["fleet.hl7-ingest"],"detail-type":[{"prefix":"Patient"}]}"#, TAP_QUEUE)?;
+    local.create_queue(
+        TAP_QUEUE,
+        QueueSpec {
+            visibility_timeout: visibility,
+            ..QueueSpec::default()
+        },
+    )?;
+    local.put_rule(
+        BUS,
+        "patient-events-to-tap",
+        r#"{"source":["fleet.hl7-ingest"],"detail-type":[{"prefix":"Patient"}]}"#,
+        TAP_QUEUE,
+    )?;
     Ok(())
 }
 
-pub async fn run(dir: &Path, total: usize, malformed: usize, seed: u64, out: &mut impl Write) -> anyhow::Result<DemoSummary> {
+pub async fn run(
+    dir: &Path,
+    total: usize,
+    malformed: usize,
+    seed: u64,
+    out: &mut impl Write,
+) -> anyhow::Result<DemoSummary> {
     let db = dir.join("fleet.sqlite");
     let objects = dir.join("objects");
     std::fs::create_dir_all(&objects).with_context(|| format!("creating {}", objects.display()))?;
     let local = LocalBackend::open(&db, &objects).context("opening the local backend")?;
     provision(&local)?;
     let backend: Arc<dyn Backend> = Arc::new(local.clone());
-    writeln!(out, "fleet demo: local backend in {} (SQLite file + object directory)", dir.display())?;
+    writeln!(
+        out,
+        "fleet demo: local backend in {} (SQLite file + object directory)",
+        dir.display()
+    )?;
 
     let samples = hl7_ingest::samples::generate(seed, total, malformed);
     let source = backend.queue(SOURCE_QUEUE).await?;
     for s in &samples {
-        source.send(OutgoingMessage { body: s.body.clone(), ..OutgoingMessage::default() }).await?;
+        source
+            .send(OutgoingMessage {
+                body: s.body.clone(),
+                ..OutgoingMessage::default()
+            })
+            .await?;
     }
-    let expected_events = samples.iter().filter(|s| s.expected_failure.is_none()).count();
-    writeln!(out, "seeded {} HL7 ADT messages on queue {SOURCE_QUEUE}: {expected_events} well-formed, {} malformed", samples.len(), samples.len() - expected_events)?;
+    let expected_events = samples
+        .iter()
+        .filter(|s| s.expected_failure.is_none())
+        .count();
+    writeln!(
+        out,
+        "seeded {} HL7 ADT messages on queue {SOURCE_QUEUE}: {expected_events} well-formed, {} malformed",
+        samples.len(),
+        samples.len() - expected_events
+    )?;
     writeln!(
         out,
         "note: the local backend's SQLite file is not encrypted; the demo runs with the explicit allow-unencrypted flag (use disk encryption on a real box)"
@@ -73,14 +117,27 @@ pub async fn run(dir: &Path, total: usize, malformed: usize, seed: u64, out: &mu
     wait_until_drained(source.as_ref(), Duration::from_secs(60)).await?;
     shutdown.cancel();
     let report = worker.await.context("worker task")??;
-    writeln!(out, "processed in {:.2} s: received {}, succeeded {}, dead-lettered {}", started.elapsed().as_secs_f64(), report.received, report.succeeded, report.dead_lettered)?;
+    writeln!(
+        out,
+        "processed in {:.2} s: received {}, succeeded {}, dead-lettered {}",
+        started.elapsed().as_secs_f64(),
+        report.received,
+        report.succeeded,
+        report.dead_lettered
+    )?;
 
     let events = local.list_bus_events(BUS)?;
     writeln!(out, "\nevents on bus {BUS:?} ({}):", events.len())?;
     for e in &events {
         let detail = &e["detail"];
         let control = detail["payload"]["control_id"].as_str().unwrap_or("?");
-        writeln!(out, "  {:<28} control id {:<16} event id {}", e["detail-type"].as_str().unwrap_or("?"), control, detail["event_id"].as_str().unwrap_or("?"))?;
+        writeln!(
+            out,
+            "  {:<28} control id {:<16} event id {}",
+            e["detail-type"].as_str().unwrap_or("?"),
+            control,
+            detail["event_id"].as_str().unwrap_or("?")
+        )?;
     }
 
     let records = local.table_records(TABLE)?;
@@ -88,10 +145,22 @@ pub async fn run(dir: &Path, total: usize, malformed: usize, seed: u64, out: &mu
     for r in &records {
         *kinds.entry(r.sk.as_str()).or_default() += 1;
     }
-    writeln!(out, "\nrecords in table {TABLE:?}: {}", kinds.iter().map(|(k, n)| format!("{n} {}", k.to_lowercase())).collect::<Vec<_>>().join(", "))?;
+    writeln!(
+        out,
+        "\nrecords in table {TABLE:?}: {}",
+        kinds
+            .iter()
+            .map(|(k, n)| format!("{n} {}", k.to_lowercase()))
+            .collect::<Vec<_>>()
+            .join(", ")
+    )?;
 
     let tap = local.queue_messages_snapshot(TAP_QUEUE)?;
-    writeln!(out, "tap queue {TAP_QUEUE:?}: {} events routed by rule patient-events-to-tap", tap.len())?;
+    writeln!(
+        out,
+        "tap queue {TAP_QUEUE:?}: {} events routed by rule patient-events-to-tap",
+        tap.len()
+    )?;
 
     let dead = local.queue_messages_snapshot(DLQ)?;
     writeln!(out, "\ndead-letter queue {DLQ:?} ({}):", dead.len())?;
@@ -99,9 +168,19 @@ pub async fn run(dir: &Path, total: usize, malformed: usize, seed: u64, out: &mu
     for m in &dead {
         match FailureMetadata::from_attributes(&m.attributes) {
             Some(f) => {
-                let expected = samples.iter().find(|s| s.body == m.body).and_then(|s| s.expected_failure);
+                let expected = samples
+                    .iter()
+                    .find(|s| s.body == m.body)
+                    .and_then(|s| s.expected_failure);
                 codes_as_expected &= expected == Some(f.code);
-                writeln!(out, "  {:<24} {} (attempts {}, message {})", f.code.as_str(), f.detail, f.receive_count, f.message_id)?;
+                writeln!(
+                    out,
+                    "  {:<24} {} (attempts {}, message {})",
+                    f.code.as_str(),
+                    f.detail,
+                    f.receive_count,
+                    f.message_id
+                )?;
             }
             None => {
                 codes_as_expected = false;
@@ -109,7 +188,13 @@ pub async fn run(dir: &Path, total: usize, malformed: usize, seed: u64, out: &mu
             }
         }
     }
-    Ok(DemoSummary { seeded: samples.len(), expected_events, events: events.len(), dead_lettered: dead.len(), codes_as_expected })
+    Ok(DemoSummary {
+        seeded: samples.len(),
+        expected_events,
+        events: events.len(),
+        dead_lettered: dead.len(),
+        codes_as_expected,
+    })
 }
 
 fn demo_worker_config(dir: &Path) -> hl7_ingest::WorkerConfig {
@@ -142,7 +227,11 @@ async fn wait_until_drained(queue: &dyn MessageQueue, limit: Duration) -> anyhow
             return Ok(());
         }
         if Instant::now() > deadline {
-            bail!("the demo queue did not drain within {limit:?}: {} visible, {} in flight", a.approximate_visible, a.approximate_in_flight);
+            bail!(
+                "the demo queue did not drain within {limit:?}: {} visible, {} in flight",
+                a.approximate_visible,
+                a.approximate_in_flight
+            );
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }

@@ -11,8 +11,17 @@ use fleet_core::Backend;
 use tokio_util::sync::CancellationToken;
 
 /// Run every worker until `shutdown`. Today the fleet has one worker, hl7-ingest.
-pub async fn run(hl7: hl7_ingest::WorkerConfig, backend: Arc<dyn Backend>, shutdown: CancellationToken) -> anyhow::Result<()> {
+pub async fn run(
+    hl7: hl7_ingest::WorkerConfig,
+    backend: Arc<dyn Backend>,
+    shutdown: CancellationToken,
+) -> anyhow::Result<()> {
     let report = hl7_ingest::run(hl7, backend, shutdown).await?;
-    tracing::info!(worker = hl7_ingest::WORKER, received = report.received, dead_lettered = report.dead_lettered, "worker stopped");
+    tracing::info!(
+        worker = hl7_ingest::WORKER,
+        received = report.received,
+        dead_lettered = report.dead_lettered,
+        "worker stopped"
+    );
     Ok(())
 }

@@ -10,8 +10,16 @@ use tokio_util::sync::CancellationToken;
 async fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
-        Command::Demo { dir, messages, malformed, seed } => {
-            fleet_runtime::init_logging_with_default(std::env::var(fleet_core::env::LOG_FORMAT).is_ok_and(|f| f == "json"), "warn");
+        Command::Demo {
+            dir,
+            messages,
+            malformed,
+            seed,
+        } => {
+            fleet_runtime::init_logging_with_default(
+                std::env::var(fleet_core::env::LOG_FORMAT).is_ok_and(|f| f == "json"),
+                "warn",
+            );
             let temp;
             let dir = match dir {
                 Some(d) => d,
@@ -27,15 +35,27 @@ async fn main() -> ExitCode {
                 },
             };
             let mut stdout = std::io::stdout();
-            match fleet::demo::run(&dir, messages, malformed.min(messages), seed, &mut stdout).await {
-                Ok(s) if s.events == s.expected_events && s.dead_lettered == s.seeded - s.expected_events && s.codes_as_expected => {
-                    println!("\ndemo ok: {} events, {} dead-lettered with the expected codes, nothing lost", s.events, s.dead_lettered);
+            match fleet::demo::run(&dir, messages, malformed.min(messages), seed, &mut stdout).await
+            {
+                Ok(s)
+                    if s.events == s.expected_events
+                        && s.dead_lettered == s.seeded - s.expected_events
+                        && s.codes_as_expected =>
+                {
+                    println!(
+                        "\ndemo ok: {} events, {} dead-lettered with the expected codes, nothing lost",
+                        s.events, s.dead_lettered
+                    );
                     ExitCode::SUCCESS
                 }
                 Ok(s) => {
                     eprintln!(
                         "fleet demo: unexpected result: {} events (expected {}), {} dead-lettered (expected {}), codes as expected: {}",
-                        s.events, s.expected_events, s.dead_lettered, s.seeded - s.expected_events, s.codes_as_expected
+                        s.events,
+                        s.expected_events,
+                        s.dead_lettered,
+                        s.seeded - s.expected_events,
+                        s.codes_as_expected
                     );
                     ExitCode::from(1)
                 }
@@ -46,7 +66,11 @@ async fn main() -> ExitCode {
             }
         }
         Command::Run { hl7 } => {
-            fleet_runtime::init_logging(std::env::var(fleet_core::env::LOG_FORMAT).map(|f| f != "text").unwrap_or(true));
+            fleet_runtime::init_logging(
+                std::env::var(fleet_core::env::LOG_FORMAT)
+                    .map(|f| f != "text")
+                    .unwrap_or(true),
+            );
             let shutdown = CancellationToken::new();
             tokio::spawn(fleet_runtime::shutdown_on_signals(shutdown.clone()));
             let result = async {

@@ -12,7 +12,11 @@ use fleet_core::env;
 use crate::events::PhiPolicy;
 
 #[derive(Debug, Parser)]
-#[command(name = "hl7-ingest", version, about = "HL7 v2 ADT messages from an SQS queue to records and Patient* events")]
+#[command(
+    name = "hl7-ingest",
+    version,
+    about = "HL7 v2 ADT messages from an SQS queue to records and Patient* events"
+)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Option<Command>,
@@ -84,11 +88,22 @@ impl WorkerConfig {
     }
     /// The identities, or an operator-facing error naming what is missing.
     pub fn identities(&self) -> anyhow::Result<(String, String, String)> {
-        let missing = |what: &str, var: &str| anyhow::anyhow!("no {what} configured: set {var} or pass --{}", what.replace(' ', "-"));
+        let missing = |what: &str, var: &str| {
+            anyhow::anyhow!(
+                "no {what} configured: set {var} or pass --{}",
+                what.replace(' ', "-")
+            )
+        };
         Ok((
-            self.queue.clone().ok_or_else(|| missing("queue", env::HL7_QUEUE))?,
-            self.event_bus.clone().ok_or_else(|| missing("event bus", env::EVENT_BUS))?,
-            self.table.clone().ok_or_else(|| missing("table", env::HL7_TABLE))?,
+            self.queue
+                .clone()
+                .ok_or_else(|| missing("queue", env::HL7_QUEUE))?,
+            self.event_bus
+                .clone()
+                .ok_or_else(|| missing("event bus", env::EVENT_BUS))?,
+            self.table
+                .clone()
+                .ok_or_else(|| missing("table", env::HL7_TABLE))?,
         ))
     }
 }

@@ -35,7 +35,11 @@ pub fn idempotency_key(msg: &AdtMessage) -> String {
 }
 
 /// The envelope and the bus entry for one mapped message.
-pub fn build(msg: &AdtMessage, policy: PhiPolicy, correlation_id: &str) -> (EventEnvelope, BusEvent) {
+pub fn build(
+    msg: &AdtMessage,
+    policy: PhiPolicy,
+    correlation_id: &str,
+) -> (EventEnvelope, BusEvent) {
     let event_type = msg.event_type.as_str().to_string();
     let payload = match policy {
         PhiPolicy::Minimal => msg.phi_minimal(),

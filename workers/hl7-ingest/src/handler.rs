@@ -40,8 +40,18 @@ pub struct Hl7Handler {
 }
 
 impl Hl7Handler {
-    pub fn new(records: Arc<dyn RecordStore>, publisher: EventPublisher, map: MapConfig, policy: PhiPolicy) -> Self {
-        Self { records, publisher, map, policy }
+    pub fn new(
+        records: Arc<dyn RecordStore>,
+        publisher: EventPublisher,
+        map: MapConfig,
+        policy: PhiPolicy,
+    ) -> Self {
+        Self {
+            records,
+            publisher,
+            map,
+            policy,
+        }
     }
 
     /// Parse every message of a body first, so a bad message in a batch fails the whole body
@@ -49,7 +59,10 @@ impl Hl7Handler {
     pub fn parse_body(&self, body: &[u8]) -> Result<Vec<AdtMessage>, Hl7Error> {
         let parts = fleet_hl7::split_messages(body);
         if parts.is_empty() {
-            return Err(Hl7Error { code: ErrorCode::Hl7Empty, detail: "body holds no HL7 message".into() });
+            return Err(Hl7Error {
+                code: ErrorCode::Hl7Empty,
+                detail: "body holds no HL7 message".into(),
+            });
         }
         let mut out = Vec::with_capacity(parts.len());
         for (i, part) in parts.into_iter().enumerate() {
@@ -60,7 +73,11 @@ impl Hl7Handler {
     }
 
     /// Write and publish one mapped message.
-    pub async fn apply(&self, msg: &AdtMessage, correlation_id: &str) -> Result<Applied, PortError> {
+    pub async fn apply(
+        &self,
+        msg: &AdtMessage,
+        correlation_id: &str,
+    ) -> Result<Applied, PortError> {
         let (envelope, bus_event) = events::build(msg, self.policy, correlation_id);
         let mut puts = records_for(msg, &envelope);
         let applied = loop {
@@ -88,13 +105,19 @@ impl Hl7Handler {
     /// original id (the write may have succeeded before a crash that prevented the publish).
     async fn republish(&self, msg: &AdtMessage) -> Result<Applied, PortError> {
         let pk = event_pk(msg);
-        let stored = self
-            .records
-            .get(&pk, SK_EVENT)
-            .await?
-            .ok_or_else(|| PortError::transient("hl7.republish", "event record vanished after a failed condition"))?;
+        let stored = self.records.get(&pk, SK_EVENT).await?.ok_or_else(|| {
+            PortError::transient(
+                "hl7.republish",
+                "event record vanished after a failed condition",
+            )
+        })?;
         let envelope: EventEnvelope = serde_json::from_value(stored.data["envelope"].clone())
-            .map_err(|_| PortError::invalid("hl7.republish", "stored event record has no readable envelope"))?;
+            .map_err(|_| {
+                PortError::invalid(
+                    "hl7.republish",
+                    "stored event record has no readable envelope",
+                )
+            })?;
         self.publisher.publish(events::bus_event(&envelope)).await?;
         Ok(Applied::Republished)
     }
@@ -114,11 +137,17 @@ fn event_pk(msg: &AdtMessage) -> String {
 /// The primary identifier: the first medical record number, else the first identifier.
 fn primary_id(msg: &AdtMessage) -> Option<&fleet_hl7::PatientId> {
     let ids = &msg.patient.identifiers;
-    ids.iter().find(|id| id.id_type.as_deref() == Some("MR")).or_else(|| ids.first())
+    ids.iter()
+        .find(|id| id.id_type.as_deref() == Some("MR"))
+        .or_else(|| ids.first())
 }
 
 fn patient_pk(id: &fleet_hl7::PatientId) -> String {
-    format!("PATIENT#{}#{}", id.authority.as_deref().unwrap_or(""), id.id.expose())
+    format!(
+        "PATIENT#{}#{}",
+        id.authority.as_deref().unwrap_or(""),
+        id.id.expose()
+    )
 }
 
 /// The records of one message, event record first.
@@ -159,7 +188,12 @@ fn records_for(msg: &AdtMessage, envelope: &EventEnvelope) -> Vec<ConditionalPut
             condition: Condition::OrderBelow(order),
         });
     }
-    if let Some(visit_number) = msg.visit.as_ref().and_then(|v| v.visit_number.expose().as_deref()).filter(|v| !v.is_empty()) {
+    if let Some(visit_number) = msg
+        .visit
+        .as_ref()
+        .and_then(|v| v.visit_number.expose().as_deref())
+        .filter(|v| !v.is_empty())
+    {
         puts.push(ConditionalPut {
             record: Record {
                 pk: format!("ENCOUNTER#{}#{}", msg.sending_facility, visit_number),
@@ -203,16 +237,31 @@ impl Handler for Hl7Handler {
     async fn handle(&self, delivery: &Delivery) -> Outcome {
         let messages = match self.parse_body(delivery.body.as_bytes()) {
             Ok(m) => m,
-            Err(e) => return Outcome::Fail { code: e.code, detail: e.detail },
+            Err(e) => {
+                return Outcome::Fail {
+                    code: e.code,
+                    detail: e.detail,
+                };
+            }
         };
         for msg in &messages {
             if let Err(e) = self.apply(msg, &delivery.correlation_id).await {
                 if e.kind == ErrorKind::Invalid {
                     // The store or bus rejected the request itself: retrying cannot help.
-                    return Outcome::Fail { code: ErrorCode::DownstreamRejected, detail: format!("{}: {}", e.op, e.message) };
+                    return Outcome::Fail {
+                        code: ErrorCode::DownstreamRejected,
+                        detail: format!("{}: {}", e.op, e.message),
+                    };
                 }
-                tracing::warn!(op = e.op, kind = e.kind.as_str(), "write or publish failed; will retry");
-                return Outcome::Retry { reason: e.kind.as_str(), retry_after: e.retry_after };
+                tracing::warn!(
+                    op = e.op,
+                    kind = e.kind.as_str(),
+                    "write or publish failed; will retry"
+                );
+                return Outcome::Retry {
+                    reason: e.kind.as_str(),
+                    retry_after: e.retry_after,
+                };
             }
         }
         Outcome::Done

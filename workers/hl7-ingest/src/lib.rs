@@ -30,12 +30,19 @@ pub const WORKER: &str = "hl7-ingest";
 const PUBLISH_LINGER: Duration = Duration::from_millis(10);
 
 /// Run the worker until `shutdown` is cancelled.
-pub async fn run(config: WorkerConfig, backend: Arc<dyn Backend>, shutdown: CancellationToken) -> anyhow::Result<RunReport> {
+pub async fn run(
+    config: WorkerConfig,
+    backend: Arc<dyn Backend>,
+    shutdown: CancellationToken,
+) -> anyhow::Result<RunReport> {
     let (queue, bus, table) = config.identities()?;
     let handler = Hl7Handler::new(
         backend.records(&table),
         EventPublisher::new(backend.event_bus(&bus), PUBLISH_LINGER),
-        MapConfig { timezone: config.timezone, ..MapConfig::default() },
+        MapConfig {
+            timezone: config.timezone,
+            ..MapConfig::default()
+        },
         config.phi_policy,
     );
     let mut rt = RuntimeConfig::new(WORKER, &queue);
@@ -51,8 +58,15 @@ pub async fn run(config: WorkerConfig, backend: Arc<dyn Backend>, shutdown: Canc
 
 /// `hl7-ingest inspect`: one JSON line per message; an unreadable file is reported on stderr
 /// and makes the exit code 1, every readable file is still inspected.
-pub fn inspect(files: &[PathBuf], timezone: chrono_tz::Tz, out: &mut impl Write) -> anyhow::Result<bool> {
-    let cfg = MapConfig { timezone, ..MapConfig::default() };
+pub fn inspect(
+    files: &[PathBuf],
+    timezone: chrono_tz::Tz,
+    out: &mut impl Write,
+) -> anyhow::Result<bool> {
+    let cfg = MapConfig {
+        timezone,
+        ..MapConfig::default()
+    };
     let mut all_read = true;
     for file in files {
         let bytes = match std::fs::read(file) {

@@ -19,8 +19,15 @@ fn main() -> ExitCode {
             }
         };
     }
-    fleet_runtime::init_logging(std::env::var(fleet_core::env::LOG_FORMAT).map(|f| f != "text").unwrap_or(true));
-    let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    fleet_runtime::init_logging(
+        std::env::var(fleet_core::env::LOG_FORMAT)
+            .map(|f| f != "text")
+            .unwrap_or(true),
+    );
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("hl7-ingest: cannot start the async runtime: {e}");

@@ -7,9 +7,29 @@ use fleet_core::ErrorCode;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
-const FAMILY: &[&str] = &["Quillfeather", "Ashbourne", "Marrowdale", "Thistlewood", "Brackenridge", "Fennimore", "Larkspur", "Oakhollow"];
-const GIVEN: &[&str] = &["Rosalind", "Tobias", "Wilhelmina", "Caspian", "Ottoline", "Barnaby", "Isolde", "Percival"];
-const TRIGGERS: &[&str] = &["A01", "A04", "A08", "A02", "A03", "A31", "A05", "A11", "A13"];
+const FAMILY: &[&str] = &[
+    "Quillfeather",
+    "Ashbourne",
+    "Marrowdale",
+    "Thistlewood",
+    "Brackenridge",
+    "Fennimore",
+    "Larkspur",
+    "Oakhollow",
+];
+const GIVEN: &[&str] = &[
+    "Rosalind",
+    "Tobias",
+    "Wilhelmina",
+    "Caspian",
+    "Ottoline",
+    "Barnaby",
+    "Isolde",
+    "Percival",
+];
+const TRIGGERS: &[&str] = &[
+    "A01", "A04", "A08", "A02", "A03", "A31", "A05", "A11", "A13",
+];
 
 /// A synthetic patient: the PHI that must never appear in a log line.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -34,7 +54,7 @@ pub struct Sample {
 /// Deterministic sample set: `total` bodies of which `malformed` fail (spread through the set).
 pub fn generate(seed: u64, total: usize, malformed: usize) -> Vec<Sample> {
     let mut rng = StdRng::seed_from_u64(seed);
-    let every = if malformed == 0 { usize::MAX } else { (total / malformed).max(1) };
+    let every = total.checked_div(malformed).map_or(usize::MAX, |n| n.max(1));
     let mut out = Vec::with_capacity(total);
     let mut bad = 0;
     for i in 0..total {
@@ -42,25 +62,49 @@ pub fn generate(seed: u64, total: usize, malformed: usize) -> Vec<Sample> {
             mrn: format!("MRN{:07}", rng.random_range(1_000_000..9_999_999)),
             family: FAMILY[rng.random_range(0..FAMILY.len())].to_string(),
             given: GIVEN[rng.random_range(0..GIVEN.len())].to_string(),
-            birth_date: format!("19{:02}{:02}{:02}", rng.random_range(30..99), rng.random_range(1..13), rng.random_range(1..29)),
+            birth_date: format!(
+                "19{:02}{:02}{:02}",
+                rng.random_range(30..99),
+                rng.random_range(1..13),
+                rng.random_range(1..29)
+            ),
         };
         let control_id = format!("CTL{seed:04}{i:06}");
         let minute = i % 60;
         if bad < malformed && i % every == every - 1 {
             let (body, code) = malformed_body(bad, &control_id, &patient, minute);
             bad += 1;
-            out.push(Sample { body, control_id, expected_failure: Some(code), patient, trigger: String::new() });
+            out.push(Sample {
+                body,
+                control_id,
+                expected_failure: Some(code),
+                patient,
+                trigger: String::new(),
+            });
             continue;
         }
-        let trigger = if i % 17 == 16 { "A40" } else { TRIGGERS[rng.random_range(0..TRIGGERS.len())] };
+        let trigger = if i % 17 == 16 {
+            "A40"
+        } else {
+            TRIGGERS[rng.random_range(0..TRIGGERS.len())]
+        };
         let body = adt(trigger, &control_id, &patient, minute, i);
-        out.push(Sample { body, control_id, expected_failure: None, patient, trigger: trigger.to_string() });
+        out.push(Sample {
+            body,
+            control_id,
+            expected_failure: None,
+            patient,
+            trigger: trigger.to_string(),
+        });
     }
     out
 }
 
 fn msh(message_type: &str, control_id: &str, minute: usize) -> String {
-    format!("MSH|^~\\&|EPICADT|GENHOSP|FLEET|FLEET|20260315{:02}{minute:02}00-0500||{message_type}|{control_id}|P|2.5.1|||AL|NE", 8 + minute % 10)
+    format!(
+        "MSH|^~\\&|EPICADT|GENHOSP|FLEET|FLEET|20260315{:02}{minute:02}00-0500||{message_type}|{control_id}|P|2.5.1|||AL|NE",
+        8 + minute % 10
+    )
 }
 
 fn pid(p: &SamplePatient) -> String {
@@ -75,7 +119,13 @@ fn pid(p: &SamplePatient) -> String {
 }
 
 /// A well-formed ADT message with `\r` segment ends.
-pub fn adt(trigger: &str, control_id: &str, p: &SamplePatient, minute: usize, visit: usize) -> String {
+pub fn adt(
+    trigger: &str,
+    control_id: &str,
+    p: &SamplePatient,
+    minute: usize,
+    visit: usize,
+) -> String {
     let structure = match trigger {
         "A04" | "A08" | "A13" | "A05" => "ADT_A01",
         "A31" => "ADT_A05",
@@ -101,23 +151,50 @@ pub fn adt(trigger: &str, control_id: &str, p: &SamplePatient, minute: usize, vi
     segs.join("\r")
 }
 
-fn malformed_body(kind: usize, control_id: &str, p: &SamplePatient, minute: usize) -> (String, ErrorCode) {
+fn malformed_body(
+    kind: usize,
+    control_id: &str,
+    p: &SamplePatient,
+    minute: usize,
+) -> (String, ErrorCode) {
     match kind % 5 {
         0 => (
-            format!("{}\rPID|1||{}^^^GENHOSP^MR||{}^{}\rOBR|1\rOBX|1|NM|GLU||99", msh("ORU^R01^ORU_R01", control_id, minute), p.mrn, p.family, p.given),
+            format!(
+                "{}\rPID|1||{}^^^GENHOSP^MR||{}^{}\rOBR|1\rOBX|1|NM|GLU||99",
+                msh("ORU^R01^ORU_R01", control_id, minute),
+                p.mrn,
+                p.family,
+                p.given
+            ),
             ErrorCode::Hl7NotAdt,
         ),
-        1 => (format!("PID|1||{}^^^GENHOSP^MR||{}^{}", p.mrn, p.family, p.given), ErrorCode::Hl7NoMsh),
+        1 => (
+            format!("PID|1||{}^^^GENHOSP^MR||{}^{}", p.mrn, p.family, p.given),
+            ErrorCode::Hl7NoMsh,
+        ),
         2 => (
-            format!("{}\rEVN|A01\rPID|1||||{}^{}||{}", msh("ADT^A01^ADT_A01", control_id, minute), p.family, p.given, p.birth_date),
+            format!(
+                "{}\rEVN|A01\rPID|1||||{}^{}||{}",
+                msh("ADT^A01^ADT_A01", control_id, minute),
+                p.family,
+                p.given,
+                p.birth_date
+            ),
             ErrorCode::Hl7MissingField,
         ),
         3 => (
-            format!("{}\rEVN|A40\r{}", msh("ADT^A40^ADT_A39", control_id, minute), pid(p)),
+            format!(
+                "{}\rEVN|A40\r{}",
+                msh("ADT^A40^ADT_A39", control_id, minute),
+                pid(p)
+            ),
             ErrorCode::Hl7MissingMrg,
         ),
         _ => (
-            format!("MSH|^~\\&|EPICADT|GENHOSP|FLEET|FLEET|2026031508{minute:02}00||ADT^A01|{control_id}|P|2.5.1\r{}\rPV1|1|I\rZZZZ|not a segment", pid(p)),
+            format!(
+                "MSH|^~\\&|EPICADT|GENHOSP|FLEET|FLEET|2026031508{minute:02}00||ADT^A01|{control_id}|P|2.5.1\r{}\rPV1|1|I\rZZZZ|not a segment",
+                pid(p)
+            ),
             ErrorCode::Hl7BadSegment,
         ),
     }
@@ -132,7 +209,10 @@ mod tests {
         let a = generate(7, 100, 10);
         let b = generate(7, 100, 10);
         assert_eq!(a.len(), 100);
-        assert_eq!(a.iter().filter(|s| s.expected_failure.is_some()).count(), 10);
+        assert_eq!(
+            a.iter().filter(|s| s.expected_failure.is_some()).count(),
+            10
+        );
         assert!(a.iter().zip(&b).all(|(x, y)| x.body == y.body));
         let ids: std::collections::HashSet<_> = a.iter().map(|s| &s.control_id).collect();
         assert_eq!(ids.len(), 100);

@@ -25,7 +25,12 @@ fn setup(dir: &std::path::Path, policy: PhiPolicy) -> (LocalBackend, Hl7Handler)
 }
 
 fn patient() -> SamplePatient {
-    SamplePatient { mrn: "MRN5550001".into(), family: "Quillfeather".into(), given: "Rosalind".into(), birth_date: "19610412".into() }
+    SamplePatient {
+        mrn: "MRN5550001".into(),
+        family: "Quillfeather".into(),
+        given: "Rosalind".into(),
+        birth_date: "19610412".into(),
+    }
 }
 
 fn one(handler: &Hl7Handler, body: &str) -> fleet_hl7::AdtMessage {
@@ -41,11 +46,21 @@ async fn a_redelivered_message_writes_nothing_new_and_republishes_the_same_event
     let msg = one(&handler, &samples::adt("A01", "C1", &patient(), 5, 1));
     assert_eq!(handler.apply(&msg, "m1").await.unwrap(), Applied::New);
     let records_after_first = local.table_records("hl7").unwrap();
-    assert_eq!(handler.apply(&msg, "m1").await.unwrap(), Applied::Republished);
-    assert_eq!(local.table_records("hl7").unwrap(), records_after_first, "a redelivery changed the records");
+    assert_eq!(
+        handler.apply(&msg, "m1").await.unwrap(),
+        Applied::Republished
+    );
+    assert_eq!(
+        local.table_records("hl7").unwrap(),
+        records_after_first,
+        "a redelivery changed the records"
+    );
     let events = local.list_bus_events("bus").unwrap();
     assert_eq!(events.len(), 2);
-    assert_eq!(events[0]["detail"]["event_id"], events[1]["detail"]["event_id"]);
+    assert_eq!(
+        events[0]["detail"]["event_id"],
+        events[1]["detail"]["event_id"]
+    );
     assert_eq!(events[0]["detail-type"], "PatientAdmitted");
 }
 
@@ -60,8 +75,14 @@ async fn an_older_message_does_not_regress_the_patient_but_still_records_its_eve
     handler.apply(&newer, "m2").await.unwrap();
     assert_eq!(handler.apply(&older, "m1").await.unwrap(), Applied::New);
     let records = local.table_records("hl7").unwrap();
-    let patient_rec = records.iter().find(|r| r.sk == "PATIENT").expect("patient record");
-    assert_eq!(patient_rec.data["last_control_id"], "C2", "the older message overwrote the newer state");
+    let patient_rec = records
+        .iter()
+        .find(|r| r.sk == "PATIENT")
+        .expect("patient record");
+    assert_eq!(
+        patient_rec.data["last_control_id"], "C2",
+        "the older message overwrote the newer state"
+    );
     assert!(patient_rec.data.to_string().contains("Quillfeather"));
     assert_eq!(records.iter().filter(|r| r.sk == "EVENT").count(), 2);
     assert_eq!(local.list_bus_events("bus").unwrap().len(), 2);
@@ -74,9 +95,15 @@ async fn a_merge_points_the_prior_identifier_at_the_survivor() {
     let merge = one(&handler, &samples::adt("A40", "C9", &patient(), 1, 1));
     handler.apply(&merge, "m9").await.unwrap();
     let records = local.table_records("hl7").unwrap();
-    let prior = records.iter().find(|r| r.pk == "PATIENT#GENHOSP#OLD5550001").expect("prior identity record");
+    let prior = records
+        .iter()
+        .find(|r| r.pk == "PATIENT#GENHOSP#OLD5550001")
+        .expect("prior identity record");
     assert_eq!(prior.data["merged_into"], "PATIENT#GENHOSP#MRN5550001");
-    assert_eq!(local.list_bus_events("bus").unwrap()[0]["detail-type"], "PatientMerged");
+    assert_eq!(
+        local.list_bus_events("bus").unwrap()[0]["detail-type"],
+        "PatientMerged"
+    );
 }
 
 #[tokio::test]
@@ -84,9 +111,18 @@ async fn minimal_policy_events_carry_no_name_or_birth_date_and_full_ones_do() {
     for (policy, expect_phi) in [(PhiPolicy::Minimal, false), (PhiPolicy::Full, true)] {
         let dir = tempfile::tempdir().unwrap();
         let (local, handler) = setup(dir.path(), policy);
-        handler.apply(&one(&handler, &samples::adt("A01", "C1", &patient(), 5, 1)), "m").await.unwrap();
+        handler
+            .apply(
+                &one(&handler, &samples::adt("A01", "C1", &patient(), 5, 1)),
+                "m",
+            )
+            .await
+            .unwrap();
         let text = serde_json::to_string(&local.list_bus_events("bus").unwrap()).unwrap();
-        assert!(text.contains("MRN5550001"), "identifiers are part of every policy");
+        assert!(
+            text.contains("MRN5550001"),
+            "identifiers are part of every policy"
+        );
         assert_eq!(text.contains("Quillfeather"), expect_phi, "{policy:?}");
         assert_eq!(text.contains("1961-04-12"), expect_phi, "{policy:?}");
     }
@@ -100,9 +136,16 @@ async fn every_generated_malformed_sample_gets_its_expected_code_and_the_rest_pa
     for s in &set {
         match (handler.parse_body(s.body.as_bytes()), s.expected_failure) {
             (Ok(msgs), None) => assert_eq!(msgs[0].control_id, s.control_id),
-            (Err(e), Some(code)) => assert_eq!(e.code, code, "sample {}: {}", s.control_id, e.detail),
-            (Ok(_), Some(code)) => panic!("sample {} parsed but should fail with {code}", s.control_id),
-            (Err(e), None) => panic!("sample {} failed with {} ({})", s.control_id, e.code, e.detail),
+            (Err(e), Some(code)) => {
+                assert_eq!(e.code, code, "sample {}: {}", s.control_id, e.detail)
+            }
+            (Ok(_), Some(code)) => {
+                panic!("sample {} parsed but should fail with {code}", s.control_id)
+            }
+            (Err(e), None) => panic!(
+                "sample {} failed with {} ({})",
+                s.control_id, e.code, e.detail
+            ),
         }
     }
 }

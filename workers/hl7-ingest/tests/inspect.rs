@@ -10,7 +10,11 @@ fn corpus_dir() -> PathBuf {
         .map(PathBuf::from)
         .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/corpus"));
     let hl7 = dir.join("hl7");
-    assert!(hl7.is_dir(), "HL7 corpus not found at {}: set FLEET_CORPUS_DIR", hl7.display());
+    assert!(
+        hl7.is_dir(),
+        "HL7 corpus not found at {}: set FLEET_CORPUS_DIR",
+        hl7.display()
+    );
     hl7
 }
 
@@ -38,7 +42,10 @@ struct Naive {
 }
 
 fn naive(bytes: &[u8]) -> Vec<Naive> {
-    let text = String::from_utf8_lossy(bytes).replace('\u{feff}', "").replace("\r\n", "\n").replace('\r', "\n");
+    let text = String::from_utf8_lossy(bytes)
+        .replace('\u{feff}', "")
+        .replace("\r\n", "\n")
+        .replace('\r', "\n");
     let mut out: Vec<Naive> = Vec::new();
     let mut evn_trigger = None;
     for line in text.lines() {
@@ -50,7 +57,11 @@ fn naive(bytes: &[u8]) -> Vec<Naive> {
             let ty = parts.next().unwrap_or("");
             let trig = parts.next().unwrap_or("");
             out.push(Naive {
-                message_type: if trig.is_empty() { ty.to_string() } else { format!("{ty}^{trig}") },
+                message_type: if trig.is_empty() {
+                    ty.to_string()
+                } else {
+                    format!("{ty}^{trig}")
+                },
                 trigger: trig.to_string(),
                 control_id: fields.get(9).copied().unwrap_or("").to_string(),
                 first_pid3: None,
@@ -65,7 +76,13 @@ fn naive(bytes: &[u8]) -> Vec<Naive> {
             && let Some(m) = out.last_mut().filter(|m| m.first_pid3.is_none())
         {
             let pid3 = fields.get(3).copied().unwrap_or("");
-            let id = pid3.split('~').next().unwrap_or("").split('^').next().unwrap_or("");
+            let id = pid3
+                .split('~')
+                .next()
+                .unwrap_or("")
+                .split('^')
+                .next()
+                .unwrap_or("");
             m.first_pid3 = Some(id.to_string());
         }
     }
@@ -76,17 +93,36 @@ fn naive(bytes: &[u8]) -> Vec<Naive> {
 #[test]
 fn every_corpus_adt_message_maps_and_every_other_type_is_refused() {
     let files = hl7_files(&corpus_dir());
-    assert!(files.len() >= 40, "corpus looks incomplete: {} files", files.len());
-    let output = Command::new(env!("CARGO_BIN_EXE_hl7-ingest")).arg("inspect").args(&files).output().unwrap();
-    assert!(output.status.success(), "inspect exited {}: {}", output.status, String::from_utf8_lossy(&output.stderr));
-    let lines: Vec<serde_json::Value> =
-        String::from_utf8(output.stdout).unwrap().lines().map(|l| serde_json::from_str(l).expect("one JSON object per line")).collect();
+    assert!(
+        files.len() >= 40,
+        "corpus looks incomplete: {} files",
+        files.len()
+    );
+    let output = Command::new(env!("CARGO_BIN_EXE_hl7-ingest"))
+        .arg("inspect")
+        .args(&files)
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "inspect exited {}: {}",
+        output.status,
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let lines: Vec<serde_json::Value> = String::from_utf8(output.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("one JSON object per line"))
+        .collect();
 
     let (mut adt, mut refused) = (0, 0);
     for file in &files {
         let name = file.display().to_string();
         let expected = naive(&std::fs::read(file).unwrap());
-        let got: Vec<&serde_json::Value> = lines.iter().filter(|l| l["file"] == name.as_str()).collect();
+        let got: Vec<&serde_json::Value> = lines
+            .iter()
+            .filter(|l| l["file"] == name.as_str())
+            .collect();
         assert_eq!(got.len(), expected.len(), "{name}: message count");
         for (e, g) in expected.iter().zip(&got) {
             if e.message_type.starts_with("ADT") && e.first_pid3.is_none() {
@@ -99,9 +135,19 @@ fn every_corpus_adt_message_maps_and_every_other_type_is_refused() {
                 assert_eq!(g["status"], "ok", "{name}: {g}");
                 assert_eq!(g["trigger"], e.trigger.as_str(), "{name}");
                 assert_eq!(g["control_id"], e.control_id.trim(), "{name}");
-                assert!(g["message_type"].as_str().unwrap().starts_with(&format!("ADT^{}", e.trigger)), "{name}: {g}");
+                assert!(
+                    g["message_type"]
+                        .as_str()
+                        .unwrap()
+                        .starts_with(&format!("ADT^{}", e.trigger)),
+                    "{name}: {g}"
+                );
                 let first = &g["patient_ids"][0]["id"];
-                assert_eq!(first.as_str(), e.first_pid3.as_deref(), "{name}: first PID-3 identifier");
+                assert_eq!(
+                    first.as_str(),
+                    e.first_pid3.as_deref(),
+                    "{name}: first PID-3 identifier"
+                );
             } else {
                 refused += 1;
                 assert_eq!(g["status"], "error", "{name}: {g}");
@@ -109,27 +155,55 @@ fn every_corpus_adt_message_maps_and_every_other_type_is_refused() {
             }
         }
     }
-    assert!(adt >= 30 && refused >= 30, "only {adt} ADT and {refused} other messages seen");
+    assert!(
+        adt >= 30 && refused >= 30,
+        "only {adt} ADT and {refused} other messages seen"
+    );
 }
 
 #[test]
 fn inspect_reads_batches_mllp_and_any_line_endings_and_reports_unreadable_files() {
     let dir = tempfile::tempdir().unwrap();
-    let p = hl7_ingest::samples::SamplePatient { mrn: "MRN1".into(), family: "A".into(), given: "B".into(), birth_date: "19700101".into() };
+    let p = hl7_ingest::samples::SamplePatient {
+        mrn: "MRN1".into(),
+        family: "A".into(),
+        given: "B".into(),
+        birth_date: "19700101".into(),
+    };
     let a = hl7_ingest::samples::adt("A01", "X1", &p, 1, 1);
     let b = hl7_ingest::samples::adt("A03", "X2", &p, 2, 1);
-    let batch = format!("\u{feff}FHS|^~\\&\nBHS|^~\\&\n{}\n{}\nBTS|2\nFTS|1\n", a.replace('\r', "\n"), b.replace('\r', "\r\n"));
+    let batch = format!(
+        "\u{feff}FHS|^~\\&\nBHS|^~\\&\n{}\n{}\nBTS|2\nFTS|1\n",
+        a.replace('\r', "\n"),
+        b.replace('\r', "\r\n")
+    );
     let file = dir.path().join("batch.hl7");
     std::fs::write(&file, batch).unwrap();
     let mllp = dir.path().join("mllp.hl7");
     std::fs::write(&mllp, format!("\x0b{a}\x1c\r")).unwrap();
-    let output = Command::new(env!("CARGO_BIN_EXE_hl7-ingest")).arg("inspect").arg(&file).arg(&mllp).output().unwrap();
+    let output = Command::new(env!("CARGO_BIN_EXE_hl7-ingest"))
+        .arg("inspect")
+        .arg(&file)
+        .arg(&mllp)
+        .output()
+        .unwrap();
     assert!(output.status.success());
-    let lines: Vec<serde_json::Value> = String::from_utf8(output.stdout).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect();
-    let triggers: Vec<&str> = lines.iter().map(|l| l["trigger"].as_str().unwrap()).collect();
+    let lines: Vec<serde_json::Value> = String::from_utf8(output.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let triggers: Vec<&str> = lines
+        .iter()
+        .map(|l| l["trigger"].as_str().unwrap())
+        .collect();
     assert_eq!(triggers, ["A01", "A03", "A01"]);
 
-    let missing = Command::new(env!("CARGO_BIN_EXE_hl7-ingest")).arg("inspect").arg(dir.path().join("nope.hl7")).output().unwrap();
+    let missing = Command::new(env!("CARGO_BIN_EXE_hl7-ingest"))
+        .arg("inspect")
+        .arg(dir.path().join("nope.hl7"))
+        .output()
+        .unwrap();
     assert_eq!(missing.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&missing.stderr).contains("cannot read"));
 }
