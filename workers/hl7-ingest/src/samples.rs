@@ -54,7 +54,9 @@ pub struct Sample {
 /// Deterministic sample set: `total` bodies of which `malformed` fail (spread through the set).
 pub fn generate(seed: u64, total: usize, malformed: usize) -> Vec<Sample> {
     let mut rng = StdRng::seed_from_u64(seed);
-    let every = total.checked_div(malformed).map_or(usize::MAX, |n| n.max(1));
+    let every = total
+        .checked_div(malformed)
+        .map_or(usize::MAX, |n| n.max(1));
     let mut out = Vec::with_capacity(total);
     let mut bad = 0;
     for i in 0..total {
