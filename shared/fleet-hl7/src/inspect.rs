@@ -1,6 +1,7 @@
 //! The `hl7-ingest inspect` view: one JSON object per message found in a file.
 
-use crate::{MapConfig, parse_adt, split_messages};
+use crate::error::safe_token;
+use crate::{MapConfig, guard, parse_adt, split_messages};
 use serde_json::{Value, json};
 
 /// One JSON object per message for `hl7-ingest inspect`, in file order, each with `index`
@@ -28,13 +29,48 @@ pub fn inspect(input: &[u8], cfg: &MapConfig) -> Vec<Value> {
                     }
                     v
                 }
-                Err(e) => json!({
-                    "index": index,
-                    "status": "error",
-                    "code": e.code.as_str(),
-                    "detail": e.detail,
-                }),
+                Err(e) => {
+                    let mut v = json!({
+                        "index": index,
+                        "status": "error",
+                        "code": e.code.as_str(),
+                        "detail": e.detail,
+                    });
+                    if let (Some(o), Some((message_type, control_id))) =
+                        (v.as_object_mut(), header(&input_part(input, index), cfg))
+                    {
+                        o.insert("message_type".into(), json!(message_type));
+                        o.insert("control_id".into(), json!(control_id));
+                    }
+                    v
+                }
             },
         )
         .collect()
+}
+
+/// The `index`-th message of `input` again (only on the error path, so splitting twice is fine).
+fn input_part(input: &[u8], index: usize) -> Vec<u8> {
+    split_messages(input)
+        .into_iter()
+        .nth(index)
+        .and_then(Result::ok)
+        .unwrap_or_default()
+}
+
+/// MSH-9 and MSH-10 of a message the mapping refused, when its header is readable, so a feed
+/// engineer can find the message. Neither field carries patient data; MSH-9 is shown only
+/// when it looks like a message code.
+fn header(raw: &[u8], cfg: &MapConfig) -> Option<(String, String)> {
+    let (text, seps) = guard::decode_message(raw, cfg).ok()?;
+    let g = guard::guard(&text, seps).ok()?;
+    let msh = g.segments.first()?.fields(&g.seps);
+    let code = msh.comp(9, 0, 1, &g.seps).trim();
+    let trigger = msh.comp(9, 0, 2, &g.seps).trim();
+    let message_type = match (safe_token(code), safe_token(trigger)) {
+        (Some(c), Some(t)) => format!("{c}^{t}"),
+        (Some(c), None) => c.to_string(),
+        _ => return None,
+    };
+    Some((message_type, msh.field(10).trim().to_string()))
 }

@@ -519,7 +519,8 @@ fn inspect_reports_each_message() {
     );
     assert_eq!(
         out[1],
-        json!({"index": 1, "status": "error", "code": "HL7_NOT_ADT", "detail": "MSH-9 is ORU^R01"})
+        json!({"index": 1, "status": "error", "code": "HL7_NOT_ADT", "detail": "MSH-9 is ORU^R01",
+               "message_type": "ORU^R01", "control_id": "CTRL-001"})
     );
     assert_eq!(out[2]["control_id"], "CTRL-002");
     assert!(!out[0].to_string().contains("ANNA"));

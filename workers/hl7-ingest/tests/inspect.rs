@@ -130,6 +130,11 @@ fn every_corpus_adt_message_maps_and_every_other_type_is_refused() {
                 refused += 1;
                 assert_eq!(g["status"], "error", "{name}: {g}");
                 assert_eq!(g["code"], "HL7_MISSING_FIELD", "{name}: {g}");
+                assert_eq!(
+                    g["control_id"],
+                    e.control_id.trim(),
+                    "{name}: the header should still be shown"
+                );
             } else if e.message_type.starts_with("ADT") {
                 adt += 1;
                 assert_eq!(g["status"], "ok", "{name}: {g}");
