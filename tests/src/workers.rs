@@ -5,6 +5,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use fleet_core::ports::{MessageQueue, OutgoingMessage};
+
 /// The target directory's binary `name` (built by `cargo build --workspace --bins`, which
 /// `scripts/test` runs first).
 pub fn binary(name: &str) -> PathBuf {
@@ -153,4 +155,38 @@ pub fn final_request_counts(log: &str) -> Option<std::collections::BTreeMap<Stri
                 .or_else(|| v.get("requests"))?;
             serde_json::from_str(req.as_str()?).ok()
         })
+}
+
+/// Send every body, in batches of 10, asserting each batch is accepted whole.
+pub async fn send_all(queue: &dyn MessageQueue, bodies: impl Iterator<Item = String>) {
+    let bodies: Vec<OutgoingMessage> = bodies
+        .map(|body| OutgoingMessage {
+            body,
+            ..OutgoingMessage::default()
+        })
+        .collect();
+    for batch in bodies.chunks(10) {
+        assert!(
+            queue.send_batch(batch).await.unwrap().all_ok(),
+            "a send batch had failed entries"
+        );
+    }
+}
+
+/// Wait until the queue has nothing visible, in flight or delayed.
+pub async fn wait_drained(queue: &dyn MessageQueue, limit: Duration) {
+    let deadline = Instant::now() + limit;
+    loop {
+        let a = queue.attributes().await.unwrap();
+        if a.approximate_visible + a.approximate_in_flight + a.approximate_delayed == 0 {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "queue not drained within {limit:?}: {} visible, {} in flight",
+            a.approximate_visible,
+            a.approximate_in_flight
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 }

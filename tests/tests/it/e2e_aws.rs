@@ -2,13 +2,15 @@
 //! redrive policy, an EventBridge rule routing to a tap queue, and a DynamoDB table.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use fleet_aws::provision::QueueSetup;
-use fleet_core::ports::{MessageQueue, OutgoingMessage, ReceivedMessage};
+use fleet_core::ports::{MessageQueue, ReceivedMessage};
 use fleet_core::{Backend, FailureMetadata};
 use hl7_ingest::samples;
-use tests::workers::{Worker, assert_no_phi, final_request_counts, sample_secrets};
+use tests::workers::{
+    Worker, assert_no_phi, final_request_counts, sample_secrets, send_all, wait_drained,
+};
 use tests::{MOTO_REGION, aws_backend, moto_endpoint, unique};
 
 struct Stack {
@@ -101,39 +103,13 @@ async fn drain(queue: &dyn MessageQueue) -> Vec<ReceivedMessage> {
     out
 }
 
-async fn wait_drained(queue: &dyn MessageQueue, limit: Duration) {
-    let deadline = Instant::now() + limit;
-    loop {
-        let a = queue.attributes().await.unwrap();
-        if a.approximate_visible + a.approximate_in_flight + a.approximate_delayed == 0 {
-            return;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "source not drained: {} visible, {} in flight",
-            a.approximate_visible,
-            a.approximate_in_flight
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-}
-
 #[tokio::test(flavor = "multi_thread")]
 async fn aws_200_messages_give_190_events_10_dead_letters_and_an_empty_source() {
     let stack = provision(true).await;
     let backend = aws_backend().await;
     let source = backend.queue(&stack.source).await.unwrap();
     let set = samples::generate(21, 200, 10);
-    for chunk in set.chunks(10) {
-        let batch: Vec<OutgoingMessage> = chunk
-            .iter()
-            .map(|s| OutgoingMessage {
-                body: s.body.clone(),
-                ..OutgoingMessage::default()
-            })
-            .collect();
-        assert!(source.send_batch(&batch).await.unwrap().all_ok());
-    }
+    send_all(source.as_ref(), set.iter().map(|s| s.body.clone())).await;
 
     let dir = tempfile::tempdir().unwrap();
     let mut worker = Worker::start(

@@ -6,10 +6,9 @@ use std::time::{Duration, Instant};
 
 use fleet_core::Backend;
 use fleet_core::FailureMetadata;
-use fleet_core::ports::{MessageQueue, OutgoingMessage};
 use fleet_local::{LocalBackend, QueueSpec};
 use hl7_ingest::samples;
-use tests::workers::{Worker, assert_no_phi, sample_secrets};
+use tests::workers::{Worker, assert_no_phi, sample_secrets, send_all, wait_drained};
 
 const SOURCE: &str = "hl7-in";
 const DLQ: &str = "hl7-in-dlq";
@@ -80,40 +79,6 @@ fn worker_env(dir: &Path) -> Vec<(&'static str, String)> {
         // Every level, our crates and the libraries: the PHI scan must cover debug output too.
         ("FLEET_LOG", "trace".into()),
     ]
-}
-
-async fn send_all(queue: &dyn MessageQueue, bodies: impl Iterator<Item = String>) {
-    let mut batch = Vec::new();
-    for body in bodies {
-        batch.push(OutgoingMessage {
-            body,
-            ..OutgoingMessage::default()
-        });
-        if batch.len() == 10 {
-            assert!(queue.send_batch(&batch).await.unwrap().all_ok());
-            batch.clear();
-        }
-    }
-    if !batch.is_empty() {
-        assert!(queue.send_batch(&batch).await.unwrap().all_ok());
-    }
-}
-
-async fn wait_drained(queue: &dyn MessageQueue, limit: Duration) {
-    let deadline = Instant::now() + limit;
-    loop {
-        let a = queue.attributes().await.unwrap();
-        if a.approximate_visible + a.approximate_in_flight + a.approximate_delayed == 0 {
-            return;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "queue not drained: {} visible, {} in flight",
-            a.approximate_visible,
-            a.approximate_in_flight
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
 }
 
 fn control_id_of(event: &serde_json::Value) -> String {
