@@ -364,6 +364,9 @@ async fn check_queues(
 // Polling
 // ---------------------------------------------------------------------------------------------
 
+/// How long past its wait time an in-flight long poll may run once shutdown has begun.
+const POLL_GRACE_AT_SHUTDOWN: Duration = Duration::from_secs(1);
+
 async fn poll_loop(ctx: Arc<Ctx>, slots: Arc<Semaphore>, tracker: TaskTracker) {
     let health = &ctx.telemetry.health;
     let mut error_backoff = Duration::from_millis(200);
@@ -388,10 +391,16 @@ async fn poll_loop(ctx: Arc<Ctx>, slots: Arc<Semaphore>, tracker: TaskTracker) {
         // messages to the abandoned connection, leaving them invisible. The poll ends within
         // wait_time (at most 20 s); whatever it returns is released by handle_message, which
         // sees the shutdown before starting any handler.
-        let received = ctx
-            .queue
-            .receive(max, ctx.cfg.wait_time, ctx.cfg.visibility_timeout)
-            .await;
+        // A poll that outlives its own wait by a wide margin after shutdown (a hung connection)
+        // is dropped after all, so shutdown stays bounded.
+        let overdue = async {
+            ctx.shutdown.cancelled().await;
+            tokio::time::sleep(ctx.cfg.wait_time + POLL_GRACE_AT_SHUTDOWN).await;
+        };
+        let received = tokio::select! {
+            r = ctx.queue.receive(max, ctx.cfg.wait_time, ctx.cfg.visibility_timeout) => r,
+            _ = overdue => break,
+        };
         match received {
             Ok(messages) => {
                 error_backoff = Duration::from_millis(200);
