@@ -73,7 +73,7 @@ fn worker_env(dir: &Path) -> Vec<(&'static str, String)> {
         ("FLEET_HL7_QUEUE", SOURCE.into()),
         ("FLEET_EVENT_BUS", BUS.into()),
         ("FLEET_HL7_TABLE", TABLE.into()),
-        ("FLEET_ALLOW_UNENCRYPTED", "true".into()),
+        ("FLEET_ALLOW_UNENCRYPTED", "1".into()),
         ("FLEET_WAIT_TIME_SECS", "1".into()),
         ("FLEET_DRAIN_DEADLINE_SECS", "5".into()),
         // Every level, our crates and the libraries: the PHI scan must cover debug output too.

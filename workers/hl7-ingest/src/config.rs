@@ -72,7 +72,8 @@ pub struct WorkerConfig {
     #[arg(long, env = env::WAIT_TIME_SECS, default_value_t = 20)]
     pub wait_time_secs: u64,
     /// Start even if the queue or its DLQ is unencrypted (local development only).
-    #[arg(long, env = env::ALLOW_UNENCRYPTED, default_value_t = false)]
+    #[arg(long, env = env::ALLOW_UNENCRYPTED, action = clap::ArgAction::SetTrue,
+          value_parser = clap::builder::BoolishValueParser::new())]
     pub allow_unencrypted: bool,
     /// Health and metrics endpoint address.
     #[arg(long, env = env::HEALTH_ADDR)]

@@ -86,6 +86,13 @@ impl Hl7Handler {
                 TransactOutcome::ConditionFailed(failed) if failed.contains(&EVENT_INDEX) => {
                     return self.republish(msg).await;
                 }
+                TransactOutcome::ConditionFailed(failed) if failed.is_empty() => {
+                    // A cancellation that names no item cannot be narrowed down: retry later.
+                    return Err(PortError::transient(
+                        "hl7.records",
+                        "transaction cancelled without naming the failed condition",
+                    ));
+                }
                 TransactOutcome::ConditionFailed(failed) => {
                     // Newer patient or encounter state is already stored: keep it, write the rest.
                     puts = puts
