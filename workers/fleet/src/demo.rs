@@ -84,6 +84,15 @@ pub async fn run(
         dir.display()
     )?;
 
+    // A directory reused from an earlier run keeps its events and dead letters: report only
+    // what this run adds.
+    let events_before = local.list_bus_events(BUS)?.len();
+    let tap_before = local.queue_messages_snapshot(TAP_QUEUE)?.len();
+    let dead_before: std::collections::HashSet<String> = local
+        .queue_messages_snapshot(DLQ)?
+        .into_iter()
+        .map(|m| m.message_id)
+        .collect();
     let samples = hl7_ingest::samples::generate(seed, total, malformed);
     let source = backend.queue(SOURCE_QUEUE).await?;
     for s in &samples {
@@ -126,7 +135,11 @@ pub async fn run(
         report.dead_lettered
     )?;
 
-    let events = local.list_bus_events(BUS)?;
+    let events: Vec<_> = local
+        .list_bus_events(BUS)?
+        .into_iter()
+        .skip(events_before)
+        .collect();
     writeln!(out, "\nevents on bus {BUS:?} ({}):", events.len())?;
     for e in &events {
         let detail = &e["detail"];
@@ -155,14 +168,22 @@ pub async fn run(
             .join(", ")
     )?;
 
-    let tap = local.queue_messages_snapshot(TAP_QUEUE)?;
+    let tap: Vec<_> = local
+        .queue_messages_snapshot(TAP_QUEUE)?
+        .into_iter()
+        .skip(tap_before)
+        .collect();
     writeln!(
         out,
         "tap queue {TAP_QUEUE:?}: {} events routed by rule patient-events-to-tap",
         tap.len()
     )?;
 
-    let dead = local.queue_messages_snapshot(DLQ)?;
+    let dead: Vec<_> = local
+        .queue_messages_snapshot(DLQ)?
+        .into_iter()
+        .filter(|m| !dead_before.contains(&m.message_id))
+        .collect();
     writeln!(out, "\ndead-letter queue {DLQ:?} ({}):", dead.len())?;
     let mut codes_as_expected = true;
     for m in &dead {
