@@ -2,7 +2,7 @@
 //! redrive policy, an EventBridge rule routing to a tap queue, and a DynamoDB table.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use fleet_aws::provision::QueueSetup;
 use fleet_core::ports::{MessageQueue, ReceivedMessage};
@@ -236,4 +236,71 @@ async fn aws_an_unencrypted_queue_is_refused_with_a_clear_message() {
 fn tail(log: &str) -> String {
     let lines: Vec<&str> = log.lines().collect();
     lines[lines.len().saturating_sub(30)..].join("\n")
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn aws_sigterm_during_processing_loses_nothing_and_leaves_nothing_invisible() {
+    let stack = provision(true).await;
+    let backend = aws_backend().await;
+    let source = backend.queue(&stack.source).await.unwrap();
+    let set = samples::generate(22, 400, 0);
+    send_all(source.as_ref(), set.iter().map(|s| s.body.clone())).await;
+
+    let dir = tempfile::tempdir().unwrap();
+    let mut worker = Worker::start(
+        "hl7-ingest",
+        &[],
+        &worker_env(&stack),
+        dir.path().join("worker.log"),
+    );
+    // Stop it once processing is under way: some messages gone from the source, most not.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let a = source.attributes().await.unwrap();
+        if a.approximate_visible + a.approximate_in_flight < 360 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no progress; log tail:\n{}",
+            tail(&worker.log_text())
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let (took, status) = worker.terminate(Duration::from_secs(30));
+    assert!(
+        status.success(),
+        "exit {status}; log tail:\n{}",
+        tail(&worker.log_text())
+    );
+    // Drain deadline 10 s, plus the in-flight long poll's 1 s wait and its 1 s grace.
+    assert!(took < Duration::from_secs(13), "exit took {took:?}");
+
+    let a = source.attributes().await.unwrap();
+    assert_eq!(
+        a.approximate_in_flight, 0,
+        "messages left invisible after shutdown"
+    );
+    let remaining: HashSet<String> = drain(source.as_ref())
+        .await
+        .into_iter()
+        .map(|m| m.body)
+        .collect();
+    assert!(
+        !remaining.is_empty(),
+        "the worker finished before SIGTERM: the test proved nothing"
+    );
+    let records = backend.records(&stack.table);
+    let mut lost = 0;
+    for s in &set {
+        let done = records
+            .get(&format!("MSG#GENHOSP#{}", s.control_id), "EVENT")
+            .await
+            .unwrap()
+            .is_some();
+        if !done && !remaining.contains(&s.body) {
+            lost += 1;
+        }
+    }
+    assert_eq!(lost, 0, "messages neither processed nor back on the queue");
 }
