@@ -103,21 +103,50 @@ async fn drain(queue: &dyn MessageQueue) -> Vec<ReceivedMessage> {
     out
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn aws_200_messages_give_190_events_10_dead_letters_and_an_empty_source() {
+/// A provisioned encrypted stack, `total` generated messages (`malformed` of them bad) on its
+/// source queue, and the worker started on it.
+struct Run {
+    stack: Stack,
+    backend: fleet_aws::AwsBackend,
+    source: std::sync::Arc<dyn MessageQueue>,
+    set: Vec<samples::Sample>,
+    dir: tempfile::TempDir,
+    worker: Worker,
+}
+
+async fn seed_and_start(seed: u64, total: usize, malformed: usize) -> Run {
     let stack = provision(true).await;
     let backend = aws_backend().await;
     let source = backend.queue(&stack.source).await.unwrap();
-    let set = samples::generate(21, 200, 10);
+    let set = samples::generate(seed, total, malformed);
     send_all(source.as_ref(), set.iter().map(|s| s.body.clone())).await;
-
     let dir = tempfile::tempdir().unwrap();
-    let mut worker = Worker::start(
+    let worker = Worker::start(
         "hl7-ingest",
         &[],
         &worker_env(&stack),
         dir.path().join("worker.log"),
     );
+    Run {
+        stack,
+        backend,
+        source,
+        set,
+        dir,
+        worker,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn aws_200_messages_give_190_events_10_dead_letters_and_an_empty_source() {
+    let Run {
+        stack,
+        backend,
+        source,
+        set,
+        dir: _dir,
+        mut worker,
+    } = seed_and_start(21, 200, 10).await;
     wait_drained(source.as_ref(), Duration::from_secs(120)).await;
     let (_, status) = worker.terminate(Duration::from_secs(30));
     let log = worker.log_text();
@@ -240,19 +269,14 @@ fn tail(log: &str) -> String {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn aws_sigterm_during_processing_loses_nothing_and_leaves_nothing_invisible() {
-    let stack = provision(true).await;
-    let backend = aws_backend().await;
-    let source = backend.queue(&stack.source).await.unwrap();
-    let set = samples::generate(22, 400, 0);
-    send_all(source.as_ref(), set.iter().map(|s| s.body.clone())).await;
-
-    let dir = tempfile::tempdir().unwrap();
-    let mut worker = Worker::start(
-        "hl7-ingest",
-        &[],
-        &worker_env(&stack),
-        dir.path().join("worker.log"),
-    );
+    let Run {
+        stack,
+        backend,
+        source,
+        set,
+        dir: _dir,
+        mut worker,
+    } = seed_and_start(22, 400, 0).await;
     // Stop it once processing is under way: some messages gone from the source, most not.
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
