@@ -335,8 +335,14 @@ fn merge(mrg: &Fields<'_>, s: &Separators) -> Merge {
 impl AdtMessage {
     /// The `minimal` PHI policy: identifiers and event facts; no name, birth date, sex,
     /// address, attending doctor or death indicator.
+    /// Identifiers whose type says they are government-issued personal numbers (HL7 table
+    /// 0203: SS, DL, PPN) are left out too: they are not needed to correlate a patient and
+    /// are the most damaging to leak.
     pub fn phi_minimal(&self) -> serde_json::Value {
-        let ids = |v: &[PatientId]| serde_json::to_value(v).unwrap_or_default();
+        let ids = |v: &[PatientId]| {
+            let kept: Vec<&PatientId> = v.iter().filter(|id| !is_personal_number(id)).collect();
+            serde_json::to_value(kept).unwrap_or_default()
+        };
         serde_json::json!({
             "message_type": self.message_type,
             "trigger": self.trigger,
@@ -360,7 +366,11 @@ impl AdtMessage {
                 "admit_time": v.admit_time,
                 "discharge_time": v.discharge_time,
             })),
-            "merge": self.merge,
+            "merge": self.merge.as_ref().map(|m| serde_json::json!({
+                "prior_identifiers": ids(&m.prior_identifiers),
+                "prior_account_number": m.prior_account_number,
+                "prior_visit_number": m.prior_visit_number,
+            })),
         })
     }
 
@@ -368,4 +378,12 @@ impl AdtMessage {
     pub fn full(&self) -> serde_json::Value {
         serde_json::to_value(self).unwrap_or_default()
     }
+}
+
+/// Social security, driver's licence and passport numbers (HL7 table 0203).
+fn is_personal_number(id: &PatientId) -> bool {
+    matches!(
+        id.id_type.as_deref().map(str::trim),
+        Some("SS" | "DL" | "PPN")
+    )
 }

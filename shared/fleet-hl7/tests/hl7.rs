@@ -484,6 +484,7 @@ fn phi_stays_out_of_debug_and_minimal() {
         "HOUSE",
         "birth_date",
         "address",
+        "SSN999",
     ] {
         assert!(!minimal.contains(secret), "minimal shows {secret}");
     }
@@ -491,7 +492,7 @@ fn phi_stays_out_of_debug_and_minimal() {
         minimal.contains("MRN123") && minimal.contains("V0001") && minimal.contains("4W/401/A")
     );
     let full = m.full().to_string();
-    assert!(full.contains("SMITH") && full.contains("1980-02-29"));
+    assert!(full.contains("SMITH") && full.contains("1980-02-29") && full.contains("SSN999"));
 }
 
 #[test]

@@ -125,6 +125,12 @@ async fn minimal_policy_events_carry_no_name_or_birth_date_and_full_ones_do() {
         );
         assert_eq!(text.contains("Quillfeather"), expect_phi, "{policy:?}");
         assert_eq!(text.contains("1961-04-12"), expect_phi, "{policy:?}");
+        // The sample's second PID-3 repetition is a social security number (type SS).
+        assert_eq!(
+            text.contains("55500019"),
+            expect_phi,
+            "SSN under {policy:?}"
+        );
     }
 }
 
