@@ -64,16 +64,10 @@ fn the_demo_runs_to_completion_and_is_idempotent_on_a_reused_directory() {
         "the second run wrote new records"
     );
     // The demo prints identifiers only as control ids: no generated name reaches the output.
-    for name in [
-        "Quillfeather",
-        "Ashbourne",
-        "Marrowdale",
-        "Thistlewood",
-        "Brackenridge",
-        "Fennimore",
-        "Larkspur",
-        "Oakhollow",
-    ] {
+    for name in hl7_ingest::samples::FAMILY
+        .iter()
+        .chain(hl7_ingest::samples::GIVEN)
+    {
         assert!(!first.contains(name));
     }
 }

@@ -7,7 +7,8 @@ use fleet_core::ErrorCode;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
-const FAMILY: &[&str] = &[
+/// The family names samples draw from (tests scan output for them).
+pub const FAMILY: &[&str] = &[
     "Quillfeather",
     "Ashbourne",
     "Marrowdale",
@@ -17,7 +18,8 @@ const FAMILY: &[&str] = &[
     "Larkspur",
     "Oakhollow",
 ];
-const GIVEN: &[&str] = &[
+/// The given names samples draw from.
+pub const GIVEN: &[&str] = &[
     "Rosalind",
     "Tobias",
     "Wilhelmina",
