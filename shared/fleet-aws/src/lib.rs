@@ -36,6 +36,7 @@ pub struct AwsBackend {
     dynamodb: aws_sdk_dynamodb::Client,
     s3: aws_sdk_s3::Client,
     kms: aws_sdk_kms::Client,
+    sts: aws_sdk_sts::Client,
     /// Key for SSE-KMS on S3 puts; `None` uses the account's `aws/s3` key.
     kms_key: Option<String>,
 }
@@ -90,8 +91,12 @@ impl AwsBackend {
         let kms = aws_sdk_kms::config::Builder::from(cfg)
             .interceptor(CountRequests { service: "kms" })
             .build();
+        let sts = aws_sdk_sts::config::Builder::from(cfg)
+            .interceptor(CountRequests { service: "sts" })
+            .build();
         Self {
             sqs: aws_sdk_sqs::Client::from_conf(sqs),
+            sts: aws_sdk_sts::Client::from_conf(sts),
             events: aws_sdk_eventbridge::Client::from_conf(events),
             dynamodb: aws_sdk_dynamodb::Client::from_conf(dynamodb),
             s3: aws_sdk_s3::Client::from_conf(s3),
@@ -166,5 +171,42 @@ impl Backend for AwsBackend {
             bucket.to_string(),
             self.kms_key.clone(),
         ))
+    }
+
+    async fn list_queues(&self, prefix: &str) -> Result<Vec<String>, PortError> {
+        const OP: &str = "sqs.ListQueues";
+        let mut urls = Vec::new();
+        let mut token: Option<String> = None;
+        loop {
+            let out = self
+                .sqs
+                .list_queues()
+                .max_results(1000)
+                .set_queue_name_prefix((!prefix.is_empty()).then(|| prefix.to_string()))
+                .set_next_token(token.take())
+                .send()
+                .await
+                .map_err(|e| classify(OP, &e))?;
+            urls.extend(out.queue_urls().iter().cloned());
+            match out.next_token() {
+                Some(t) if !t.is_empty() => token = Some(t.to_string()),
+                _ => break,
+            }
+        }
+        urls.sort();
+        Ok(urls)
+    }
+
+    async fn caller_identity(&self) -> Result<String, PortError> {
+        const OP: &str = "sts.GetCallerIdentity";
+        let out = self
+            .sts
+            .get_caller_identity()
+            .send()
+            .await
+            .map_err(|e| classify(OP, &e))?;
+        out.arn()
+            .map(str::to_string)
+            .ok_or_else(|| PortError::transient(OP, "response without an ARN"))
     }
 }

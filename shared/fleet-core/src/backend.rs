@@ -19,4 +19,10 @@ pub trait Backend: Send + Sync {
     fn event_bus(&self, name: &str) -> Arc<dyn EventBus>;
     fn records(&self, table: &str) -> Arc<dyn RecordStore>;
     fn objects(&self, bucket: &str) -> Arc<dyn ObjectStore>;
+    /// The queues whose name starts with `prefix` (empty: all): URLs on aws, names locally;
+    /// sorted.
+    async fn list_queues(&self, prefix: &str) -> Result<Vec<String>, PortError>;
+    /// Who is acting, for audit records: the caller's ARN on aws (STS GetCallerIdentity),
+    /// `local:<user>` on the local backend.
+    async fn caller_identity(&self) -> Result<String, PortError>;
 }

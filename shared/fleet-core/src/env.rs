@@ -44,3 +44,9 @@ pub const HL7_TIMEZONE: &str = "FLEET_HL7_TIMEZONE";
 pub const CORPUS_DIR: &str = "FLEET_CORPUS_DIR";
 /// moto_server endpoint for the AWS-side tests (set by `scripts/test`).
 pub const MOTO_ENDPOINT: &str = "FLEET_MOTO_ENDPOINT";
+
+/// dlq-replay: where audit records go (a file, appended; `-` or unset: standard error).
+pub const DLQ_AUDIT_LOG: &str = "FLEET_DLQ_AUDIT_LOG";
+/// dlq-replay: age recipient (public key, `age1...`) the archive of moved messages is
+/// encrypted to.
+pub const ARCHIVE_RECIPIENT: &str = "FLEET_ARCHIVE_RECIPIENT";

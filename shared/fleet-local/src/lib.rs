@@ -220,6 +220,29 @@ impl Backend for LocalBackend {
             bucket.to_string(),
         ))
     }
+
+    async fn list_queues(&self, prefix: &str) -> Result<Vec<String>, PortError> {
+        let mut names = LocalBackend::list_queues(self)?;
+        names.retain(|n| n.starts_with(prefix));
+        Ok(names)
+    }
+
+    async fn caller_identity(&self) -> Result<String, PortError> {
+        Ok(format!("local:{}", local_user()))
+    }
+}
+
+/// The login name of the local user, for audit records: `$USER`, `$LOGNAME`, else the uid.
+fn local_user() -> String {
+    ["USER", "LOGNAME"]
+        .iter()
+        .find_map(|k| std::env::var(k).ok().filter(|v| !v.trim().is_empty()))
+        .unwrap_or_else(|| {
+            std::fs::read_to_string("/proc/self/loginuid")
+                .ok()
+                .map(|uid| format!("uid {}", uid.trim()))
+                .unwrap_or_else(|| "unknown".to_string())
+        })
 }
 
 /// Milliseconds since the epoch.

@@ -330,6 +330,12 @@ impl Backend for CountingBackend {
     fn objects(&self, bucket: &str) -> Arc<dyn ObjectStore> {
         self.inner.objects(bucket)
     }
+    async fn list_queues(&self, prefix: &str) -> Result<Vec<String>, PortError> {
+        Backend::list_queues(&self.inner, prefix).await
+    }
+    async fn caller_identity(&self) -> Result<String, PortError> {
+        self.inner.caller_identity().await
+    }
 }
 
 // ---------------------------------------------------------------------------------------------

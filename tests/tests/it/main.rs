@@ -5,5 +5,6 @@
 mod arch;
 mod aws_adapter;
 mod contract;
+mod dlq_replay;
 mod e2e_aws;
 mod e2e_local;

@@ -1,0 +1,131 @@
+//! Reading a queue without consuming it.
+//!
+//! SQS has no "peek": the only way to see a message is to receive it. A scan receives every
+//! visible message with a visibility timeout (the *hold*), keeps each one invisible while the
+//! command looks at the whole set (so a later receive cannot return it again and the scan
+//! ends), extends the hold while the command runs, and at the end releases whatever it did
+//! not delete by setting its visibility to 0. A crash of `dlq-replay` therefore loses nothing:
+//! held messages reappear when the hold expires.
+//!
+//! Receiving a message bumps its receive count; on a DLQ (which normally has no redrive
+//! policy of its own) that changes nothing. On a FIFO queue a held message blocks the rest of
+//! its group, so a scan that deletes nothing sees only the first messages of each group.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use fleet_core::{MessageQueue, PortError};
+
+use crate::message::Dead;
+
+/// Long-poll wait of each receive. Long polling asks every SQS server, so an empty answer means
+/// nothing is visible (a short poll can answer empty from a sample of servers).
+const RECEIVE_WAIT: Duration = Duration::from_secs(1);
+/// Consecutive empty receives that end a scan.
+const EMPTY_RECEIVES_TO_STOP: u32 = 2;
+
+/// Receipts of the messages a command holds, by message id.
+pub struct Scanner {
+    queue: Arc<dyn MessageQueue>,
+    hold: Duration,
+    held: HashMap<String, String>,
+    last_extended: Instant,
+    empty_receives: u32,
+}
+
+impl Scanner {
+    pub fn new(queue: Arc<dyn MessageQueue>, hold: Duration) -> Self {
+        Self {
+            queue,
+            hold,
+            held: HashMap::new(),
+            last_extended: Instant::now(),
+            empty_receives: 0,
+        }
+    }
+
+    pub fn queue(&self) -> &Arc<dyn MessageQueue> {
+        &self.queue
+    }
+
+    /// How many messages are held.
+    pub fn held(&self) -> usize {
+        self.held.len()
+    }
+
+    /// The next messages this scan has not seen yet, now held; `None` when nothing more is
+    /// visible. Calling it again after `None` looks again (a FIFO group unblocks once its held
+    /// messages are deleted).
+    pub async fn next_batch(&mut self) -> Result<Option<Vec<Dead>>, PortError> {
+        self.empty_receives = 0;
+        loop {
+            self.keep_alive().await?;
+            let received = self
+                .queue
+                .receive(10, RECEIVE_WAIT, Some(self.hold))
+                .await?;
+            let mut fresh = Vec::with_capacity(received.len());
+            for m in received {
+                // A standard queue can deliver a message twice; the newest receipt is the one
+                // that deletes or releases it.
+                let seen = self
+                    .held
+                    .insert(m.message_id.clone(), m.receipt.clone())
+                    .is_some();
+                if !seen {
+                    fresh.push(Dead::new(m));
+                }
+            }
+            if !fresh.is_empty() {
+                return Ok(Some(fresh));
+            }
+            self.empty_receives += 1;
+            if self.empty_receives >= EMPTY_RECEIVES_TO_STOP {
+                return Ok(None);
+            }
+        }
+    }
+
+    /// The receipt of a held message.
+    pub fn receipt(&self, message_id: &str) -> Option<&str> {
+        self.held.get(message_id).map(String::as_str)
+    }
+
+    /// The message was deleted: nothing to release.
+    pub fn forget(&mut self, message_id: &str) {
+        self.held.remove(message_id);
+    }
+
+    /// Extend the hold of every held message once half of it has passed.
+    pub async fn keep_alive(&mut self) -> Result<(), PortError> {
+        if self.last_extended.elapsed() < self.hold / 2 {
+            return Ok(());
+        }
+        let hold = self.hold;
+        self.set_visibility(hold).await?;
+        self.last_extended = Instant::now();
+        Ok(())
+    }
+
+    /// Make every held message visible again; returns how many could not be released (they
+    /// reappear when their hold expires).
+    pub async fn release_all(&mut self) -> Result<usize, PortError> {
+        let failed = self.set_visibility(Duration::ZERO).await?;
+        self.held.clear();
+        Ok(failed)
+    }
+
+    async fn set_visibility(&self, visibility: Duration) -> Result<usize, PortError> {
+        let receipts: Vec<(String, Duration)> = self
+            .held
+            .values()
+            .map(|r| (r.clone(), visibility))
+            .collect();
+        let mut failed = 0;
+        for chunk in receipts.chunks(10) {
+            failed += self.queue.change_visibility_batch(chunk).await?.failed.len();
+        }
+        Ok(failed)
+    }
+}

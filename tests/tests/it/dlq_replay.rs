@@ -1,0 +1,693 @@
+//! End to end: the real `dlq-replay` binary on the local backend and on moto. Every check is
+//! one async fn over a [`Stack`] and runs on both.
+//!
+//! Seeded DLQ messages look like the runtime's: a body carrying a patient marker, a
+//! `fleet.failure` attribute naming the source queue, and a `seq` attribute the checks use to
+//! follow each message.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::sync::Arc;
+use std::time::Duration;
+
+use fleet_aws::provision::QueueSetup;
+use fleet_core::failure::FAILURE_ATTRIBUTE;
+use fleet_core::{
+    AttributeValue, Attributes, Backend, ErrorCode, FailureMetadata, MessageQueue,
+    OutgoingMessage, ReceivedMessage,
+};
+use fleet_local::QueueSpec;
+use serde_json::Value;
+use tempfile::TempDir;
+use tests::workers::binary;
+use tests::{MOTO_REGION, aws_backend, local_backend, moto_endpoint, unique};
+
+const SECRET: &str = "PATIENT-SECRET";
+
+enum Kind {
+    Local(fleet_local::LocalBackend),
+    Aws(fleet_aws::AwsBackend),
+}
+
+/// One backend, a scratch directory and the environment the binary needs for it.
+struct Stack {
+    kind: Kind,
+    dir: TempDir,
+    /// Unique name prefix of this check's queues.
+    prefix: String,
+}
+
+struct Pair {
+    source: String,
+    dlq: String,
+}
+
+impl Stack {
+    fn local() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let backend = local_backend(dir.path());
+        Stack {
+            kind: Kind::Local(backend),
+            dir,
+            prefix: unique("dr"),
+        }
+    }
+
+    async fn aws() -> Self {
+        Stack {
+            kind: Kind::Aws(aws_backend().await),
+            dir: tempfile::tempdir().unwrap(),
+            prefix: unique("dr"),
+        }
+    }
+
+    fn backend(&self) -> &dyn Backend {
+        match &self.kind {
+            Kind::Local(b) => b,
+            Kind::Aws(b) => b,
+        }
+    }
+
+    fn env(&self) -> Vec<(&'static str, String)> {
+        match &self.kind {
+            Kind::Local(_) => vec![
+                ("FLEET_BACKEND", "local".into()),
+                (
+                    "FLEET_LOCAL_DB",
+                    self.dir.path().join("fleet.sqlite").display().to_string(),
+                ),
+                (
+                    "FLEET_LOCAL_OBJECTS",
+                    self.dir.path().join("objects").display().to_string(),
+                ),
+                ("USER", "oncall-test".into()),
+            ],
+            Kind::Aws(_) => vec![
+                ("FLEET_BACKEND", "aws".into()),
+                ("AWS_ENDPOINT_URL", moto_endpoint()),
+                ("AWS_REGION", MOTO_REGION.into()),
+                ("AWS_ACCESS_KEY_ID", "testing".into()),
+                ("AWS_SECRET_ACCESS_KEY", "testing".into()),
+            ],
+        }
+    }
+
+    /// A queue named `<prefix>-<name>`; returns its id (URL on aws, name locally).
+    async fn create(&self, name: &str, fifo: bool, redrive_to: Option<&str>) -> String {
+        let name = if fifo {
+            format!("{}-{name}.fifo", self.prefix)
+        } else {
+            format!("{}-{name}", self.prefix)
+        };
+        match &self.kind {
+            Kind::Local(b) => {
+                b.create_queue(
+                    &name,
+                    QueueSpec {
+                        fifo,
+                        redrive: redrive_to.map(|d| (d.to_string(), 5)),
+                        kms_key_id: Some("alias/test".into()),
+                        ..QueueSpec::default()
+                    },
+                )
+                .unwrap();
+                name
+            }
+            Kind::Aws(b) => {
+                let p = b.provisioner();
+                let redrive = match redrive_to {
+                    Some(dlq) => Some((p.queue_arn(dlq).await.unwrap(), 5)),
+                    None => None,
+                };
+                p.create_queue(
+                    &name,
+                    QueueSetup {
+                        fifo,
+                        redrive,
+                        ..QueueSetup::default()
+                    },
+                )
+                .await
+                .unwrap()
+            }
+        }
+    }
+
+    async fn pair(&self, fifo: bool) -> Pair {
+        let dlq = self.create("dlq", fifo, None).await;
+        let source = self.create("in", fifo, Some(&dlq)).await;
+        Pair { source, dlq }
+    }
+
+    async fn queue(&self, id: &str) -> Arc<dyn MessageQueue> {
+        self.backend().queue(id).await.unwrap()
+    }
+
+    async fn delete_queue(&self, id: &str) {
+        match &self.kind {
+            Kind::Local(b) => b.delete_queue(id).unwrap(),
+            Kind::Aws(b) => b.provisioner().delete_queue(id).await.unwrap(),
+        }
+    }
+
+    /// Run the binary with `args`, `stdin` as its input.
+    fn run(&self, args: &[&str], stdin: &str) -> Run {
+        let audit = self.dir.path().join("audit.jsonl");
+        let mut cmd = Command::new(binary("dlq-replay"));
+        cmd.args(args)
+            .current_dir(self.dir.path())
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        for (k, _) in std::env::vars() {
+            if k.starts_with("FLEET_") || k.starts_with("AWS_") {
+                cmd.env_remove(&k);
+            }
+        }
+        cmd.envs(self.env()).env("FLEET_DLQ_AUDIT_LOG", &audit);
+        let mut child = cmd.spawn().expect("start dlq-replay");
+        {
+            use std::io::Write;
+            let mut input = child.stdin.take().unwrap();
+            input.write_all(stdin.as_bytes()).unwrap();
+        }
+        let output = child.wait_with_output().unwrap();
+        Run::of(output, &audit)
+    }
+
+    fn run_json(&self, args: &[&str]) -> (Run, Value) {
+        let mut full = vec!["--output", "json"];
+        full.extend_from_slice(args);
+        let run = self.run(&full, "");
+        let json = serde_json::from_str(&run.stdout).unwrap_or_else(|e| {
+            panic!(
+                "dlq-replay {args:?} printed no JSON ({e}); exit {:?}\nstdout:\n{}\nstderr:\n{}",
+                run.code, run.stdout, run.stderr
+            )
+        });
+        (run, json)
+    }
+}
+
+struct Run {
+    code: Option<i32>,
+    stdout: String,
+    stderr: String,
+    audit: String,
+}
+
+impl Run {
+    fn of(o: Output, audit: &Path) -> Self {
+        Run {
+            code: o.status.code(),
+            stdout: String::from_utf8_lossy(&o.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&o.stderr).into_owned(),
+            audit: std::fs::read_to_string(audit).unwrap_or_default(),
+        }
+    }
+
+    fn assert_code(&self, code: i32) {
+        assert_eq!(
+            self.code,
+            Some(code),
+            "stdout:\n{}\nstderr:\n{}",
+            self.stdout,
+            self.stderr
+        );
+    }
+
+    /// Nothing the operator or the audit log sees carries a body.
+    fn assert_no_bodies(&self) {
+        for (what, text) in [
+            ("stdout", &self.stdout),
+            ("stderr", &self.stderr),
+            ("audit", &self.audit),
+        ] {
+            assert!(!text.contains(SECRET), "{what} contains a message body:\n{text}");
+        }
+    }
+
+    fn audit_records(&self) -> Vec<Value> {
+        self.audit
+            .lines()
+            .map(|l| serde_json::from_str(l).expect("audit lines are JSON"))
+            .collect()
+    }
+}
+
+fn failure(code: ErrorCode, source: &str, seq: usize) -> AttributeValue {
+    FailureMetadata {
+        code,
+        detail: format!("detail {}", code.as_str()),
+        worker: "hl7-ingest".into(),
+        source_queue: source.into(),
+        first_failure: "2026-11-30T10:00:00Z".into(),
+        last_failure: "2026-11-30T11:00:00Z".into(),
+        receive_count: 3,
+        message_id: format!("src-{seq}"),
+    }
+    .to_attribute()
+}
+
+/// Seed `n` messages: seq i gets `code_of(i)`, attributes `seq` and `tenant`, FIFO group
+/// `g<i % groups>`.
+async fn seed(
+    dlq: &dyn MessageQueue,
+    source: &str,
+    n: usize,
+    groups: Option<usize>,
+    code_of: impl Fn(usize) -> ErrorCode,
+) {
+    let messages: Vec<OutgoingMessage> = (0..n)
+        .map(|i| {
+            let attributes: Attributes = [
+                ("seq".to_string(), AttributeValue::number(i)),
+                (
+                    "tenant".to_string(),
+                    AttributeValue::string(if i % 2 == 0 { "north" } else { "south" }),
+                ),
+                (FAILURE_ATTRIBUTE.to_string(), failure(code_of(i), source, i)),
+            ]
+            .into();
+            OutgoingMessage {
+                body: format!("MSH|^~\\&|{SECRET}-{i}|"),
+                attributes,
+                delay: None,
+                group_id: groups.map(|g| format!("g{}", i % g)),
+                dedup_id: groups.map(|_| format!("seed-{i}")),
+            }
+        })
+        .collect();
+    for batch in messages.chunks(10) {
+        assert!(dlq.send_batch(batch).await.unwrap().all_ok());
+    }
+}
+
+/// Receive and delete everything on `queue`, in order.
+async fn drain(queue: &dyn MessageQueue) -> Vec<ReceivedMessage> {
+    let mut out = Vec::new();
+    let mut empty = 0;
+    while empty < 2 {
+        let got = queue
+            .receive(10, Duration::from_secs(1), Some(Duration::from_secs(60)))
+            .await
+            .unwrap();
+        if got.is_empty() {
+            empty += 1;
+            continue;
+        }
+        empty = 0;
+        let receipts: Vec<String> = got.iter().map(|m| m.receipt.clone()).collect();
+        assert!(queue.delete_batch(&receipts).await.unwrap().all_ok());
+        out.extend(got);
+    }
+    out
+}
+
+fn seq(m: &ReceivedMessage) -> usize {
+    m.attributes["seq"].as_str().unwrap().parse().unwrap()
+}
+
+async fn visible(queue: &dyn MessageQueue) -> u64 {
+    let a = queue.attributes().await.unwrap();
+    assert_eq!(a.approximate_in_flight, 0, "messages left invisible");
+    a.approximate_visible
+}
+
+// ---------------------------------------------------------------------------------------------
+// Checks
+// ---------------------------------------------------------------------------------------------
+
+async fn list_finds_dlqs_with_sources_depth_and_age(s: Stack) {
+    let p = s.pair(false).await;
+    let dlq = s.queue(&p.dlq).await;
+    seed(dlq.as_ref(), &p.source, 12, None, |_| ErrorCode::Hl7NotAdt).await;
+    let (run, json) = s.run_json(&["list", "--prefix", &s.prefix]);
+    run.assert_code(0);
+    let dlqs = json.as_array().unwrap();
+    assert_eq!(dlqs.len(), 1, "{json}");
+    assert_eq!(dlqs[0]["queue"], p.dlq.as_str());
+    assert_eq!(dlqs[0]["sources"], serde_json::json!([p.source]));
+    assert_eq!(dlqs[0]["visible"], 12);
+    assert!(dlqs[0]["oldest_age_secs"].as_u64().is_some(), "{json}");
+    assert_eq!(dlqs[0]["scan_complete"], true);
+    // Reading consumed nothing.
+    assert_eq!(visible(dlq.as_ref()).await, 12);
+    let human = s.run(&["list", "--prefix", &s.prefix], "");
+    human.assert_code(0);
+    assert!(human.stdout.starts_with("DLQ "), "{}", human.stdout);
+    assert!(human.stdout.contains(&p.source), "{}", human.stdout);
+    run.assert_no_bodies();
+}
+
+async fn summary_groups_failures_and_shows_no_body(s: Stack) {
+    let p = s.pair(false).await;
+    let dlq = s.queue(&p.dlq).await;
+    seed(dlq.as_ref(), &p.source, 30, None, |i| {
+        if i % 3 == 0 {
+            ErrorCode::Hl7ParseError
+        } else {
+            ErrorCode::Hl7NotAdt
+        }
+    })
+    .await;
+    let (run, json) = s.run_json(&["summary", &p.dlq]);
+    run.assert_code(0);
+    run.assert_no_bodies();
+    assert_eq!(json["total"], 30);
+    let groups: BTreeMap<String, u64> = json["groups"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|g| {
+            assert_eq!(g["source_queue"], p.source.as_str());
+            assert_eq!(g["worker"], "hl7-ingest");
+            (g["code"].as_str().unwrap().to_string(), g["count"].as_u64().unwrap())
+        })
+        .collect();
+    assert_eq!(
+        groups,
+        [("HL7_NOT_ADT".to_string(), 20), ("HL7_PARSE_ERROR".to_string(), 10)].into()
+    );
+    assert_eq!(visible(dlq.as_ref()).await, 30);
+    let human = s.run(&["summary", &p.dlq], "");
+    human.assert_code(0);
+    human.assert_no_bodies();
+    assert!(human.stdout.contains("HL7_PARSE_ERROR"), "{}", human.stdout);
+    let audit = human.audit_records();
+    assert!(
+        audit.iter().any(|r| r["operation"] == "summary" && r["queue"] == p.dlq.as_str()),
+        "{}",
+        human.audit
+    );
+}
+
+async fn show_prints_bodies_only_when_asked_and_audits_it(s: Stack) {
+    let p = s.pair(false).await;
+    let dlq = s.queue(&p.dlq).await;
+    seed(dlq.as_ref(), &p.source, 5, None, |_| ErrorCode::Hl7NotAdt).await;
+    let plain = s.run(&["show", &p.dlq], "");
+    plain.assert_code(0);
+    plain.assert_no_bodies();
+    assert_eq!(plain.stdout.matches("\nmessage ").count(), 5, "{}", plain.stdout);
+    assert!(plain.stdout.contains("detail HL7_NOT_ADT"), "{}", plain.stdout);
+    assert!(plain.stdout.contains("fleet.failure"), "{}", plain.stdout);
+
+    let (filtered, json) = s.run_json(&["show", &p.dlq, "--attribute", "tenant=north"]);
+    filtered.assert_code(0);
+    assert_eq!(json["messages"].as_array().unwrap().len(), 3, "{json}");
+
+    let with_body = s.run(&["show", &p.dlq, "--show-body"], "");
+    with_body.assert_code(0);
+    for i in 0..5 {
+        assert!(
+            with_body.stdout.contains(&format!("{SECRET}-{i}|")),
+            "{}",
+            with_body.stdout
+        );
+    }
+    // The audit log says bodies were shown and which, but holds none of them.
+    assert!(!with_body.audit.contains(SECRET), "{}", with_body.audit);
+    let records = with_body.audit_records();
+    let last = records.last().unwrap();
+    assert_eq!(last["operation"], "show");
+    assert_eq!(last["bodies_shown"], true);
+    assert_eq!(last["message_ids"].as_array().unwrap().len(), 5);
+    assert!(last["actor"].as_str().is_some_and(|a| !a.is_empty()));
+    assert_eq!(visible(dlq.as_ref()).await, 5);
+}
+
+async fn replay_moves_exactly_the_selection(s: Stack) {
+    let p = s.pair(false).await;
+    let dlq = s.queue(&p.dlq).await;
+    let source = s.queue(&p.source).await;
+    let code_of = |i: usize| {
+        if i % 5 == 0 {
+            ErrorCode::Hl7ParseError
+        } else {
+            ErrorCode::Hl7NotAdt
+        }
+    };
+    seed(dlq.as_ref(), &p.source, 1000, None, code_of).await;
+    let selected: BTreeSet<usize> = (0..1000)
+        .filter(|i| code_of(*i) == ErrorCode::Hl7NotAdt && i % 2 == 1)
+        .collect();
+
+    // A dry run changes nothing and counts the selection.
+    let (dry, json) = s.run_json(&[
+        "replay", &p.dlq, "--code", "HL7_NOT_ADT", "--attribute", "tenant=south", "--dry-run",
+    ]);
+    dry.assert_code(0);
+    assert_eq!(json["moved"], selected.len());
+    assert_eq!(visible(dlq.as_ref()).await, 1000);
+    assert_eq!(visible(source.as_ref()).await, 0);
+
+    // Without --yes and without the count typed, nothing moves.
+    let declined = s.run(
+        &["replay", &p.dlq, "--code", "HL7_NOT_ADT", "--attribute", "tenant=south"],
+        "no\n",
+    );
+    declined.assert_code(2);
+    assert!(
+        declined.stderr.contains(&format!("Type {} to confirm", selected.len())),
+        "{}",
+        declined.stderr
+    );
+    assert_eq!(visible(dlq.as_ref()).await, 1000);
+
+    let confirmed = s.run(
+        &["replay", &p.dlq, "--code", "HL7_NOT_ADT", "--attribute", "tenant=south"],
+        &format!("{}\n", selected.len()),
+    );
+    confirmed.assert_code(0);
+    confirmed.assert_no_bodies();
+    assert!(
+        confirmed
+            .stdout
+            .contains(&format!("replayed {0} of {0} selected", selected.len())),
+        "{}",
+        confirmed.stdout
+    );
+
+    let arrived = drain(source.as_ref()).await;
+    let arrived_seqs: Vec<usize> = arrived.iter().map(seq).collect();
+    let unique_seqs: BTreeSet<usize> = arrived_seqs.iter().copied().collect();
+    assert_eq!(arrived_seqs.len(), unique_seqs.len(), "a message arrived twice");
+    assert_eq!(unique_seqs, selected);
+    for m in &arrived {
+        // Body and every attribute, the failure attribute included, came back.
+        assert_eq!(m.body, format!("MSH|^~\\&|{SECRET}-{}|", seq(m)));
+        assert_eq!(
+            m.attributes["tenant"],
+            AttributeValue::string("south"),
+            "attributes preserved"
+        );
+        let f = FailureMetadata::from_attributes(&m.attributes).unwrap();
+        assert_eq!(f.message_id, format!("src-{}", seq(m)));
+    }
+    let rest: BTreeSet<usize> = drain(dlq.as_ref()).await.iter().map(seq).collect();
+    let expected_rest: BTreeSet<usize> = (0..1000).filter(|i| !selected.contains(i)).collect();
+    assert_eq!(rest, expected_rest, "the unselected stay, nothing is lost");
+
+    let records = confirmed.audit_records();
+    let finished = records
+        .iter()
+        .rev()
+        .find(|r| r["operation"] == "replay" && r["phase"] == "finished")
+        .unwrap();
+    assert_eq!(finished["moved"], selected.len());
+    assert_eq!(finished["message_ids"].as_array().unwrap().len(), selected.len());
+    assert!(records
+        .iter()
+        .any(|r| r["operation"] == "replay" && r["phase"] == "started"));
+}
+
+async fn fifo_replay_keeps_groups_and_their_order(s: Stack) {
+    let p = s.pair(true).await;
+    let dlq = s.queue(&p.dlq).await;
+    let source = s.queue(&p.source).await;
+    seed(dlq.as_ref(), &p.source, 60, Some(3), |_| ErrorCode::Hl7NotAdt).await;
+    let run = s.run(&["replay", &p.dlq, "--yes"], "");
+    run.assert_code(0);
+    assert!(run.stdout.contains("replayed 60 of 60"), "{}", run.stdout);
+    let arrived = drain(source.as_ref()).await;
+    assert_eq!(arrived.len(), 60);
+    let mut by_group: BTreeMap<String, Vec<usize>> = BTreeMap::new();
+    for m in &arrived {
+        let g = m.group_id.clone().expect("group id kept");
+        assert_eq!(g, format!("g{}", seq(m) % 3));
+        by_group.entry(g).or_default().push(seq(m));
+    }
+    for (g, seqs) in &by_group {
+        let mut sorted = seqs.clone();
+        sorted.sort();
+        assert_eq!(seqs, &sorted, "group {g} out of order");
+        assert_eq!(seqs.len(), 20);
+    }
+    assert_eq!(visible(dlq.as_ref()).await, 0);
+}
+
+async fn a_message_that_fails_again_is_not_replayed_twice(s: Stack) {
+    // Replaying a DLQ into itself: every moved message arrives again during the run. Only
+    // the messages present when the run began may move, each once.
+    let p = s.pair(false).await;
+    let dlq = s.queue(&p.dlq).await;
+    seed(dlq.as_ref(), &p.source, 25, None, |_| ErrorCode::Hl7NotAdt).await;
+    let (run, json) = s.run_json(&["replay", &p.dlq, "--to", &p.dlq, "--yes"]);
+    run.assert_code(0);
+    assert_eq!(json["moved"], 25, "{json}");
+    let back: Vec<usize> = drain(dlq.as_ref()).await.iter().map(seq).collect();
+    assert_eq!(back.len(), 25);
+    assert_eq!(back.iter().copied().collect::<BTreeSet<_>>().len(), 25);
+}
+
+async fn a_destination_that_disappears_loses_nothing(s: Stack) {
+    let p = s.pair(false).await;
+    let dlq = s.queue(&p.dlq).await;
+    let target = s.create("target", false, None).await;
+    seed(dlq.as_ref(), &p.source, 200, None, |_| ErrorCode::Hl7NotAdt).await;
+    let audit = s.dir.path().join("audit.jsonl");
+    let mut cmd = Command::new(binary("dlq-replay"));
+    cmd.args(["--output", "json", "replay", &p.dlq, "--to", &target, "--yes", "--rate", "40"])
+        .current_dir(s.dir.path())
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    for (k, _) in std::env::vars() {
+        if k.starts_with("FLEET_") || k.starts_with("AWS_") {
+            cmd.env_remove(&k);
+        }
+    }
+    cmd.envs(s.env()).env("FLEET_DLQ_AUDIT_LOG", &audit);
+    let child = cmd.spawn().unwrap();
+    // Wait for the moving to begin, let some messages go, then delete the destination.
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    while !std::fs::read_to_string(&audit).unwrap_or_default().contains("\"started\"") {
+        assert!(std::time::Instant::now() < deadline, "the replay never started");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    s.delete_queue(&target).await;
+    let run = Run::of(child.wait_with_output().unwrap(), &audit);
+    run.assert_code(3);
+    let json: Value = serde_json::from_str(&run.stdout).unwrap();
+    assert!(json["aborted"].as_str().is_some(), "{json}");
+    let moved: BTreeSet<String> = json["moved_ids"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap().to_string())
+        .collect();
+    let not_moved: BTreeSet<String> = json["not_moved"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v["message_id"].as_str().unwrap().to_string())
+        .collect();
+    assert!(!moved.is_empty() && !not_moved.is_empty(), "{json}");
+    assert!(moved.is_disjoint(&not_moved));
+    assert_eq!(moved.len() + not_moved.len(), 200, "{json}");
+    let remaining: BTreeSet<String> = drain(dlq.as_ref())
+        .await
+        .into_iter()
+        .map(|m| m.message_id)
+        .collect();
+    assert_eq!(remaining, not_moved, "what did not move is still in the DLQ");
+    run.assert_no_bodies();
+}
+
+async fn purge_archives_encrypted_before_deleting(s: Stack) {
+    let p = s.pair(false).await;
+    let dlq = s.queue(&p.dlq).await;
+    seed(dlq.as_ref(), &p.source, 20, None, |i| {
+        if i < 8 {
+            ErrorCode::Hl7ParseError
+        } else {
+            ErrorCode::Hl7NotAdt
+        }
+    })
+    .await;
+    let identity = age::x25519::Identity::generate();
+    let recipient = identity.to_public().to_string();
+    // Purge archives by default: without a recipient it refuses and changes nothing.
+    let refused = s.run(&["purge", &p.dlq, "--yes"], "");
+    refused.assert_code(2);
+    assert!(refused.stderr.contains("--archive-recipient"), "{}", refused.stderr);
+    assert_eq!(visible(dlq.as_ref()).await, 20);
+
+    let archive_dir: PathBuf = s.dir.path().join("archive");
+    let run = s.run(
+        &[
+            "purge",
+            &p.dlq,
+            "--code",
+            "HL7_PARSE_ERROR",
+            "--yes",
+            "--archive",
+            archive_dir.to_str().unwrap(),
+            "--archive-recipient",
+            &recipient,
+        ],
+        "",
+    );
+    run.assert_code(0);
+    run.assert_no_bodies();
+    let files: Vec<PathBuf> = std::fs::read_dir(&archive_dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    assert_eq!(files.len(), 1, "{files:?}");
+    assert!(!String::from_utf8_lossy(&std::fs::read(&files[0]).unwrap()).contains(SECRET));
+    let archived = dlq_replayer::archive::read(&files[0], &identity).unwrap();
+    let archived_seqs: BTreeSet<usize> = archived
+        .iter()
+        .map(|m| {
+            assert!(m.body.contains(SECRET));
+            m.attributes["seq"].as_str().unwrap().parse().unwrap()
+        })
+        .collect();
+    assert_eq!(archived_seqs, (0..8).collect());
+    let rest: BTreeSet<usize> = drain(dlq.as_ref()).await.iter().map(seq).collect();
+    assert_eq!(rest, (8..20).collect());
+}
+
+async fn unknown_queues_are_user_errors(s: Stack) {
+    let missing = format!("{}-missing", s.prefix);
+    let run = s.run(&["summary", &missing], "");
+    run.assert_code(2);
+    assert!(run.stderr.contains("does not exist"), "{}", run.stderr);
+}
+
+macro_rules! both {
+    ($($check:ident),+ $(,)?) => {
+        mod local {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $check() {
+                    super::$check(super::Stack::local()).await;
+                }
+            )+
+        }
+        mod aws {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $check() {
+                    super::$check(super::Stack::aws().await).await;
+                }
+            )+
+        }
+    };
+}
+
+both!(
+    list_finds_dlqs_with_sources_depth_and_age,
+    summary_groups_failures_and_shows_no_body,
+    show_prints_bodies_only_when_asked_and_audits_it,
+    replay_moves_exactly_the_selection,
+    fifo_replay_keeps_groups_and_their_order,
+    a_message_that_fails_again_is_not_replayed_twice,
+    a_destination_that_disappears_loses_nothing,
+    purge_archives_encrypted_before_deleting,
+    unknown_queues_are_user_errors,
+);
