@@ -82,18 +82,16 @@ pub fn write(
     let tmp = spec.dir.join(format!(".{name}.tmp"));
     {
         let file = std::fs::File::create(&tmp)?;
-        let encryptor =
-            age::Encryptor::with_recipients(std::iter::once(&spec.recipient as &dyn age::Recipient))
-                .map_err(std::io::Error::other)?;
+        let encryptor = age::Encryptor::with_recipients(std::iter::once(
+            &spec.recipient as &dyn age::Recipient,
+        ))
+        .map_err(std::io::Error::other)?;
         let mut writer = encryptor.wrap_output(std::io::BufWriter::new(file))?;
         for m in messages {
             serde_json::to_writer(&mut writer, m)?;
             writer.write_all(b"\n")?;
         }
-        let file = writer
-            .finish()?
-            .into_inner()
-            .map_err(|e| e.into_error())?;
+        let file = writer.finish()?.into_inner().map_err(|e| e.into_error())?;
         file.sync_all()?;
     }
     std::fs::rename(&tmp, &path)?;
@@ -126,8 +124,8 @@ mod tests {
     fn round_trips_and_is_not_plain_text() {
         let dir = tempfile::tempdir().unwrap();
         let identity = age::x25519::Identity::generate();
-        let spec = ArchiveSpec::new(dir.path().to_path_buf(), &identity.to_public().to_string())
-            .unwrap();
+        let spec =
+            ArchiveSpec::new(dir.path().to_path_buf(), &identity.to_public().to_string()).unwrap();
         let m = ArchivedMessage {
             queue: "dlq".into(),
             message_id: "m-1".into(),

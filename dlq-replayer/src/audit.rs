@@ -109,8 +109,8 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("sub/audit.jsonl");
         for n in 0..2 {
-            let audit = Audit::open(Some(&path), "local:alice".into(), "local", format!("r{n}"))
-                .unwrap();
+            let audit =
+                Audit::open(Some(&path), "local:alice".into(), "local", format!("r{n}")).unwrap();
             audit
                 .record("replay", "finished", "dlq", serde_json::json!({"moved": n}))
                 .unwrap();

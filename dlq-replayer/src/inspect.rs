@@ -183,14 +183,16 @@ pub fn summarise(queue: &str, messages: &[Dead], scan_complete: bool) -> Summary
     }
     let mut groups: Vec<FailureGroup> = groups
         .into_iter()
-        .map(|((code, worker, source_queue), (count, first, last))| FailureGroup {
-            code,
-            worker,
-            source_queue,
-            count,
-            first_failure: format_ms(first),
-            last_failure: format_ms(last),
-        })
+        .map(
+            |((code, worker, source_queue), (count, first, last))| FailureGroup {
+                code,
+                worker,
+                source_queue,
+                count,
+                first_failure: format_ms(first),
+                last_failure: format_ms(last),
+            },
+        )
         .collect();
     groups.sort_by(|a, b| b.count.cmp(&a.count).then_with(|| a.code.cmp(&b.code)));
     Summary {

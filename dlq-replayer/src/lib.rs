@@ -182,7 +182,9 @@ pub async fn run(cli: &Cli, backend: Arc<dyn Backend>, io: Io<'_>) -> Result<Exi
                 scan_complete: complete,
                 messages: &shown,
             };
-            emit(io.out, json, &out, || render::show(q.id(), &shown, complete))?;
+            emit(io.out, json, &out, || {
+                render::show(q.id(), &shown, complete)
+            })?;
             Ok(Exit::Success)
         }
         Command::Replay {
@@ -270,7 +272,9 @@ fn move_request(
     scan_limit: usize,
 ) -> Result<MoveRequest, Failed> {
     if change.rate.is_some_and(|r| !(r > 0.0 && r.is_finite())) {
-        return Err(user_error("--rate must be a positive number of messages per second"));
+        return Err(user_error(
+            "--rate must be a positive number of messages per second",
+        ));
     }
     let dir = match (&change.archive, purge && !no_archive) {
         (Some(dir), _) => Some(dir.clone()),

@@ -1,8 +1,8 @@
 //! A dead-lettered message as `dlq-replay` sees it: the received message and its failure
 //! attribute, read leniently.
 
-use fleet_core::failure::FAILURE_ATTRIBUTE;
 use fleet_core::ReceivedMessage;
+use fleet_core::failure::FAILURE_ATTRIBUTE;
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
@@ -131,11 +131,8 @@ mod tests {
     #[test]
     fn reads_a_code_this_build_does_not_know() {
         let json = r#"{"code":"SOME_FUTURE_CODE","source_queue":"q","last_failure":"2026-01-02T03:04:05Z"}"#;
-        let attrs: Attributes = [(
-            FAILURE_ATTRIBUTE.to_string(),
-            AttributeValue::string(json),
-        )]
-        .into();
+        let attrs: Attributes =
+            [(FAILURE_ATTRIBUTE.to_string(), AttributeValue::string(json))].into();
         let d = Dead::new(received(attrs));
         assert_eq!(d.code(), "SOME_FUTURE_CODE");
         assert_eq!(d.source_queue(), Some("q"));
@@ -146,7 +143,10 @@ mod tests {
     #[test]
     fn without_the_attribute_the_sent_time_stands_in() {
         let attrs: Attributes = [
-            (FAILURE_ATTRIBUTE.to_string(), AttributeValue::string("not json")),
+            (
+                FAILURE_ATTRIBUTE.to_string(),
+                AttributeValue::string("not json"),
+            ),
             ("b".to_string(), AttributeValue::string("x")),
         ]
         .into();
@@ -154,6 +154,9 @@ mod tests {
         assert_eq!(d.code(), NO_FAILURE_ATTRIBUTE);
         assert_eq!(d.source_queue(), None);
         assert_eq!(d.failed_at_ms(), 1_700_000_000_000);
-        assert_eq!(d.attribute_names(), vec!["b".to_string(), FAILURE_ATTRIBUTE.into()]);
+        assert_eq!(
+            d.attribute_names(),
+            vec!["b".to_string(), FAILURE_ATTRIBUTE.into()]
+        );
     }
 }

@@ -181,7 +181,16 @@ pub async fn run(
         moving_since: None,
     };
     let mut scanner = Scanner::new(dlq, req.hold);
-    let result = run.rounds(&mut scanner, attrs.fifo, attrs.approximate_visible, confirm, progress, on_start).await;
+    let result = run
+        .rounds(
+            &mut scanner,
+            attrs.fifo,
+            attrs.approximate_visible,
+            confirm,
+            progress,
+            on_start,
+        )
+        .await;
     // Whatever happened, give back what we hold.
     let released = scanner.release_all().await;
     progress.finish();
@@ -209,7 +218,9 @@ impl Run<'_> {
                 return Ok(());
             }
             if self.req.dry_run {
-                self.report.moved_ids.extend(selected.iter().map(|d| d.id().to_string()));
+                self.report
+                    .moved_ids
+                    .extend(selected.iter().map(|d| d.id().to_string()));
                 self.report.moved += selected.len();
                 for d in &selected {
                     if let Some(dest) = self.destination_name(d).await? {
@@ -233,7 +244,11 @@ impl Run<'_> {
             }
             if round == 1 {
                 on_start(&self.report, selected.len())?;
-                progress.start(if fifo { approximate_depth.max(selected.len() as u64) } else { selected.len() as u64 });
+                progress.start(if fifo {
+                    approximate_depth.max(selected.len() as u64)
+                } else {
+                    selected.len() as u64
+                });
             }
             if let Some(spec) = &self.req.archive {
                 let now = format_ms(now_ms());
@@ -246,7 +261,8 @@ impl Run<'_> {
                 })?;
                 self.report.archives.push(path.display().to_string());
             }
-            self.move_selected(scanner, selected, fifo, progress).await?;
+            self.move_selected(scanner, selected, fifo, progress)
+                .await?;
             if !fifo || self.report.aborted.is_some() {
                 return Ok(());
             }
@@ -280,7 +296,11 @@ impl Run<'_> {
 
     /// Receive until nothing new is visible; returns the selected messages of this round in
     /// receive order. Messages not selected stay held until the run ends.
-    async fn scan_round(&mut self, scanner: &mut Scanner, fifo: bool) -> Result<Vec<Dead>, PortError> {
+    async fn scan_round(
+        &mut self,
+        scanner: &mut Scanner,
+        fifo: bool,
+    ) -> Result<Vec<Dead>, PortError> {
         let mut selected = Vec::new();
         while scanner.held() < self.req.scan_limit {
             let Some(batch) = scanner.next_batch().await? else {
@@ -426,7 +446,8 @@ impl Run<'_> {
                 None => batch.into_iter().map(|(_, d)| d).collect(),
                 Some(name) => self.send(name, batch, fifo).await,
             };
-            self.delete(scanner, sent, dest.as_deref(), fifo, progress).await?;
+            self.delete(scanner, sent, dest.as_deref(), fifo, progress)
+                .await?;
         }
         Ok(())
     }
@@ -442,7 +463,12 @@ impl Run<'_> {
     }
 
     /// Send a batch to one destination; returns the messages that were sent.
-    async fn send(&mut self, dest_name: &str, batch: Vec<(Option<String>, Dead)>, fifo: bool) -> Vec<Dead> {
+    async fn send(
+        &mut self,
+        dest_name: &str,
+        batch: Vec<(Option<String>, Dead)>,
+        fifo: bool,
+    ) -> Vec<Dead> {
         let dest = match self.destination(dest_name).await {
             Ok(d) => (d.queue.clone(), d.fifo),
             Err(reason) => {
@@ -472,8 +498,11 @@ impl Run<'_> {
                 return Vec::new();
             }
         };
-        let failed_at: HashMap<usize, String> =
-            failed.failed.iter().map(|f| (f.index, f.code.clone())).collect();
+        let failed_at: HashMap<usize, String> = failed
+            .failed
+            .iter()
+            .map(|f| (f.index, f.code.clone()))
+            .collect();
         let mut sent = Vec::with_capacity(batch.len());
         for (i, (_, d)) in batch.into_iter().enumerate() {
             match failed_at.get(&i) {
@@ -522,7 +551,11 @@ impl Run<'_> {
             self.report.moved += 1;
             self.report.moved_ids.push(d.id().to_string());
             if let Some(dest) = dest {
-                *self.report.destinations.entry(dest.to_string()).or_default() += 1;
+                *self
+                    .report
+                    .destinations
+                    .entry(dest.to_string())
+                    .or_default() += 1;
             }
             progress.inc(1);
         }
@@ -539,7 +572,10 @@ impl Run<'_> {
 /// Up to 10 messages for the destination of the first pending one. Standard queues: any of
 /// the pending messages with that destination. FIFO: consecutive messages only, at most one per
 /// group, so the order within each group holds whatever fails.
-fn take_batch(pending: &mut VecDeque<(Option<String>, Dead)>, fifo: bool) -> Vec<(Option<String>, Dead)> {
+fn take_batch(
+    pending: &mut VecDeque<(Option<String>, Dead)>,
+    fifo: bool,
+) -> Vec<(Option<String>, Dead)> {
     let Some(dest) = pending.front().map(|(d, _)| d.clone()) else {
         return Vec::new();
     };

@@ -80,7 +80,15 @@ pub fn list(dlqs: &[DlqInfo]) -> String {
         })
         .collect();
     table(
-        &["DLQ", "TYPE", "ENCRYPTED", "MESSAGES", "IN FLIGHT", "OLDEST", "SOURCES"],
+        &[
+            "DLQ",
+            "TYPE",
+            "ENCRYPTED",
+            "MESSAGES",
+            "IN FLIGHT",
+            "OLDEST",
+            "SOURCES",
+        ],
         &[false, false, false, true, true, false, false],
         &rows,
     )
@@ -120,7 +128,14 @@ pub fn summary(s: &Summary) -> String {
         })
         .collect();
     out.push_str(&table(
-        &["COUNT", "CODE", "WORKER", "SOURCE", "FIRST FAILURE", "LAST FAILURE"],
+        &[
+            "COUNT",
+            "CODE",
+            "WORKER",
+            "SOURCE",
+            "FIRST FAILURE",
+            "LAST FAILURE",
+        ],
         &[true, false, false, false, false, false],
         &rows,
     ));

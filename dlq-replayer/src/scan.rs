@@ -22,8 +22,8 @@ use crate::message::Dead;
 /// Long-poll wait of each receive. Long polling asks every SQS server, so an empty answer means
 /// nothing is visible (a short poll can answer empty from a sample of servers).
 const RECEIVE_WAIT: Duration = Duration::from_secs(1);
-/// Consecutive empty receives that end a scan.
-const EMPTY_RECEIVES_TO_STOP: u32 = 2;
+/// Consecutive empty long polls that end a scan.
+const EMPTY_RECEIVES_TO_STOP: u32 = 1;
 
 /// Receipts of the messages a command holds, by message id.
 pub struct Scanner {
@@ -124,7 +124,12 @@ impl Scanner {
             .collect();
         let mut failed = 0;
         for chunk in receipts.chunks(10) {
-            failed += self.queue.change_visibility_batch(chunk).await?.failed.len();
+            failed += self
+                .queue
+                .change_visibility_batch(chunk)
+                .await?
+                .failed
+                .len();
         }
         Ok(failed)
     }

@@ -72,8 +72,12 @@ impl Filter {
     pub fn audit_view(&self) -> FilterView {
         FilterView {
             codes: self.codes.clone(),
-            older_than: self.older_than.map(|d| humantime::format_duration(d).to_string()),
-            newer_than: self.newer_than.map(|d| humantime::format_duration(d).to_string()),
+            older_than: self
+                .older_than
+                .map(|d| humantime::format_duration(d).to_string()),
+            newer_than: self
+                .newer_than
+                .map(|d| humantime::format_duration(d).to_string()),
             attributes: self
                 .attributes
                 .iter()
@@ -212,7 +216,10 @@ mod tests {
         };
         let json = serde_json::to_string(&f.audit_view()).unwrap();
         assert!(!json.contains("MRN-12345"), "{json}");
-        assert!(json.contains(&hex::encode(Sha256::digest(b"MRN-12345"))), "{json}");
+        assert!(
+            json.contains(&hex::encode(Sha256::digest(b"MRN-12345"))),
+            "{json}"
+        );
         assert!(json.contains(r#""older_than":"2h""#), "{json}");
         assert!(!f.is_unfiltered());
         assert!(Filter::default().is_unfiltered());

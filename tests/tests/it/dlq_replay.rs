@@ -14,8 +14,8 @@ use std::time::Duration;
 use fleet_aws::provision::QueueSetup;
 use fleet_core::failure::FAILURE_ATTRIBUTE;
 use fleet_core::{
-    AttributeValue, Attributes, Backend, ErrorCode, FailureMetadata, MessageQueue,
-    OutgoingMessage, ReceivedMessage,
+    AttributeValue, Attributes, Backend, ErrorCode, FailureMetadata, MessageQueue, OutgoingMessage,
+    ReceivedMessage,
 };
 use fleet_local::QueueSpec;
 use serde_json::Value;
@@ -224,7 +224,10 @@ impl Run {
             ("stderr", &self.stderr),
             ("audit", &self.audit),
         ] {
-            assert!(!text.contains(SECRET), "{what} contains a message body:\n{text}");
+            assert!(
+                !text.contains(SECRET),
+                "{what} contains a message body:\n{text}"
+            );
         }
     }
 
@@ -265,9 +268,16 @@ async fn seed(
                 ("seq".to_string(), AttributeValue::number(i)),
                 (
                     "tenant".to_string(),
-                    AttributeValue::string(if i % 2 == 0 { "north" } else { "south" }),
+                    AttributeValue::string(if i.is_multiple_of(2) {
+                        "north"
+                    } else {
+                        "south"
+                    }),
                 ),
-                (FAILURE_ATTRIBUTE.to_string(), failure(code_of(i), source, i)),
+                (
+                    FAILURE_ATTRIBUTE.to_string(),
+                    failure(code_of(i), source, i),
+                ),
             ]
             .into();
             OutgoingMessage {
@@ -345,7 +355,7 @@ async fn summary_groups_failures_and_shows_no_body(s: Stack) {
     let p = s.pair(false).await;
     let dlq = s.queue(&p.dlq).await;
     seed(dlq.as_ref(), &p.source, 30, None, |i| {
-        if i % 3 == 0 {
+        if i.is_multiple_of(3) {
             ErrorCode::Hl7ParseError
         } else {
             ErrorCode::Hl7NotAdt
@@ -363,12 +373,19 @@ async fn summary_groups_failures_and_shows_no_body(s: Stack) {
         .map(|g| {
             assert_eq!(g["source_queue"], p.source.as_str());
             assert_eq!(g["worker"], "hl7-ingest");
-            (g["code"].as_str().unwrap().to_string(), g["count"].as_u64().unwrap())
+            (
+                g["code"].as_str().unwrap().to_string(),
+                g["count"].as_u64().unwrap(),
+            )
         })
         .collect();
     assert_eq!(
         groups,
-        [("HL7_NOT_ADT".to_string(), 20), ("HL7_PARSE_ERROR".to_string(), 10)].into()
+        [
+            ("HL7_NOT_ADT".to_string(), 20),
+            ("HL7_PARSE_ERROR".to_string(), 10)
+        ]
+        .into()
     );
     assert_eq!(visible(dlq.as_ref()).await, 30);
     let human = s.run(&["summary", &p.dlq], "");
@@ -377,7 +394,9 @@ async fn summary_groups_failures_and_shows_no_body(s: Stack) {
     assert!(human.stdout.contains("HL7_PARSE_ERROR"), "{}", human.stdout);
     let audit = human.audit_records();
     assert!(
-        audit.iter().any(|r| r["operation"] == "summary" && r["queue"] == p.dlq.as_str()),
+        audit
+            .iter()
+            .any(|r| r["operation"] == "summary" && r["queue"] == p.dlq.as_str()),
         "{}",
         human.audit
     );
@@ -390,8 +409,17 @@ async fn show_prints_bodies_only_when_asked_and_audits_it(s: Stack) {
     let plain = s.run(&["show", &p.dlq], "");
     plain.assert_code(0);
     plain.assert_no_bodies();
-    assert_eq!(plain.stdout.matches("\nmessage ").count(), 5, "{}", plain.stdout);
-    assert!(plain.stdout.contains("detail HL7_NOT_ADT"), "{}", plain.stdout);
+    assert_eq!(
+        plain.stdout.matches("\nmessage ").count(),
+        5,
+        "{}",
+        plain.stdout
+    );
+    assert!(
+        plain.stdout.contains("detail HL7_NOT_ADT"),
+        "{}",
+        plain.stdout
+    );
     assert!(plain.stdout.contains("fleet.failure"), "{}", plain.stdout);
 
     let (filtered, json) = s.run_json(&["show", &p.dlq, "--attribute", "tenant=north"]);
@@ -423,7 +451,7 @@ async fn replay_moves_exactly_the_selection(s: Stack) {
     let dlq = s.queue(&p.dlq).await;
     let source = s.queue(&p.source).await;
     let code_of = |i: usize| {
-        if i % 5 == 0 {
+        if i.is_multiple_of(5) {
             ErrorCode::Hl7ParseError
         } else {
             ErrorCode::Hl7NotAdt
@@ -434,46 +462,35 @@ async fn replay_moves_exactly_the_selection(s: Stack) {
         .filter(|i| code_of(*i) == ErrorCode::Hl7NotAdt && i % 2 == 1)
         .collect();
 
-    // A dry run changes nothing and counts the selection.
-    let (dry, json) = s.run_json(&[
-        "replay", &p.dlq, "--code", "HL7_NOT_ADT", "--attribute", "tenant=south", "--dry-run",
-    ]);
-    dry.assert_code(0);
-    assert_eq!(json["moved"], selected.len());
-    assert_eq!(visible(dlq.as_ref()).await, 1000);
-    assert_eq!(visible(source.as_ref()).await, 0);
-
-    // Without --yes and without the count typed, nothing moves.
-    let declined = s.run(
-        &["replay", &p.dlq, "--code", "HL7_NOT_ADT", "--attribute", "tenant=south"],
-        "no\n",
+    let run = s.run(
+        &[
+            "replay",
+            &p.dlq,
+            "--code",
+            "HL7_NOT_ADT",
+            "--attribute",
+            "tenant=south",
+            "--yes",
+        ],
+        "",
     );
-    declined.assert_code(2);
+    run.assert_code(0);
+    run.assert_no_bodies();
     assert!(
-        declined.stderr.contains(&format!("Type {} to confirm", selected.len())),
-        "{}",
-        declined.stderr
-    );
-    assert_eq!(visible(dlq.as_ref()).await, 1000);
-
-    let confirmed = s.run(
-        &["replay", &p.dlq, "--code", "HL7_NOT_ADT", "--attribute", "tenant=south"],
-        &format!("{}\n", selected.len()),
-    );
-    confirmed.assert_code(0);
-    confirmed.assert_no_bodies();
-    assert!(
-        confirmed
-            .stdout
+        run.stdout
             .contains(&format!("replayed {0} of {0} selected", selected.len())),
         "{}",
-        confirmed.stdout
+        run.stdout
     );
 
     let arrived = drain(source.as_ref()).await;
     let arrived_seqs: Vec<usize> = arrived.iter().map(seq).collect();
     let unique_seqs: BTreeSet<usize> = arrived_seqs.iter().copied().collect();
-    assert_eq!(arrived_seqs.len(), unique_seqs.len(), "a message arrived twice");
+    assert_eq!(
+        arrived_seqs.len(),
+        unique_seqs.len(),
+        "a message arrived twice"
+    );
     assert_eq!(unique_seqs, selected);
     for m in &arrived {
         // Body and every attribute, the failure attribute included, came back.
@@ -490,24 +507,32 @@ async fn replay_moves_exactly_the_selection(s: Stack) {
     let expected_rest: BTreeSet<usize> = (0..1000).filter(|i| !selected.contains(i)).collect();
     assert_eq!(rest, expected_rest, "the unselected stay, nothing is lost");
 
-    let records = confirmed.audit_records();
+    let records = run.audit_records();
     let finished = records
         .iter()
         .rev()
         .find(|r| r["operation"] == "replay" && r["phase"] == "finished")
         .unwrap();
     assert_eq!(finished["moved"], selected.len());
-    assert_eq!(finished["message_ids"].as_array().unwrap().len(), selected.len());
-    assert!(records
-        .iter()
-        .any(|r| r["operation"] == "replay" && r["phase"] == "started"));
+    assert_eq!(
+        finished["message_ids"].as_array().unwrap().len(),
+        selected.len()
+    );
+    assert!(
+        records
+            .iter()
+            .any(|r| r["operation"] == "replay" && r["phase"] == "started")
+    );
 }
 
 async fn fifo_replay_keeps_groups_and_their_order(s: Stack) {
     let p = s.pair(true).await;
     let dlq = s.queue(&p.dlq).await;
     let source = s.queue(&p.source).await;
-    seed(dlq.as_ref(), &p.source, 60, Some(3), |_| ErrorCode::Hl7NotAdt).await;
+    seed(dlq.as_ref(), &p.source, 60, Some(3), |_| {
+        ErrorCode::Hl7NotAdt
+    })
+    .await;
     let run = s.run(&["replay", &p.dlq, "--yes"], "");
     run.assert_code(0);
     assert!(run.stdout.contains("replayed 60 of 60"), "{}", run.stdout);
@@ -549,11 +574,13 @@ async fn a_destination_that_disappears_loses_nothing(s: Stack) {
     seed(dlq.as_ref(), &p.source, 200, None, |_| ErrorCode::Hl7NotAdt).await;
     let audit = s.dir.path().join("audit.jsonl");
     let mut cmd = Command::new(binary("dlq-replay"));
-    cmd.args(["--output", "json", "replay", &p.dlq, "--to", &target, "--yes", "--rate", "40"])
-        .current_dir(s.dir.path())
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
+    cmd.args([
+        "--output", "json", "replay", &p.dlq, "--to", &target, "--yes", "--rate", "40",
+    ])
+    .current_dir(s.dir.path())
+    .stdin(Stdio::null())
+    .stdout(Stdio::piped())
+    .stderr(Stdio::piped());
     for (k, _) in std::env::vars() {
         if k.starts_with("FLEET_") || k.starts_with("AWS_") {
             cmd.env_remove(&k);
@@ -563,8 +590,14 @@ async fn a_destination_that_disappears_loses_nothing(s: Stack) {
     let child = cmd.spawn().unwrap();
     // Wait for the moving to begin, let some messages go, then delete the destination.
     let deadline = std::time::Instant::now() + Duration::from_secs(60);
-    while !std::fs::read_to_string(&audit).unwrap_or_default().contains("\"started\"") {
-        assert!(std::time::Instant::now() < deadline, "the replay never started");
+    while !std::fs::read_to_string(&audit)
+        .unwrap_or_default()
+        .contains("\"started\"")
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the replay never started"
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     tokio::time::sleep(Duration::from_millis(1500)).await;
@@ -593,7 +626,10 @@ async fn a_destination_that_disappears_loses_nothing(s: Stack) {
         .into_iter()
         .map(|m| m.message_id)
         .collect();
-    assert_eq!(remaining, not_moved, "what did not move is still in the DLQ");
+    assert_eq!(
+        remaining, not_moved,
+        "what did not move is still in the DLQ"
+    );
     run.assert_no_bodies();
 }
 
@@ -613,7 +649,11 @@ async fn purge_archives_encrypted_before_deleting(s: Stack) {
     // Purge archives by default: without a recipient it refuses and changes nothing.
     let refused = s.run(&["purge", &p.dlq, "--yes"], "");
     refused.assert_code(2);
-    assert!(refused.stderr.contains("--archive-recipient"), "{}", refused.stderr);
+    assert!(
+        refused.stderr.contains("--archive-recipient"),
+        "{}",
+        refused.stderr
+    );
     assert_eq!(visible(dlq.as_ref()).await, 20);
 
     let archive_dir: PathBuf = s.dir.path().join("archive");
@@ -650,6 +690,68 @@ async fn purge_archives_encrypted_before_deleting(s: Stack) {
     assert_eq!(archived_seqs, (0..8).collect());
     let rest: BTreeSet<usize> = drain(dlq.as_ref()).await.iter().map(seq).collect();
     assert_eq!(rest, (8..20).collect());
+}
+
+async fn dry_run_and_confirmation_change_nothing_until_the_count_is_typed(s: Stack) {
+    let p = s.pair(false).await;
+    let dlq = s.queue(&p.dlq).await;
+    let source = s.queue(&p.source).await;
+    seed(dlq.as_ref(), &p.source, 30, None, |_| ErrorCode::Hl7NotAdt).await;
+    let filter = ["--attribute", "tenant=south"];
+    let args = |extra: &[&'static str]| {
+        let mut a = vec!["replay", p.dlq.as_str()];
+        a.extend_from_slice(&filter);
+        a.extend_from_slice(extra);
+        a
+    };
+    let (dry, json) = s.run_json(&args(&["--dry-run"]));
+    dry.assert_code(0);
+    dry.assert_no_bodies();
+    assert_eq!(json["moved"], 15, "{json}");
+    assert_eq!(json["moved_ids"].as_array().unwrap().len(), 15);
+    assert_eq!(json["destinations"][&p.source], 15, "{json}");
+    assert_eq!(visible(dlq.as_ref()).await, 30);
+    assert_eq!(visible(source.as_ref()).await, 0);
+
+    for answer in ["", "no\n", "14\n"] {
+        let declined = s.run(&args(&[]), answer);
+        declined.assert_code(2);
+        assert!(
+            declined.stderr.contains("Type 15 to confirm"),
+            "{}",
+            declined.stderr
+        );
+        assert!(
+            declined.stdout.contains("not confirmed"),
+            "{}",
+            declined.stdout
+        );
+        assert_eq!(visible(dlq.as_ref()).await, 30);
+        assert_eq!(visible(source.as_ref()).await, 0);
+    }
+    let confirmed = s.run(&args(&[]), "15\n");
+    confirmed.assert_code(0);
+    assert_eq!(visible(dlq.as_ref()).await, 15);
+    assert_eq!(visible(source.as_ref()).await, 15);
+}
+
+async fn a_fifo_group_stops_at_its_first_message_that_stays(s: Stack) {
+    // Groups g0..g2 hold seqs i with i % 3 == g. Selecting even seqs: g0 = 0 (moves), 3 (stays:
+    // the group stops), 6, 9, 12 (stay behind it); g1 = 1 (stays) ...; g2 = 2 (moves), 5 stops it.
+    let p = s.pair(true).await;
+    let dlq = s.queue(&p.dlq).await;
+    let source = s.queue(&p.source).await;
+    seed(dlq.as_ref(), &p.source, 15, Some(3), |_| {
+        ErrorCode::Hl7NotAdt
+    })
+    .await;
+    let (run, json) = s.run_json(&["replay", &p.dlq, "--attribute", "tenant=north", "--yes"]);
+    run.assert_code(0);
+    assert_eq!(json["moved"], 2, "{json}");
+    let moved: BTreeSet<usize> = drain(source.as_ref()).await.iter().map(seq).collect();
+    assert_eq!(moved, [0, 2].into());
+    let rest: Vec<usize> = drain(dlq.as_ref()).await.iter().map(seq).collect();
+    assert_eq!(rest.len(), 13);
 }
 
 async fn unknown_queues_are_user_errors(s: Stack) {
@@ -689,5 +791,7 @@ both!(
     a_message_that_fails_again_is_not_replayed_twice,
     a_destination_that_disappears_loses_nothing,
     purge_archives_encrypted_before_deleting,
+    dry_run_and_confirmation_change_nothing_until_the_count_is_typed,
+    a_fifo_group_stops_at_its_first_message_that_stays,
     unknown_queues_are_user_errors,
 );
