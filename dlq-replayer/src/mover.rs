@@ -213,7 +213,7 @@ impl Run<'_> {
         let mut round = 0usize;
         loop {
             round += 1;
-            let selected = self.scan_round(scanner, fifo).await?;
+            let mut selected = self.scan_round(scanner, fifo).await?;
             if selected.is_empty() {
                 return Ok(());
             }
@@ -241,6 +241,16 @@ impl Run<'_> {
                     return Ok(());
                 }
                 confirmed = true;
+                // The operator may have taken longer than the hold to answer.
+                let lost: HashSet<String> = scanner.extend_now().await?.into_iter().collect();
+                if !lost.is_empty() {
+                    let (gone, kept): (Vec<Dead>, Vec<Dead>) =
+                        selected.into_iter().partition(|d| lost.contains(d.id()));
+                    for d in &gone {
+                        self.not_moved(d, "HOLD_EXPIRED", fifo);
+                    }
+                    selected = kept;
+                }
             }
             if round == 1 {
                 on_start(&self.report, selected.len())?;
@@ -632,4 +642,83 @@ fn retry_policy() -> ExponentialBuilder {
 /// A short, body-free reason from a port error.
 fn reason_of(e: &PortError) -> String {
     format!("{} {}", e.op, e.kind.as_str())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use fleet_core::ReceivedMessage;
+
+    fn dead(id: &str, group: Option<&str>) -> Dead {
+        Dead::new(ReceivedMessage {
+            message_id: id.into(),
+            receipt: format!("r-{id}"),
+            body: "b".into(),
+            attributes: [("a".to_string(), fleet_core::AttributeValue::string("v"))].into(),
+            receive_count: 1,
+            sent_timestamp_ms: 0,
+            group_id: group.map(str::to_string),
+            dedup_id: None,
+            sequence_number: None,
+        })
+    }
+
+    fn ids(batch: &[(Option<String>, Dead)]) -> Vec<&str> {
+        batch.iter().map(|(_, d)| d.id()).collect()
+    }
+
+    #[test]
+    fn standard_batches_gather_one_destination_up_to_ten() {
+        let mut pending: VecDeque<(Option<String>, Dead)> = (0..25)
+            .map(|i| {
+                let dest = if i % 3 == 0 { "b" } else { "a" };
+                (Some(dest.to_string()), dead(&format!("m{i}"), None))
+            })
+            .collect();
+        // The first pending message's destination: "b" has m0, m3, ..., m24.
+        let first = take_batch(&mut pending, false);
+        assert_eq!(
+            ids(&first),
+            ["m0", "m3", "m6", "m9", "m12", "m15", "m18", "m21", "m24"]
+        );
+        let second = take_batch(&mut pending, false);
+        assert_eq!(second.len(), 10);
+        assert!(second.iter().all(|(d, _)| d.as_deref() == Some("a")));
+        assert_eq!(ids(&second)[..3], ["m1", "m2", "m4"]);
+        assert_eq!(pending.len(), 25 - 9 - 10);
+    }
+
+    #[test]
+    fn fifo_batches_are_consecutive_with_one_message_per_group() {
+        let groups = ["g1", "g2", "g1", "g3"];
+        let mut pending: VecDeque<(Option<String>, Dead)> = groups
+            .iter()
+            .enumerate()
+            .map(|(i, g)| (Some("q.fifo".to_string()), dead(&format!("m{i}"), Some(g))))
+            .collect();
+        assert_eq!(ids(&take_batch(&mut pending, true)), ["m0", "m1"]);
+        assert_eq!(ids(&take_batch(&mut pending, true)), ["m2", "m3"]);
+        assert!(take_batch(&mut pending, true).is_empty());
+    }
+
+    #[test]
+    fn outgoing_keeps_body_attributes_and_group_with_a_stable_new_dedup_id() {
+        let d = dead("dlq-7", Some("patient-1"));
+        let fifo = outgoing(&d, true);
+        assert_eq!(fifo.body, "b");
+        assert_eq!(fifo.attributes, d.msg.attributes);
+        assert_eq!(fifo.group_id.as_deref(), Some("patient-1"));
+        let dedup = fifo.dedup_id.clone().unwrap();
+        assert!(
+            dedup.starts_with("replay-") && dedup.len() <= 128,
+            "{dedup}"
+        );
+        assert_eq!(outgoing(&d, true).dedup_id, Some(dedup.clone()));
+        assert_ne!(
+            outgoing(&dead("dlq-8", Some("patient-1")), true).dedup_id,
+            Some(dedup)
+        );
+        let standard = outgoing(&d, false);
+        assert_eq!((standard.group_id, standard.dedup_id), (None, None));
+    }
 }

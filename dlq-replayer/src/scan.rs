@@ -102,34 +102,47 @@ impl Scanner {
         if self.last_extended.elapsed() < self.hold / 2 {
             return Ok(());
         }
+        self.extend_now().await.map(drop)
+    }
+
+    /// Extend the hold of every held message now (after a pause, such as a confirmation
+    /// prompt, that may have outlasted the hold). Returns the ids whose hold could not be
+    /// extended: it expired and someone else may hold them now, so they are no longer ours.
+    pub async fn extend_now(&mut self) -> Result<Vec<String>, PortError> {
         let hold = self.hold;
-        self.set_visibility(hold).await?;
+        let lost = self.set_visibility(hold).await?;
+        for id in &lost {
+            self.held.remove(id);
+        }
         self.last_extended = Instant::now();
-        Ok(())
+        Ok(lost)
     }
 
     /// Make every held message visible again; returns how many could not be released (they
     /// reappear when their hold expires).
     pub async fn release_all(&mut self) -> Result<usize, PortError> {
-        let failed = self.set_visibility(Duration::ZERO).await?;
+        let failed = self.set_visibility(Duration::ZERO).await?.len();
         self.held.clear();
         Ok(failed)
     }
 
-    async fn set_visibility(&self, visibility: Duration) -> Result<usize, PortError> {
-        let receipts: Vec<(String, Duration)> = self
-            .held
-            .values()
-            .map(|r| (r.clone(), visibility))
-            .collect();
-        let mut failed = 0;
-        for chunk in receipts.chunks(10) {
-            failed += self
-                .queue
-                .change_visibility_batch(chunk)
-                .await?
-                .failed
-                .len();
+    /// Set the visibility of every held message; returns the ids whose change failed.
+    async fn set_visibility(&self, visibility: Duration) -> Result<Vec<String>, PortError> {
+        let held: Vec<(&String, &String)> = self.held.iter().collect();
+        let mut failed = Vec::new();
+        for chunk in held.chunks(10) {
+            let entries: Vec<(String, Duration)> = chunk
+                .iter()
+                .map(|(_, receipt)| ((*receipt).clone(), visibility))
+                .collect();
+            let result = self.queue.change_visibility_batch(&entries).await?;
+            failed.extend(
+                result
+                    .failed
+                    .iter()
+                    .filter_map(|f| chunk.get(f.index))
+                    .map(|(id, _)| (*id).clone()),
+            );
         }
         Ok(failed)
     }

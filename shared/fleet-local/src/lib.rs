@@ -232,17 +232,30 @@ impl Backend for LocalBackend {
     }
 }
 
-/// The login name of the local user, for audit records: `$USER`, `$LOGNAME`, else the uid.
+/// The local user, for audit records: `$USER`, `$LOGNAME`, else the name of the process's uid
+/// in `/etc/passwd`, else `uid:<n>`.
 fn local_user() -> String {
-    ["USER", "LOGNAME"]
+    use std::os::unix::fs::MetadataExt;
+    if let Some(name) = ["USER", "LOGNAME"]
         .iter()
         .find_map(|k| std::env::var(k).ok().filter(|v| !v.trim().is_empty()))
-        .unwrap_or_else(|| {
-            std::fs::read_to_string("/proc/self/loginuid")
-                .ok()
-                .map(|uid| format!("uid {}", uid.trim()))
-                .unwrap_or_else(|| "unknown".to_string())
+    {
+        return name;
+    }
+    // The owner of /proc/self is the process's effective uid (no unsafe libc call needed).
+    let Ok(uid) = std::fs::metadata("/proc/self").map(|m| m.uid()) else {
+        return "unknown".to_string();
+    };
+    std::fs::read_to_string("/etc/passwd")
+        .ok()
+        .and_then(|passwd| {
+            passwd.lines().find_map(|l| {
+                let mut f = l.split(':');
+                let name = f.next()?;
+                (f.nth(1)? == uid.to_string()).then(|| name.to_string())
+            })
         })
+        .unwrap_or_else(|| format!("uid:{uid}"))
 }
 
 /// Milliseconds since the epoch.
