@@ -41,6 +41,17 @@ pub fn unique(prefix: &str) -> String {
     format!("{prefix}-{}-{n}-{nanos:x}", std::process::id())
 }
 
+/// The environment that points a real binary at moto with the aws backend.
+pub fn moto_env() -> Vec<(&'static str, String)> {
+    vec![
+        ("FLEET_BACKEND", "aws".into()),
+        ("AWS_ENDPOINT_URL", moto_endpoint()),
+        ("AWS_REGION", MOTO_REGION.into()),
+        ("AWS_ACCESS_KEY_ID", "testing".into()),
+        ("AWS_SECRET_ACCESS_KEY", "testing".into()),
+    ]
+}
+
 /// An AWS backend pointed at moto.
 pub async fn aws_backend() -> AwsBackend {
     AwsBackend::with_endpoint(&moto_endpoint(), MOTO_REGION).await

@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use fleet_core::ports::{MessageQueue, OutgoingMessage};
+use fleet_core::ports::{MessageQueue, OutgoingMessage, ReceivedMessage};
 
 /// The target directory's binary `name` (built by `cargo build --workspace --bins`, which
 /// `scripts/test` runs first).
@@ -189,4 +189,29 @@ pub async fn wait_drained(queue: &dyn MessageQueue, limit: Duration) {
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+}
+
+/// Everything on a queue, in receive order, until three long polls in a row come back empty.
+/// With `delete` each batch is deleted; otherwise it stays invisible for five minutes (long
+/// enough not to be received twice).
+pub async fn receive_all(queue: &dyn MessageQueue, delete: bool) -> Vec<ReceivedMessage> {
+    let mut out = Vec::new();
+    let mut empty = 0;
+    while empty < 3 {
+        let got = queue
+            .receive(10, Duration::from_secs(1), Some(Duration::from_secs(300)))
+            .await
+            .unwrap();
+        if got.is_empty() {
+            empty += 1;
+            continue;
+        }
+        empty = 0;
+        if delete {
+            let receipts: Vec<String> = got.iter().map(|m| m.receipt.clone()).collect();
+            assert!(queue.delete_batch(&receipts).await.unwrap().all_ok());
+        }
+        out.extend(got);
+    }
+    out
 }

@@ -20,8 +20,8 @@ use fleet_core::{
 use fleet_local::QueueSpec;
 use serde_json::Value;
 use tempfile::TempDir;
-use tests::workers::binary;
-use tests::{MOTO_REGION, aws_backend, local_backend, moto_endpoint, unique};
+use tests::workers::{binary, receive_all};
+use tests::{aws_backend, local_backend, moto_env, unique};
 
 const SECRET: &str = "PATIENT-SECRET";
 
@@ -83,13 +83,7 @@ impl Stack {
                 ),
                 ("USER", "oncall-test".into()),
             ],
-            Kind::Aws(_) => vec![
-                ("FLEET_BACKEND", "aws".into()),
-                ("AWS_ENDPOINT_URL", moto_endpoint()),
-                ("AWS_REGION", MOTO_REGION.into()),
-                ("AWS_ACCESS_KEY_ID", "testing".into()),
-                ("AWS_SECRET_ACCESS_KEY", "testing".into()),
-            ],
+            Kind::Aws(_) => moto_env(),
         }
     }
 
@@ -151,13 +145,17 @@ impl Stack {
         }
     }
 
-    /// Run the binary with `args`, `stdin` as its input.
-    fn run(&self, args: &[&str], stdin: &str) -> Run {
-        let audit = self.dir.path().join("audit.jsonl");
+    fn audit_path(&self) -> PathBuf {
+        self.dir.path().join("audit.jsonl")
+    }
+
+    /// The binary with `args`, this backend's environment only, the audit log in the scratch
+    /// directory, output captured.
+    fn command(&self, args: &[&str], stdin: Stdio) -> Command {
         let mut cmd = Command::new(binary("dlq-replay"));
         cmd.args(args)
             .current_dir(self.dir.path())
-            .stdin(Stdio::piped())
+            .stdin(stdin)
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
         for (k, _) in std::env::vars() {
@@ -165,15 +163,24 @@ impl Stack {
                 cmd.env_remove(&k);
             }
         }
-        cmd.envs(self.env()).env("FLEET_DLQ_AUDIT_LOG", &audit);
-        let mut child = cmd.spawn().expect("start dlq-replay");
+        cmd.envs(self.env())
+            .env("FLEET_DLQ_AUDIT_LOG", self.audit_path());
+        cmd
+    }
+
+    /// Run the binary with `args`, `stdin` as its input.
+    fn run(&self, args: &[&str], stdin: &str) -> Run {
+        let mut child = self
+            .command(args, Stdio::piped())
+            .spawn()
+            .expect("start dlq-replay");
         {
             use std::io::Write;
             let mut input = child.stdin.take().unwrap();
             input.write_all(stdin.as_bytes()).unwrap();
         }
         let output = child.wait_with_output().unwrap();
-        Run::of(output, &audit)
+        Run::of(output, &self.audit_path())
     }
 
     fn run_json(&self, args: &[&str]) -> (Run, Value) {
@@ -296,23 +303,7 @@ async fn seed(
 
 /// Receive and delete everything on `queue`, in order.
 async fn drain(queue: &dyn MessageQueue) -> Vec<ReceivedMessage> {
-    let mut out = Vec::new();
-    let mut empty = 0;
-    while empty < 2 {
-        let got = queue
-            .receive(10, Duration::from_secs(1), Some(Duration::from_secs(60)))
-            .await
-            .unwrap();
-        if got.is_empty() {
-            empty += 1;
-            continue;
-        }
-        empty = 0;
-        let receipts: Vec<String> = got.iter().map(|m| m.receipt.clone()).collect();
-        assert!(queue.delete_batch(&receipts).await.unwrap().all_ok());
-        out.extend(got);
-    }
-    out
+    receive_all(queue, true).await
 }
 
 fn seq(m: &ReceivedMessage) -> usize {

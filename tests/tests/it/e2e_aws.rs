@@ -5,13 +5,14 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use std::time::{Duration, Instant};
 
 use fleet_aws::provision::QueueSetup;
-use fleet_core::ports::{MessageQueue, ReceivedMessage};
+use fleet_core::ports::MessageQueue;
 use fleet_core::{Backend, FailureMetadata};
 use hl7_ingest::samples;
 use tests::workers::{
-    Worker, assert_no_phi, final_request_counts, sample_secrets, send_all, wait_drained,
+    Worker, assert_no_phi, final_request_counts, receive_all, sample_secrets, send_all,
+    wait_drained,
 };
-use tests::{MOTO_REGION, aws_backend, moto_endpoint, unique};
+use tests::{aws_backend, moto_env, unique};
 
 struct Stack {
     source: String,
@@ -68,12 +69,8 @@ async fn provision(encrypted: bool) -> Stack {
 }
 
 fn worker_env(s: &Stack) -> Vec<(&'static str, String)> {
-    vec![
-        ("FLEET_BACKEND", "aws".into()),
-        ("AWS_ENDPOINT_URL", moto_endpoint()),
-        ("AWS_REGION", MOTO_REGION.into()),
-        ("AWS_ACCESS_KEY_ID", "testing".into()),
-        ("AWS_SECRET_ACCESS_KEY", "testing".into()),
+    let mut env = moto_env();
+    env.extend([
         ("FLEET_HL7_QUEUE", s.source.clone()),
         ("FLEET_EVENT_BUS", s.bus.clone()),
         ("FLEET_HL7_TABLE", s.table.clone()),
@@ -81,26 +78,8 @@ fn worker_env(s: &Stack) -> Vec<(&'static str, String)> {
         ("FLEET_DRAIN_DEADLINE_SECS", "10".into()),
         // Every level: the PHI scan must cover debug and trace output too.
         ("FLEET_LOG", "trace".into()),
-    ]
-}
-
-/// Everything on a queue, received until it stays empty (visibility long enough not to loop).
-async fn drain(queue: &dyn MessageQueue) -> Vec<ReceivedMessage> {
-    let mut out = Vec::new();
-    let mut empty = 0;
-    while empty < 3 {
-        let got = queue
-            .receive(10, Duration::from_secs(1), Some(Duration::from_secs(300)))
-            .await
-            .unwrap();
-        if got.is_empty() {
-            empty += 1;
-        } else {
-            empty = 0;
-            out.extend(got);
-        }
-    }
-    out
+    ]);
+    env
 }
 
 /// A provisioned encrypted stack, `total` generated messages (`malformed` of them bad) on its
@@ -158,7 +137,7 @@ async fn aws_200_messages_give_190_events_10_dead_letters_and_an_empty_source() 
 
     // Events: one per well-formed message, each event id exactly once.
     let tap = backend.queue(&stack.tap).await.unwrap();
-    let events = drain(tap.as_ref()).await;
+    let events = receive_all(tap.as_ref(), false).await;
     let mut ids: HashMap<String, usize> = HashMap::new();
     let mut controls = HashSet::new();
     for m in &events {
@@ -196,7 +175,7 @@ async fn aws_200_messages_give_190_events_10_dead_letters_and_an_empty_source() 
 
     // DLQ: the 10 malformed, each with its code in the failure attribute.
     let dlq = backend.queue(&stack.dlq).await.unwrap();
-    let dead = drain(dlq.as_ref()).await;
+    let dead = receive_all(dlq.as_ref(), false).await;
     assert_eq!(dead.len(), 10);
     for m in &dead {
         let meta =
@@ -305,7 +284,7 @@ async fn aws_sigterm_during_processing_loses_nothing_and_leaves_nothing_invisibl
         a.approximate_in_flight, 0,
         "messages left invisible after shutdown"
     );
-    let remaining: HashSet<String> = drain(source.as_ref())
+    let remaining: HashSet<String> = receive_all(source.as_ref(), false)
         .await
         .into_iter()
         .map(|m| m.body)
