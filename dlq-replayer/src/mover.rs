@@ -194,7 +194,13 @@ pub async fn run(
     // Whatever happened, give back what we hold.
     let released = scanner.release_all().await;
     progress.finish();
-    result?;
+    if let Err(e) = result {
+        // Once something has changed, the operator needs the report more than the error.
+        if run.report.moved == 0 && run.report.not_moved.is_empty() {
+            return Err(e);
+        }
+        run.report.aborted = Some(format!("{e:#}"));
+    }
     released?;
     Ok(run.report)
 }

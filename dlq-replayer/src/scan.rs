@@ -65,6 +65,13 @@ impl Scanner {
                 .queue
                 .receive(10, RECEIVE_WAIT, Some(self.hold))
                 .await?;
+            if received.is_empty() {
+                self.empty_receives += 1;
+                if self.empty_receives >= EMPTY_RECEIVES_TO_STOP {
+                    return Ok(None);
+                }
+                continue;
+            }
             let mut fresh = Vec::with_capacity(received.len());
             for m in received {
                 // A standard queue can deliver a message twice; the newest receipt is the one
@@ -77,12 +84,10 @@ impl Scanner {
                     fresh.push(Dead::new(m));
                 }
             }
+            // Only repeats (a standard queue's duplicate delivery): look again. They are held
+            // again by this receive, so they cannot keep coming back.
             if !fresh.is_empty() {
                 return Ok(Some(fresh));
-            }
-            self.empty_receives += 1;
-            if self.empty_receives >= EMPTY_RECEIVES_TO_STOP {
-                return Ok(None);
             }
         }
     }

@@ -59,6 +59,13 @@ codes! {
     DownstreamRejected = "DOWNSTREAM_REJECTED",
     /// The handler panicked on every attempt.
     HandlerPanicked = "HANDLER_PANICKED",
+    /// A document-queue body that is not a usable S3 event notification: not JSON, not one of
+    /// the accepted envelopes (S3, S3 via SNS, S3 via EventBridge), a record from another
+    /// service, or a required field missing.
+    S3EventInvalid = "S3_EVENT_INVALID",
+    /// An S3 event whose object key cannot be decoded: a malformed percent escape, or bytes
+    /// that are not UTF-8 once decoded.
+    S3KeyInvalid = "S3_KEY_INVALID",
 }
 
 impl std::fmt::Display for ErrorCode {

@@ -745,6 +745,30 @@ async fn a_fifo_group_stops_at_its_first_message_that_stays(s: Stack) {
     assert_eq!(rest.len(), 13);
 }
 
+async fn without_a_failure_attribute_the_redrive_source_is_the_destination(s: Stack) {
+    // What SQS's own redrive leaves after a crash: the body and attributes, no failure record.
+    let p = s.pair(false).await;
+    let dlq = s.queue(&p.dlq).await;
+    let source = s.queue(&p.source).await;
+    let bare: Vec<OutgoingMessage> = (0..5)
+        .map(|i| OutgoingMessage {
+            body: format!("{SECRET}-{i}"),
+            attributes: [("seq".to_string(), AttributeValue::number(i))].into(),
+            ..OutgoingMessage::default()
+        })
+        .collect();
+    assert!(dlq.send_batch(&bare).await.unwrap().all_ok());
+    let (summary, json) = s.run_json(&["summary", &p.dlq]);
+    summary.assert_code(0);
+    assert_eq!(json["groups"][0]["code"], "NO_FAILURE_ATTRIBUTE", "{json}");
+    assert_eq!(json["groups"][0]["count"], 5, "{json}");
+    let (run, json) = s.run_json(&["replay", &p.dlq, "--yes"]);
+    run.assert_code(0);
+    assert_eq!(json["destinations"][&p.source], 5, "{json}");
+    let arrived: BTreeSet<usize> = drain(source.as_ref()).await.iter().map(seq).collect();
+    assert_eq!(arrived, (0..5).collect());
+}
+
 async fn unknown_queues_are_user_errors(s: Stack) {
     let missing = format!("{}-missing", s.prefix);
     let run = s.run(&["summary", &missing], "");
@@ -784,5 +808,6 @@ both!(
     purge_archives_encrypted_before_deleting,
     dry_run_and_confirmation_change_nothing_until_the_count_is_typed,
     a_fifo_group_stops_at_its_first_message_that_stays,
+    without_a_failure_attribute_the_redrive_source_is_the_destination,
     unknown_queues_are_user_errors,
 );
