@@ -455,7 +455,12 @@ impl Run<'_> {
                 break;
             }
             scanner.keep_alive().await?;
-            let batch = take_batch(&mut pending, fifo);
+            // Below 10 messages per second, smaller batches keep each second's burst under the rate.
+            let max_batch = self
+                .req
+                .rate
+                .map_or(10, |r| (r.floor() as usize).clamp(1, 10));
+            let batch = take_batch(&mut pending, fifo, max_batch);
             self.pace(batch.len()).await;
             let dest = batch[0].0.clone();
             let sent = match &dest {
@@ -585,12 +590,13 @@ impl Run<'_> {
     }
 }
 
-/// Up to 10 messages for the destination of the first pending one. Standard queues: any of
+/// Up to `max` (at most 10) messages for the destination of the first pending one. Standard queues: any of
 /// the pending messages with that destination. FIFO: consecutive messages only, at most one per
 /// group, so the order within each group holds whatever fails.
 fn take_batch(
     pending: &mut VecDeque<(Option<String>, Dead)>,
     fifo: bool,
+    max: usize,
 ) -> Vec<(Option<String>, Dead)> {
     let Some(dest) = pending.front().map(|(d, _)| d.clone()) else {
         return Vec::new();
@@ -598,7 +604,7 @@ fn take_batch(
     let mut batch = Vec::new();
     let mut groups = HashSet::new();
     let mut i = 0;
-    while i < pending.len() && batch.len() < 10 {
+    while i < pending.len() && batch.len() < max.min(10) {
         let (d_dest, d) = &pending[i];
         if fifo {
             if *d_dest != dest || !groups.insert(d.msg.group_id.clone()) {
@@ -682,16 +688,18 @@ mod tests {
             })
             .collect();
         // The first pending message's destination: "b" has m0, m3, ..., m24.
-        let first = take_batch(&mut pending, false);
+        let first = take_batch(&mut pending, false, 10);
         assert_eq!(
             ids(&first),
             ["m0", "m3", "m6", "m9", "m12", "m15", "m18", "m21", "m24"]
         );
-        let second = take_batch(&mut pending, false);
+        let second = take_batch(&mut pending, false, 10);
         assert_eq!(second.len(), 10);
         assert!(second.iter().all(|(d, _)| d.as_deref() == Some("a")));
         assert_eq!(ids(&second)[..3], ["m1", "m2", "m4"]);
         assert_eq!(pending.len(), 25 - 9 - 10);
+        // A rate below 10 per second caps the batch.
+        assert_eq!(ids(&take_batch(&mut pending, false, 2)), ["m16", "m17"]);
     }
 
     #[test]
@@ -702,9 +710,9 @@ mod tests {
             .enumerate()
             .map(|(i, g)| (Some("q.fifo".to_string()), dead(&format!("m{i}"), Some(g))))
             .collect();
-        assert_eq!(ids(&take_batch(&mut pending, true)), ["m0", "m1"]);
-        assert_eq!(ids(&take_batch(&mut pending, true)), ["m2", "m3"]);
-        assert!(take_batch(&mut pending, true).is_empty());
+        assert_eq!(ids(&take_batch(&mut pending, true, 10)), ["m0", "m1"]);
+        assert_eq!(ids(&take_batch(&mut pending, true, 10)), ["m2", "m3"]);
+        assert!(take_batch(&mut pending, true, 10).is_empty());
     }
 
     #[test]

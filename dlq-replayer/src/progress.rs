@@ -7,6 +7,10 @@ use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 pub enum Progress {
     Hidden,
+    /// A terminal: the bar appears at [`Progress::start`], after any confirmation prompt.
+    Terminal {
+        verb: &'static str,
+    },
     Bar(ProgressBar),
     Lines {
         to: Box<dyn Write + Send>,
@@ -21,16 +25,7 @@ impl Progress {
     /// A bar when `terminal`, else plain lines to `to`.
     pub fn new(terminal: bool, verb: &'static str, to: Box<dyn Write + Send>) -> Self {
         if terminal {
-            let bar = ProgressBar::with_draw_target(Some(0), ProgressDrawTarget::stderr());
-            bar.set_style(
-                ProgressStyle::with_template(
-                    "{prefix} [{bar:40}] {pos}/{len} ({per_sec}, {eta} left)",
-                )
-                .unwrap_or_else(|_| ProgressStyle::default_bar())
-                .progress_chars("=> "),
-            );
-            bar.set_prefix(verb);
-            Progress::Bar(bar)
+            Progress::Terminal { verb }
         } else {
             Progress::Lines {
                 to,
@@ -45,6 +40,18 @@ impl Progress {
     pub fn start(&mut self, total: u64) {
         match self {
             Progress::Hidden => {}
+            Progress::Terminal { verb } => {
+                let bar = ProgressBar::with_draw_target(Some(total), ProgressDrawTarget::stderr());
+                bar.set_style(
+                    ProgressStyle::with_template(
+                        "{prefix} [{bar:40}] {pos}/{len} ({per_sec}, {eta} left)",
+                    )
+                    .unwrap_or_else(|_| ProgressStyle::default_bar())
+                    .progress_chars("=> "),
+                );
+                bar.set_prefix(*verb);
+                *self = Progress::Bar(bar);
+            }
             Progress::Bar(bar) => bar.set_length(total),
             Progress::Lines {
                 total: t,
@@ -59,7 +66,7 @@ impl Progress {
 
     pub fn inc(&mut self, n: u64) {
         match self {
-            Progress::Hidden => {}
+            Progress::Hidden | Progress::Terminal { .. } => {}
             Progress::Bar(bar) => bar.inc(n),
             Progress::Lines {
                 to,
