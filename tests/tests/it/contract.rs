@@ -323,6 +323,7 @@ contract!(
     transact_put_is_all_or_nothing,
     query_returns_partition_in_sort_order,
     objects_put_get_head,
+    backend_lists_queues_by_prefix_and_names_the_caller,
 );
 
 // ---------------------------------------------------------------------------------------------
@@ -939,4 +940,27 @@ async fn objects_put_get_head(f: &impl Fixture) {
         .expect("get")
         .expect("present");
     assert_eq!(got, b"v2");
+}
+
+// ---------------------------------------------------------------------------------------------
+// Backend
+// ---------------------------------------------------------------------------------------------
+
+async fn backend_lists_queues_by_prefix_and_names_the_caller(f: &impl Fixture) {
+    // Fixture queues are named `q-<pid>-...`: the prefix is this test process's alone.
+    let prefix = format!("q-{}-", std::process::id());
+    let a = f.queue(QSpec::standard(30)).await;
+    let b = f.queue(QSpec::standard(30)).await;
+    let mut expected = vec![a.id().to_string(), b.id().to_string()];
+    expected.sort();
+    assert_eq!(f.backend().list_queues(&prefix).await.unwrap(), expected);
+    let none = format!("{prefix}no-such-queue");
+    assert!(f.backend().list_queues(&none).await.unwrap().is_empty());
+    let everything = f.backend().list_queues("").await.unwrap();
+    assert!(expected.iter().all(|q| everything.contains(q)));
+    let caller = f.backend().caller_identity().await.unwrap();
+    match f.backend().kind() {
+        "local" => assert!(caller.starts_with("local:") && caller.len() > 6, "{caller}"),
+        _ => assert!(caller.starts_with("arn:aws:"), "{caller}"),
+    }
 }
