@@ -241,7 +241,8 @@ impl Run<'_> {
                 let prompt = self.prompt(selected.len(), fifo, approximate_depth);
                 let answer = confirm.ask(&prompt)?;
                 let count = selected.len().to_string();
-                let ok = matches!(answer.as_deref(), Some(a) if a == count || a.eq_ignore_ascii_case("yes"));
+                // Only the count itself confirms: "y" typed by reflex does not.
+                let ok = answer.as_deref() == Some(count.as_str());
                 if !ok {
                     self.report.declined = true;
                     return Ok(());
