@@ -352,13 +352,16 @@ async fn delayed_messages_wait_and_long_polls_return_when_they_appear() {
     })
     .await
     .unwrap();
-    let now = q.receive(10, Duration::ZERO, None).await.unwrap();
+    // Received messages stay invisible for the rest of the test (the queue's own 1 s would let
+    // "no delay" reappear during the idle poll below on a slow machine).
+    let hold = Some(30 * SECOND);
+    let now = q.receive(10, Duration::ZERO, hold).await.unwrap();
     assert_eq!(
         now.iter().map(|m| m.body.as_str()).collect::<Vec<_>>(),
         vec!["no delay"]
     );
     let started = Instant::now();
-    let later = q.receive(10, 5 * SECOND, None).await.unwrap();
+    let later = q.receive(10, 5 * SECOND, hold).await.unwrap();
     assert_eq!(later[0].body, "queue delay");
     assert!(started.elapsed() >= Duration::from_millis(500) && started.elapsed() < 3 * SECOND);
 
