@@ -66,6 +66,28 @@ codes! {
     /// An S3 event whose object key cannot be decoded: a malformed percent escape, or bytes
     /// that are not UTF-8 once decoded.
     S3KeyInvalid = "S3_KEY_INVALID",
+    /// A document whose content is none of the accepted types (PDF, PNG, JPEG, TIFF, plain
+    /// text), judged by its first bytes, not its name.
+    DocumentUnsupportedType = "DOCUMENT_UNSUPPORTED_TYPE",
+    /// A zero-byte document.
+    DocumentEmpty = "DOCUMENT_EMPTY",
+    /// A document of an accepted type that cannot be read: a damaged PDF or image, text that
+    /// is not UTF-8, or one OCR refuses as malformed (Textract `BadDocumentException`).
+    DocumentCorrupt = "DOCUMENT_CORRUPT",
+    /// Above the configured size or page limit, or the service's (`DocumentTooLargeException`).
+    DocumentTooLarge = "DOCUMENT_TOO_LARGE",
+    /// The object named by the event no longer exists (deleted, or that version removed,
+    /// before the worker read it).
+    DocumentNotFound = "DOCUMENT_NOT_FOUND",
+    /// OCR failed permanently: an asynchronous job ended FAILED, or the service refused the
+    /// request (`InvalidParameterException`, `InvalidS3ObjectException`, ...).
+    OcrFailed = "OCR_FAILED",
+    /// An OCR completion notification that cannot be used: not the expected JSON, or naming a
+    /// job this deployment did not start.
+    OcrCompletionInvalid = "OCR_COMPLETION_INVALID",
+    /// The entity extractor refused the text permanently (`InvalidRequestException`,
+    /// `InvalidEncodingException`, `TextSizeLimitExceededException`).
+    EntitiesRejected = "ENTITIES_REJECTED",
 }
 
 impl std::fmt::Display for ErrorCode {

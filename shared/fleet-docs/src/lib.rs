@@ -5,5 +5,8 @@
 //! Medical's request limit and maps entity offsets back onto the document.
 
 pub mod chunk;
+pub mod ports;
 pub mod s3event;
 pub mod schema;
+
+pub use ports::{Document, DocError, EntityExtractor, MediaType, ObjectLocation, Ocr, OcrJob, OcrStart};

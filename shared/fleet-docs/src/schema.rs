@@ -22,6 +22,17 @@ fn phi<'de, D: Deserializer<'de>, T: Deserialize<'de>>(d: D) -> Result<Phi<T>, D
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 pub struct OcrResult {
     pub pages: Vec<Page>,
+    /// Pages OCR could not read while reading the rest (Textract `PARTIAL_SUCCESS` warnings,
+    /// a page Tesseract failed on). Empty when every page was read.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub warnings: Vec<OcrWarning>,
+}
+
+/// Pages that failed, with the engine's reason (Textract's `Warning`: `ErrorCode`, `Pages`).
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct OcrWarning {
+    pub code: String,
+    pub pages: Vec<u32>,
 }
 
 impl OcrResult {
@@ -33,6 +44,29 @@ impl OcrResult {
     pub fn text(&self) -> String {
         let pages: Vec<String> = self.pages.iter().map(Page::text).collect();
         pages.join("\n\n")
+    }
+
+    /// A plain-text document as one page, one line per text line (no words, no geometry, full
+    /// confidence), so that [`OcrResult::text`] gives the text back with `\r\n` made `\n`.
+    pub fn from_plain_text(text: &str) -> Self {
+        let lines = text
+            .split('\n')
+            .map(|l| Line {
+                text: Phi(l.strip_suffix('\r').unwrap_or(l).to_string()),
+                confidence: 100.0,
+                bbox: BoundingBox::default(),
+                words: Vec::new(),
+            })
+            .collect();
+        Self {
+            pages: vec![Page {
+                number: 1,
+                width: None,
+                height: None,
+                lines,
+            }],
+            warnings: Vec::new(),
+        }
     }
 }
 
@@ -249,6 +283,7 @@ mod tests {
                     ],
                 }],
             }],
+            ..Default::default()
         };
         round_trip(
             &result,
@@ -274,6 +309,7 @@ mod tests {
         round_trip(
             &OcrResult {
                 pages: vec![page(2, &[])],
+                ..Default::default()
             },
             json!({"pages": [{"number": 2, "width": null, "height": null, "lines": []}]}),
         );
@@ -381,29 +417,53 @@ mod tests {
     }
 
     #[test]
+    fn plain_text_becomes_one_page_and_reads_back() {
+        let r = OcrResult::from_plain_text("Aspirin 81 mg\r\ndaily\n\nend");
+        assert_eq!(r.pages.len(), 1);
+        assert_eq!(r.pages[0].lines.len(), 4);
+        assert_eq!(r.text(), "Aspirin 81 mg\ndaily\n\nend");
+    }
+
+    #[test]
+    fn warnings_are_omitted_when_empty_and_kept_otherwise() {
+        let mut r = OcrResult::from_plain_text("x");
+        assert!(!serde_json::to_string(&r).unwrap().contains("warnings"));
+        r.warnings.push(OcrWarning {
+            code: "PAGE_FAILED".into(),
+            pages: vec![2],
+        });
+        let back: OcrResult = serde_json::from_str(&serde_json::to_string(&r).unwrap()).unwrap();
+        assert_eq!(back.warnings, r.warnings);
+    }
+
+    #[test]
     fn text_joins_lines_and_pages() {
         check(OcrResult::default(), "");
         check(
             OcrResult {
                 pages: vec![page(1, &["only line"])],
+                ..Default::default()
             },
             "only line",
         );
         check(
             OcrResult {
                 pages: vec![page(1, &["a", "b"]), page(2, &["c"])],
+                ..Default::default()
             },
             "a\nb\n\nc",
         );
         check(
             OcrResult {
                 pages: vec![page(1, &["a"]), page(2, &[]), page(3, &["c", "d"])],
+                ..Default::default()
             },
             "a\n\n\n\nc\nd",
         );
         check(
             OcrResult {
                 pages: vec![page(1, &["é µg 检查 🩺", ""])],
+                ..Default::default()
             },
             "é µg 检查 🩺\n",
         );

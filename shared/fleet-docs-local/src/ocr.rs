@@ -1,0 +1,1 @@
+//! Tesseract and poppler OCR (being written).

@@ -1,0 +1,1 @@
+//! The dictionary-and-rules entity extractor (being written).
