@@ -5,6 +5,7 @@
 //! Medical's request limit and maps entity offsets back onto the document.
 
 pub mod chunk;
+pub mod completion;
 pub mod ports;
 pub mod s3event;
 pub mod schema;

@@ -148,6 +148,40 @@ pub fn parse(body: &str) -> Result<Notification, S3EventError> {
     parse_payload(&obj)
 }
 
+/// An `ObjectCreated:Put` notification for one object, exactly as S3 sends it to SQS (key
+/// form-encoded: space as `+`, everything outside unreserved characters and `/` as `%XX`).
+/// The local backend has no bucket notifications; its uploaders (the demo, tests) send this.
+pub fn object_created_event(bucket: &str, key: &str, size: u64, etag: &str) -> String {
+    serde_json::json!({"Records": [{
+        "eventVersion": "2.1",
+        "eventSource": "aws:s3",
+        "awsRegion": "local",
+        "eventTime": "1970-01-01T00:00:00.000Z",
+        "eventName": "ObjectCreated:Put",
+        "s3": {
+            "s3SchemaVersion": "1.0",
+            "configurationId": "local",
+            "bucket": {"name": bucket, "arn": format!("arn:aws:s3:::{bucket}")},
+            "object": {"key": form_encode(key), "size": size, "eTag": etag},
+        },
+    }]})
+    .to_string()
+}
+
+fn form_encode(key: &str) -> String {
+    let mut out = String::with_capacity(key.len());
+    for b in key.bytes() {
+        match b {
+            b' ' => out.push('+'),
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' | b'/' => {
+                out.push(b as char)
+            }
+            _ => out.push_str(&format!("%{b:02X}")),
+        }
+    }
+    out
+}
+
 fn json_object(text: &str, part: JsonPart) -> Result<Map<String, Value>, S3EventError> {
     match serde_json::from_str::<Value>(text) {
         Ok(Value::Object(obj)) => Ok(obj),
@@ -421,6 +455,27 @@ mod tests {
         Err(S3EventError::MissingField {
             field: field.into(),
         })
+    }
+
+    #[test]
+    fn built_events_parse_back_to_their_key() {
+        for key in ["plain.pdf", "scan 1+2 (final).pdf", "dir/é 检查 🩺.png", "100%.txt"] {
+            let body = object_created_event("bkt", key, 7, "abc");
+            if key != "plain.pdf" {
+                // Form-encoded on the wire, as S3 sends it.
+                assert!(!body.contains(key), "{key} not encoded");
+            }
+            match parse(&body).unwrap() {
+                Notification::Objects(objs) => {
+                    assert_eq!(objs.len(), 1);
+                    assert_eq!(objs[0].key.expose(), key);
+                    assert_eq!(objs[0].bucket, "bkt");
+                    assert_eq!(objs[0].size, Some(7));
+                    assert_eq!(objs[0].etag.as_deref(), Some("abc"));
+                }
+                other => panic!("{other:?}"),
+            }
+        }
     }
 
     #[test]
