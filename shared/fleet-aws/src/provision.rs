@@ -10,8 +10,9 @@ use aws_sdk_dynamodb::types::{
 };
 use aws_sdk_eventbridge::types::{SqsParameters, Target};
 use aws_sdk_s3::types::{
-    BucketLocationConstraint, CreateBucketConfiguration, ServerSideEncryption,
-    ServerSideEncryptionByDefault, ServerSideEncryptionConfiguration, ServerSideEncryptionRule,
+    BucketLocationConstraint, CreateBucketConfiguration, Event, NotificationConfiguration,
+    QueueConfiguration, ServerSideEncryption, ServerSideEncryptionByDefault,
+    ServerSideEncryptionConfiguration, ServerSideEncryptionRule,
 };
 use aws_sdk_sqs::types::QueueAttributeName;
 use fleet_core::PortError;
@@ -391,6 +392,46 @@ impl Provisioner {
             .send()
             .await
             .map_err(|e| classify("s3.PutBucketEncryption", &e))?;
+        Ok(())
+    }
+
+    /// Send the bucket's object-created notifications to a queue (S3 → SQS directly). S3
+    /// then posts an `s3:TestEvent` to the queue, as it does on AWS.
+    pub async fn notify_queue_on_create(
+        &self,
+        bucket: &str,
+        queue_arn: &str,
+    ) -> Result<(), PortError> {
+        const OP: &str = "s3.PutBucketNotificationConfiguration";
+        let target = QueueConfiguration::builder()
+            .id("fleet-doc-pipeline")
+            .queue_arn(queue_arn)
+            .events(Event::from("s3:ObjectCreated:*"))
+            .build()
+            .map_err(|_| PortError::invalid(OP, "incomplete queue configuration"))?;
+        self.s3
+            .put_bucket_notification_configuration()
+            .bucket(bucket)
+            .notification_configuration(
+                NotificationConfiguration::builder()
+                    .queue_configurations(target)
+                    .build(),
+            )
+            .send()
+            .await
+            .map_err(|e| classify(OP, &e))?;
+        Ok(())
+    }
+
+    /// Delete one object (tests: a document removed before the worker reads it).
+    pub async fn delete_object(&self, bucket: &str, key: &str) -> Result<(), PortError> {
+        self.s3
+            .delete_object()
+            .bucket(bucket)
+            .key(key)
+            .send()
+            .await
+            .map_err(|e| classify("s3.DeleteObject", &e))?;
         Ok(())
     }
 }

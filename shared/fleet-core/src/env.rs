@@ -50,3 +50,24 @@ pub const DLQ_AUDIT_LOG: &str = "FLEET_DLQ_AUDIT_LOG";
 /// dlq-replay: age recipient (public key, `age1...`) the archive of moved messages is
 /// encrypted to.
 pub const ARCHIVE_RECIPIENT: &str = "FLEET_ARCHIVE_RECIPIENT";
+
+/// doc-pipeline: upload queue (S3 event notifications; name or URL).
+pub const DOC_QUEUE: &str = "FLEET_DOC_QUEUE";
+/// doc-pipeline: Textract completion queue (SNS → SQS); unset: no asynchronous OCR.
+pub const DOC_COMPLETION_QUEUE: &str = "FLEET_DOC_COMPLETION_QUEUE";
+/// doc-pipeline: records table (documents, OCR jobs).
+pub const DOC_TABLE: &str = "FLEET_DOC_TABLE";
+/// doc-pipeline: bucket the results JSON is written to.
+pub const DOC_RESULTS_BUCKET: &str = "FLEET_DOC_RESULTS_BUCKET";
+/// doc-pipeline: key prefix of results objects (default `results/`).
+pub const DOC_RESULTS_PREFIX: &str = "FLEET_DOC_RESULTS_PREFIX";
+/// doc-pipeline: largest document read, in bytes.
+pub const DOC_MAX_BYTES: &str = "FLEET_DOC_MAX_BYTES";
+/// OCR engine: `tesseract` or `textract` (default: `textract` on the aws backend).
+pub const DOC_OCR: &str = "FLEET_DOC_OCR";
+/// Entity extractor: `rules` or `comprehend-medical` (default: `comprehend-medical` on aws).
+pub const DOC_EXTRACTOR: &str = "FLEET_DOC_EXTRACTOR";
+/// Textract asynchronous jobs: SNS topic of the completion channel.
+pub const TEXTRACT_SNS_TOPIC_ARN: &str = "FLEET_TEXTRACT_SNS_TOPIC_ARN";
+/// Textract asynchronous jobs: IAM role Textract assumes to publish to that topic.
+pub const TEXTRACT_ROLE_ARN: &str = "FLEET_TEXTRACT_ROLE_ARN";

@@ -146,6 +146,14 @@ pub trait Ocr: Send + Sync {
     /// A fixed name for results and logs ("textract", "tesseract").
     fn name(&self) -> &'static str;
 
+    /// Whether [`Ocr::start`] answers documents of this type with an asynchronous job, so the
+    /// caller must record the document under its token first (the completion may arrive
+    /// before `start` returns).
+    fn starts_job(&self, media_type: MediaType) -> bool {
+        let _ = media_type;
+        false
+    }
+
     /// Read `document`, or start reading it. `token` is deterministic per document version
     /// (at most 64 characters of `[A-Za-z0-9_-]`): starting twice with the same token starts
     /// one job, and the completion notification carries it back as the job tag.
