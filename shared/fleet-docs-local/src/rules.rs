@@ -189,6 +189,8 @@ fn attach_attributes(text: &str, ends: &[usize], drafts: &mut [Draft]) {
             .collect();
         combined[k] = joins_combination(&text[a.end..b.start], &inside, a.end);
     }
+    // Attributes taken from after a medication, which no later one may take from before it.
+    let mut claimed: std::collections::HashSet<(usize, usize)> = Default::default();
     for (k, &i) in meds.iter().enumerate() {
         let (_, seg_start, seg_end) = context::segment_of(ends, drafts[i].start);
         let (start, end) = (drafts[i].start, drafts[i].end);
@@ -229,6 +231,15 @@ fn attach_attributes(text: &str, ends: &[usize], drafts: &mut [Draft]) {
                 chosen.push((*c, RELATIONSHIP_AFTER_SCORE));
             }
         }
+        // "amoxicillin 250 mg / clavulanate 125 mg oral tablet": 250 mg is a product strength.
+        if combined[k] && chosen.iter().any(|(c, _)| c.kind == AttrKind::Form) {
+            for (c, _) in chosen.iter_mut() {
+                if c.kind == AttrKind::Dosage && c.mass {
+                    c.kind = AttrKind::Strength;
+                }
+            }
+        }
+        claimed.extend(chosen.iter().map(|(c, _)| (c.start, c.end)));
         // Before: route and frequency, from the nearest one backwards.
         let prev_med_end = k.checked_sub(1).map_or(0, |p| drafts[meds[p]].end);
         let before_start = seg_start
@@ -239,7 +250,10 @@ fn attach_attributes(text: &str, ends: &[usize], drafts: &mut [Draft]) {
             if c.start < before_start {
                 break;
             }
-            if c.end > start || !matches!(c.kind, AttrKind::Route | AttrKind::Frequency) {
+            if c.end > start
+                || !matches!(c.kind, AttrKind::Route | AttrKind::Frequency)
+                || claimed.contains(&(c.start, c.end))
+            {
                 continue;
             }
             if !overlaps(c, &chosen) {

@@ -174,6 +174,13 @@ fn combination_products_share_route_and_form() {
     assert_eq!(attr(clav, "FORM"), Some("tablet"));
     assert_eq!(attr(cet, "STRENGTH"), Some("5 mg"));
     assert_eq!(attr(cet, "FORM"), Some("chewable tablet"));
+
+    // A bracketed brand after the form does not take the generic's route.
+    let text = "acetaminophen 325 mg oral tablet [Tylenol]";
+    let entities = extract(text);
+    assert_eq!(texts(&entities), ["acetaminophen", "Tylenol"]);
+    assert_eq!(attr(&entities[0], "ROUTE_OR_MODE"), Some("oral"));
+    assert!(entities[1].attributes.is_empty());
 }
 
 #[test]

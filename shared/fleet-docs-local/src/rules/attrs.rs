@@ -49,6 +49,9 @@ pub(crate) struct Candidate {
     pub kind: AttrKind,
     pub start: usize,
     pub end: usize,
+    /// An amount in a mass unit without a denominator (`250 mg`): a dosage that may still be
+    /// the strength of a combination's ingredient.
+    pub mass: bool,
 }
 
 const NUMBER: &str = r"(?:\d{1,3}(?:,\d{3})+|\d+(?:\.\d+)?|\.\d+)";
@@ -365,7 +368,13 @@ pub(crate) fn candidates(text: &str) -> Vec<Candidate> {
             } else {
                 AttrKind::Dosage
             };
-        out.push(Candidate { kind, start, end });
+        let mass = caps.name("mass").is_some() && caps.name("per").is_none();
+        out.push(Candidate {
+            kind,
+            start,
+            end,
+            mass,
+        });
     }
     for (re, kind) in [
         (&p.route, AttrKind::Route),
@@ -379,6 +388,7 @@ pub(crate) fn candidates(text: &str) -> Vec<Candidate> {
                     kind,
                     start: m.start(),
                     end: m.end(),
+                    mass: false,
                 });
             }
         }
