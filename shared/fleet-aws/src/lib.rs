@@ -1,5 +1,7 @@
 //! AWS backend: the fleet's ports on the official AWS SDK — SQS queues, EventBridge buses,
-//! DynamoDB tables and S3 buckets — plus the provisioning calls tests and the demo use.
+//! DynamoDB tables and S3 buckets — plus the provisioning calls tests and the demo use, and the
+//! document ports: OCR on Textract ([`TextractOcr`]) and medical entities on Comprehend Medical
+//! ([`ComprehendMedicalExtractor`]).
 //!
 //! This is the only crate that depends on `aws-sdk-*`. It honours the standard configuration
 //! chain (profiles, SSO, container roles, region, `AWS_ENDPOINT_URL` and its per-service
@@ -12,6 +14,7 @@ use async_trait::async_trait;
 use aws_config::{BehaviorVersion, Region, SdkConfig};
 use fleet_core::{Backend, EventBus, MessageQueue, ObjectStore, PortError, RecordStore};
 
+pub mod comprehend_medical;
 mod count;
 pub mod dynamo;
 pub mod error;
@@ -19,12 +22,15 @@ pub mod events;
 pub mod provision;
 pub mod s3;
 pub mod sqs;
+pub mod textract;
 
+pub use comprehend_medical::ComprehendMedicalExtractor;
 pub use dynamo::DynamoTable;
 pub use error::{classify, classify_code};
 pub use events::EventBridgeBus;
 pub use s3::S3Bucket;
 pub use sqs::{SqsQueue, parse_queue_arn};
+pub use textract::{InCallRetry, TextractConfig, TextractOcr};
 
 use count::CountRequests;
 
