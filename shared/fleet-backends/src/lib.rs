@@ -2,6 +2,10 @@
 //! `--local-objects`, ...) and one function that opens the chosen backend. Keeping it here means
 //! workers never name an adapter crate and the choice rule is written once.
 
+mod engines;
+
+pub use engines::{DocEngineArgs, ExtractorKind, OcrKind};
+
 use std::path::PathBuf;
 use std::sync::Arc;
 

@@ -10,4 +10,6 @@ pub mod ports;
 pub mod s3event;
 pub mod schema;
 
-pub use ports::{Document, DocError, EntityExtractor, MediaType, ObjectLocation, Ocr, OcrJob, OcrStart};
+pub use ports::{
+    DocError, Document, EntityExtractor, MediaType, ObjectLocation, Ocr, OcrJob, OcrStart,
+};

@@ -459,7 +459,12 @@ mod tests {
 
     #[test]
     fn built_events_parse_back_to_their_key() {
-        for key in ["plain.pdf", "scan 1+2 (final).pdf", "dir/é 检查 🩺.png", "100%.txt"] {
+        for key in [
+            "plain.pdf",
+            "scan 1+2 (final).pdf",
+            "dir/é 检查 🩺.png",
+            "100%.txt",
+        ] {
             let body = object_created_event("bkt", key, 7, "abc");
             if key != "plain.pdf" {
                 // Form-encoded on the wire, as S3 sends it.

@@ -7,4 +7,6 @@ mod aws_adapter;
 mod contract;
 mod dlq_replay;
 mod e2e_aws;
+mod e2e_docs_aws;
+mod e2e_docs_textract;
 mod e2e_local;

@@ -240,7 +240,10 @@ fn demo_worker_config(dir: &Path) -> hl7_ingest::WorkerConfig {
     Wrapper::parse_from(args).worker
 }
 
-async fn wait_until_drained(queue: &dyn MessageQueue, limit: Duration) -> anyhow::Result<()> {
+pub(crate) async fn wait_until_drained(
+    queue: &dyn MessageQueue,
+    limit: Duration,
+) -> anyhow::Result<()> {
     let deadline = Instant::now() + limit;
     loop {
         let a = queue.attributes().await?;

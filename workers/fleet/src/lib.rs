@@ -1,9 +1,11 @@
 //! The `fleet` launcher: runs the fleet's workers in one process on the chosen backend
 //! (`fleet run`), and the local demo (`fleet demo`) that seeds generated ADT messages, processes
-//! them and prints events, records and dead-lettered messages with their codes.
+//! them and prints events, records and dead-lettered messages with their codes, then uploads
+//! sample documents and prints what the document pipeline extracted.
 
 pub mod config;
 pub mod demo;
+pub mod demo_docs;
 
 use std::sync::Arc;
 

@@ -35,27 +35,41 @@ async fn main() -> ExitCode {
                 },
             };
             let mut stdout = std::io::stdout();
-            match fleet::demo::run(&dir, messages, malformed.min(messages), seed, &mut stdout).await
-            {
-                Ok(s)
+            let result = async {
+                let s =
+                    fleet::demo::run(&dir, messages, malformed.min(messages), seed, &mut stdout)
+                        .await?;
+                let d = fleet::demo_docs::run(&dir, &mut stdout).await?;
+                anyhow::Ok((s, d))
+            }
+            .await;
+            match result {
+                Ok((s, d))
                     if s.events == s.expected_events
                         && s.dead_lettered == s.seeded - s.expected_events
-                        && s.codes_as_expected =>
+                        && s.codes_as_expected
+                        && d.processed + d.dead_lettered == d.uploaded
+                        && d.dead_lettered == 1
+                        && d.entities_as_expected =>
                 {
                     println!(
-                        "\ndemo ok: {} events, {} dead-lettered with the expected codes, nothing lost",
-                        s.events, s.dead_lettered
+                        "\ndemo ok: {} events, {} dead-lettered with the expected codes, nothing lost; {} documents processed, {} refused with its code",
+                        s.events, s.dead_lettered, d.processed, d.dead_lettered
                     );
                     ExitCode::SUCCESS
                 }
-                Ok(s) => {
+                Ok((s, d)) => {
                     eprintln!(
-                        "fleet demo: unexpected result: {} events (expected {}), {} dead-lettered (expected {}), codes as expected: {}",
+                        "fleet demo: unexpected result: {} events (expected {}), {} dead-lettered (expected {}), codes as expected: {}; documents: {} uploaded, {} processed, {} dead-lettered, entities as expected: {}",
                         s.events,
                         s.expected_events,
                         s.dead_lettered,
                         s.seeded - s.expected_events,
-                        s.codes_as_expected
+                        s.codes_as_expected,
+                        d.uploaded,
+                        d.processed,
+                        d.dead_lettered,
+                        d.entities_as_expected
                     );
                     ExitCode::from(1)
                 }

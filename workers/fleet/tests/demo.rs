@@ -35,8 +35,24 @@ fn the_demo_runs_to_completion_and_is_idempotent_on_a_reused_directory() {
     let dir = tempfile::tempdir().unwrap();
     let first = demo(dir.path());
     assert!(
-        first.contains("demo ok: 19 events, 5 dead-lettered with the expected codes"),
+        first.contains("demo ok: 19 events, 5 dead-lettered with the expected codes, nothing lost; 3 documents processed, 1 refused with its code"),
         "{first}"
+    );
+    // The document half: entities printed per document, the Word file refused with its code.
+    assert!(first.contains("DOCUMENT_UNSUPPORTED_TYPE"), "{first}");
+    for med in ["metformin", "amoxicillin", "amlodipine"] {
+        assert!(
+            first
+                .lines()
+                .any(|l| l.trim_start().starts_with("MEDICATION") && l.contains(med)),
+            "{med} not printed as a medication:\n{first}"
+        );
+    }
+    assert!(
+        first
+            .lines()
+            .any(|l| l.contains("chest pain") && l.contains("NEGATION")),
+        "the negated condition is not shown negated:\n{first}"
     );
     for code in [
         "HL7_NOT_ADT",

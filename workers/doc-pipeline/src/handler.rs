@@ -1,0 +1,554 @@
+//! The two handlers: [`UploadHandler`] for S3 event notifications and [`CompletionHandler`]
+//! for Textract completion notifications, sharing one [`Pipeline`].
+//!
+//! Per document: if its record exists, the stored event is published again (same id) and
+//! nothing else happens. Otherwise head → size checks → get → type by content → OCR (or the
+//! text itself) → entities → results JSON to the results bucket → the document record (one
+//! conditional write, "not exists": the idempotency check) → `DocumentProcessed`.
+//! Asynchronous OCR first writes a job record keyed by the document's token (which Textract
+//! hands back as the job tag), then starts the job and acknowledges the upload; the completion
+//! handler picks up from the job record. Nothing here logs a key or a word of the document.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use fleet_core::phi::Phi;
+use fleet_core::ports::{Condition, ConditionalPut, ObjectStore, PutOutcome, Record, RecordStore};
+use fleet_core::{Backend, ErrorCode, ErrorKind, EventEnvelope, PortError};
+use fleet_docs::completion::{self, JobStatus};
+use fleet_docs::s3event::{self, Notification, ObjectRef};
+use fleet_docs::schema::{Category, Entity, OcrResult, TraitName};
+use fleet_docs::{
+    DocError, Document, EntityExtractor, MediaType, ObjectLocation, Ocr, OcrJob, OcrStart,
+};
+use fleet_runtime::{Delivery, EventPublisher, Handler, Outcome};
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+
+use crate::events::{self, PhiPolicy};
+
+const SK_DOCUMENT: &str = "DOCUMENT";
+const SK_JOB: &str = "OCRJOB";
+/// Textract keeps a job's results for 7 days; the job record need not outlive them.
+const JOB_RECORD_TTL_SECS: i64 = 7 * 24 * 3600;
+/// When a completion arrives for a job that still reports IN_PROGRESS (results not yet
+/// consistent), look again after this long.
+const JOB_IN_PROGRESS_RETRY: Duration = Duration::from_secs(15);
+/// Version of the results JSON layout.
+pub const RESULTS_SCHEMA_VERSION: &str = "1";
+
+/// What happened to one document (for tests, the demo and logs).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Processed {
+    /// Results, record and event written.
+    New { document_id: String },
+    /// Already processed: the stored event was published again.
+    Republished { document_id: String },
+    /// An asynchronous OCR job was started; the completion handler finishes it.
+    JobStarted { document_id: String },
+}
+
+/// Why a step stopped: dead-letter with a code, or try again.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Stop {
+    Fail {
+        code: ErrorCode,
+        detail: String,
+    },
+    Retry {
+        reason: &'static str,
+        retry_after: Option<Duration>,
+    },
+}
+
+impl Stop {
+    fn fail(code: ErrorCode, detail: impl Into<String>) -> Self {
+        Self::Fail {
+            code,
+            detail: detail.into(),
+        }
+    }
+    fn into_outcome(self) -> Outcome {
+        match self {
+            Stop::Fail { code, detail } => Outcome::Fail { code, detail },
+            Stop::Retry {
+                reason,
+                retry_after,
+            } => Outcome::Retry {
+                reason,
+                retry_after,
+            },
+        }
+    }
+}
+
+impl From<DocError> for Stop {
+    fn from(e: DocError) -> Self {
+        match e {
+            DocError::Permanent { code, detail } => Stop::Fail { code, detail },
+            DocError::Retryable {
+                reason,
+                detail,
+                retry_after,
+            } => {
+                tracing::warn!(reason, detail = %detail, "OCR or extraction failed; will retry");
+                Stop::Retry {
+                    reason,
+                    retry_after,
+                }
+            }
+        }
+    }
+}
+
+impl From<PortError> for Stop {
+    fn from(e: PortError) -> Self {
+        if e.kind == ErrorKind::Invalid {
+            // The store, bucket or bus rejected the request itself: retrying cannot help.
+            return Stop::fail(
+                ErrorCode::DownstreamRejected,
+                format!("{}: {}", e.op, e.message),
+            );
+        }
+        tracing::warn!(
+            op = e.op,
+            kind = e.kind.as_str(),
+            "store or bus call failed; will retry"
+        );
+        Stop::Retry {
+            reason: e.kind.as_str(),
+            retry_after: e.retry_after,
+        }
+    }
+}
+
+/// The document as the records know it. The key is PHI-bearing: it is stored (encrypted),
+/// never logged, and only in the event under the full policy.
+#[derive(Clone, Serialize, Deserialize)]
+struct Source {
+    bucket: String,
+    key: String,
+    version_id: Option<String>,
+    etag: Option<String>,
+    size: u64,
+    media_type: MediaType,
+}
+
+/// Everything both handlers need.
+pub struct Pipeline {
+    pub backend: Arc<dyn Backend>,
+    pub records: Arc<dyn RecordStore>,
+    pub results: Arc<dyn ObjectStore>,
+    pub results_bucket: String,
+    pub results_prefix: String,
+    pub publisher: EventPublisher,
+    pub ocr: Arc<dyn Ocr>,
+    pub extractor: Arc<dyn EntityExtractor>,
+    pub max_document_bytes: u64,
+    pub policy: PhiPolicy,
+}
+
+fn document_pk(document_id: &str) -> String {
+    format!("DOC#{document_id}")
+}
+
+/// The OCR token of a document: its id without dashes (32 of `[0-9a-f]`, within Textract's
+/// 64-character `[A-Za-z0-9_-]` for ClientRequestToken and JobTag).
+fn token(document_id: &str) -> String {
+    document_id.replace('-', "")
+}
+
+fn job_pk(token: &str) -> String {
+    format!("JOB#{token}")
+}
+
+impl Pipeline {
+    /// Process one created object from an upload notification.
+    pub async fn process_object(
+        &self,
+        obj: &ObjectRef,
+        correlation_id: &str,
+    ) -> Result<Processed, Stop> {
+        let document_id = events::document_id(&obj.idempotency_key());
+        if self.republish_if_done(&document_id).await? {
+            return Ok(Processed::Republished { document_id });
+        }
+        let key = obj.key.expose();
+        let store = self.backend.objects(&obj.bucket);
+        let not_found = || {
+            Stop::fail(
+                ErrorCode::DocumentNotFound,
+                "the object no longer exists (deleted before it was processed)",
+            )
+        };
+        let meta = store.head(key).await?.ok_or_else(not_found)?;
+        self.check_size(meta.size)?;
+        let (bytes, meta) = store.get(key).await?.ok_or_else(not_found)?;
+        self.check_size(bytes.len() as u64)?;
+        let media_type =
+            MediaType::sniff(&bytes, key, meta.content_type.as_deref()).ok_or_else(|| {
+                Stop::fail(
+                    ErrorCode::DocumentUnsupportedType,
+                    format!(
+                        "content is not PDF, PNG, JPEG, TIFF or UTF-8 text (content type {})",
+                        meta.content_type.as_deref().unwrap_or("unset")
+                    ),
+                )
+            })?;
+        let source = Source {
+            bucket: obj.bucket.clone(),
+            key: key.clone(),
+            version_id: obj.version_id.clone().or(meta.version_id.clone()),
+            etag: obj.etag.clone().or(meta.etag.clone()),
+            size: bytes.len() as u64,
+            media_type,
+        };
+        tracing::info!(
+            document_id = %document_id,
+            media_type = media_type.mime(),
+            size = source.size,
+            "document received"
+        );
+        if media_type == MediaType::Text {
+            let text = std::str::from_utf8(&bytes)
+                .map_err(|_| Stop::fail(ErrorCode::DocumentCorrupt, "text is not UTF-8"))?;
+            let ocr = OcrResult::from_plain_text(text);
+            return self
+                .finish(&document_id, &source, ocr, "none", correlation_id)
+                .await;
+        }
+        let document = Document {
+            media_type,
+            bytes,
+            location: Some(ObjectLocation {
+                bucket: source.bucket.clone(),
+                key: Phi(source.key.clone()),
+                version_id: source.version_id.clone(),
+            }),
+        };
+        let token = token(&document_id);
+        if self.ocr.starts_job(media_type) {
+            // Recorded before the job exists, so its completion always finds the record.
+            self.put_job(&token, &document_id, &source, None, correlation_id)
+                .await?;
+        }
+        match self.ocr.start(&document, &token).await? {
+            OcrStart::Done(ocr) => {
+                let engine = self.ocr.name();
+                self.finish(&document_id, &source, ocr, engine, correlation_id)
+                    .await
+            }
+            OcrStart::Started { job_id } => {
+                self.put_job(&token, &document_id, &source, Some(&job_id), correlation_id)
+                    .await?;
+                tracing::info!(document_id = %document_id, job_id = %job_id, "OCR job started");
+                Ok(Processed::JobStarted { document_id })
+            }
+        }
+    }
+
+    /// Finish a document whose asynchronous OCR job has completed.
+    pub async fn process_completion(&self, body: &str) -> Result<Processed, Stop> {
+        let done = completion::parse(body)
+            .map_err(|e| Stop::fail(ErrorCode::OcrCompletionInvalid, e.to_string()))?;
+        if done.api != "StartDocumentTextDetection" {
+            return Err(Stop::fail(
+                ErrorCode::OcrCompletionInvalid,
+                format!("completion of {}, which this worker never starts", done.api),
+            ));
+        }
+        let tag = done.job_tag.as_deref().ok_or_else(|| {
+            Stop::fail(
+                ErrorCode::OcrCompletionInvalid,
+                "the completion has no JobTag",
+            )
+        })?;
+        let job = self
+            .records
+            .get(&job_pk(tag), SK_JOB)
+            .await?
+            .ok_or_else(|| {
+                Stop::fail(
+                    ErrorCode::OcrCompletionInvalid,
+                    "no job record for this JobTag: not started by this deployment",
+                )
+            })?;
+        let document_id = job.data["document_id"].as_str().unwrap_or("").to_string();
+        let source: Source = serde_json::from_value(job.data["source"].clone()).map_err(|_| {
+            Stop::fail(
+                ErrorCode::OcrCompletionInvalid,
+                "the job record is not readable",
+            )
+        })?;
+        if self.republish_if_done(&document_id).await? {
+            return Ok(Processed::Republished { document_id });
+        }
+        match done.status {
+            JobStatus::Failed | JobStatus::Error => {
+                return Err(Stop::fail(
+                    ErrorCode::OcrFailed,
+                    format!("the OCR job ended {:?}", done.status),
+                ));
+            }
+            JobStatus::Succeeded | JobStatus::PartialSuccess => {}
+        }
+        match self.ocr.collect(&done.job_id).await? {
+            OcrJob::InProgress => Err(Stop::Retry {
+                reason: "ocr_in_progress",
+                retry_after: Some(JOB_IN_PROGRESS_RETRY),
+            }),
+            OcrJob::Done(ocr) => {
+                let correlation = job.data["correlation_id"]
+                    .as_str()
+                    .unwrap_or("")
+                    .to_string();
+                let engine = self.ocr.name();
+                self.finish(&document_id, &source, ocr, engine, &correlation)
+                    .await
+            }
+        }
+    }
+
+    fn check_size(&self, size: u64) -> Result<(), Stop> {
+        if size == 0 {
+            return Err(Stop::fail(
+                ErrorCode::DocumentEmpty,
+                "the object has zero bytes",
+            ));
+        }
+        if size > self.max_document_bytes {
+            return Err(Stop::fail(
+                ErrorCode::DocumentTooLarge,
+                format!(
+                    "{size} bytes, above the configured maximum of {}",
+                    self.max_document_bytes
+                ),
+            ));
+        }
+        Ok(())
+    }
+
+    async fn put_job(
+        &self,
+        token: &str,
+        document_id: &str,
+        source: &Source,
+        job_id: Option<&str>,
+        correlation_id: &str,
+    ) -> Result<(), Stop> {
+        let now = chrono::Utc::now().timestamp();
+        self.records
+            .put(ConditionalPut {
+                record: Record {
+                    pk: job_pk(token),
+                    sk: SK_JOB.into(),
+                    order: now,
+                    expires_at: Some(now + JOB_RECORD_TTL_SECS),
+                    data: json!({
+                        "document_id": document_id,
+                        "job_id": job_id,
+                        "source": source,
+                        "correlation_id": correlation_id,
+                    }),
+                },
+                condition: Condition::None,
+            })
+            .await?;
+        Ok(())
+    }
+
+    /// Publish the stored event again when the document's record exists.
+    async fn republish_if_done(&self, document_id: &str) -> Result<bool, Stop> {
+        let Some(stored) = self
+            .records
+            .get(&document_pk(document_id), SK_DOCUMENT)
+            .await?
+        else {
+            return Ok(false);
+        };
+        let envelope: EventEnvelope = serde_json::from_value(stored.data["envelope"].clone())
+            .map_err(|_| {
+                Stop::fail(
+                    ErrorCode::DownstreamRejected,
+                    "stored document record has no readable envelope",
+                )
+            })?;
+        self.publisher.publish(events::bus_event(&envelope)).await?;
+        tracing::info!(document_id = %document_id, "already processed; event published again");
+        Ok(true)
+    }
+
+    async fn finish(
+        &self,
+        document_id: &str,
+        source: &Source,
+        ocr: OcrResult,
+        ocr_engine: &str,
+        correlation_id: &str,
+    ) -> Result<Processed, Stop> {
+        let text = ocr.text();
+        let entities = self.extractor.detect(&text).await?;
+        let results_key = format!("{}{document_id}.json", self.results_prefix);
+        let processed_at = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+        let results = json!({
+            "schema_version": RESULTS_SCHEMA_VERSION,
+            "document_id": document_id,
+            "source": source,
+            "processed_at": processed_at,
+            "ocr_engine": ocr_engine,
+            "extractor": self.extractor.name(),
+            "text": text,
+            "ocr": ocr,
+            "entities": entities,
+        });
+        let body = serde_json::to_vec(&results).expect("results serialise");
+        self.results
+            .put(&results_key, body, "application/json")
+            .await?;
+
+        let payload = json!({
+            "document_id": document_id,
+            "source": {
+                "bucket": source.bucket,
+                "version_id": source.version_id,
+                "etag": source.etag,
+                "size": source.size,
+                "media_type": source.media_type.mime(),
+            },
+            "results": {"bucket": self.results_bucket, "key": results_key},
+            "ocr": ocr_summary(&ocr, ocr_engine),
+            "entities": entity_summary(&entities, self.extractor.name()),
+        });
+        let envelope = events::build(
+            document_id,
+            payload,
+            &source.key,
+            self.policy,
+            &processed_at,
+            correlation_id,
+        );
+        let outcome = self
+            .records
+            .put(ConditionalPut {
+                record: Record {
+                    pk: document_pk(document_id),
+                    sk: SK_DOCUMENT.into(),
+                    order: chrono::Utc::now().timestamp_millis(),
+                    expires_at: None,
+                    data: json!({
+                        "document_id": document_id,
+                        "status": "processed",
+                        "source": source,
+                        "results": {"bucket": self.results_bucket, "key": results_key},
+                        "entity_count": entities.len(),
+                        "envelope": envelope,
+                    }),
+                },
+                condition: Condition::NotExists,
+            })
+            .await?;
+        if outcome == PutOutcome::ConditionFailed {
+            // Another delivery finished first: its event is the one to (re)publish.
+            self.republish_if_done(document_id).await?;
+            return Ok(Processed::Republished {
+                document_id: document_id.to_string(),
+            });
+        }
+        self.publisher.publish(events::bus_event(&envelope)).await?;
+        tracing::info!(
+            document_id = %document_id,
+            pages = ocr.pages.len(),
+            entities = entities.len(),
+            "document processed"
+        );
+        Ok(Processed::New {
+            document_id: document_id.to_string(),
+        })
+    }
+}
+
+fn ocr_summary(ocr: &OcrResult, engine: &str) -> Value {
+    let lines: Vec<_> = ocr.pages.iter().flat_map(|p| &p.lines).collect();
+    let words: usize = lines.iter().map(|l| l.words.len()).sum();
+    let mean_confidence = if lines.is_empty() {
+        None
+    } else {
+        Some(lines.iter().map(|l| f64::from(l.confidence)).sum::<f64>() / lines.len() as f64)
+    };
+    json!({
+        "engine": engine,
+        "pages": ocr.pages.len(),
+        "lines": lines.len(),
+        "words": words,
+        "mean_line_confidence": mean_confidence,
+        "warnings": ocr.warnings,
+    })
+}
+
+fn entity_summary(entities: &[Entity], extractor: &str) -> Value {
+    let mut by_category = serde_json::Map::new();
+    for e in entities {
+        let name = serde_json::to_value(e.category)
+            .ok()
+            .and_then(|v| v.as_str().map(str::to_string))
+            .unwrap_or_default();
+        let n = by_category.get(&name).and_then(Value::as_u64).unwrap_or(0);
+        by_category.insert(name, json!(n + 1));
+    }
+    let negated = entities
+        .iter()
+        .filter(|e| e.traits.iter().any(|t| t.name == TraitName::Negation))
+        .count();
+    let medications = entities
+        .iter()
+        .filter(|e| e.category == Category::Medication)
+        .count();
+    json!({
+        "extractor": extractor,
+        "total": entities.len(),
+        "by_category": by_category,
+        "medications": medications,
+        "negated": negated,
+    })
+}
+
+/// Consumes the upload queue.
+pub struct UploadHandler(pub Arc<Pipeline>);
+
+#[async_trait]
+impl Handler for UploadHandler {
+    async fn handle(&self, delivery: &Delivery) -> Outcome {
+        let objects = match s3event::parse(&delivery.body) {
+            Ok(Notification::TestEvent) => {
+                tracing::info!("s3:TestEvent acknowledged and ignored");
+                return Outcome::Done;
+            }
+            Ok(Notification::Ignored { event_names }) => {
+                tracing::info!(events = ?event_names, "not an object creation; ignored");
+                return Outcome::Done;
+            }
+            Ok(Notification::Objects(objects)) => objects,
+            Err(e) => return Outcome::fail(e.code(), e.to_string()),
+        };
+        for obj in &objects {
+            if let Err(stop) = self.0.process_object(obj, &delivery.correlation_id).await {
+                return stop.into_outcome();
+            }
+        }
+        Outcome::Done
+    }
+}
+
+/// Consumes the Textract completion queue.
+pub struct CompletionHandler(pub Arc<Pipeline>);
+
+#[async_trait]
+impl Handler for CompletionHandler {
+    async fn handle(&self, delivery: &Delivery) -> Outcome {
+        match self.0.process_completion(&delivery.body).await {
+            Ok(_) => Outcome::Done,
+            Err(stop) => stop.into_outcome(),
+        }
+    }
+}

@@ -1,0 +1,124 @@
+//! doc-pipeline: consumes S3 event notifications (direct, via SNS, via EventBridge) from an
+//! encrypted queue, reads each document with the configured OCR engine (Tesseract locally,
+//! Textract on AWS, asynchronously for PDF and TIFF), finds medical entities (the rules
+//! extractor locally, Comprehend Medical on AWS), writes the results JSON and a record, and
+//! publishes `DocumentProcessed` without any document text.
+//!
+//! `main.rs` only wires; [`run`] and [`extract`] are what the `fleet` launcher and tests call.
+
+pub mod config;
+pub mod events;
+pub mod extract;
+pub mod handler;
+pub mod samples;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use fleet_core::Backend;
+use fleet_docs::{EntityExtractor, Ocr};
+use fleet_runtime::{EventPublisher, RunReport, RuntimeConfig};
+use tokio_util::sync::CancellationToken;
+
+pub use config::WorkerConfig;
+pub use extract::extract;
+pub use handler::{CompletionHandler, Pipeline, Processed, UploadHandler};
+
+/// The worker's name in logs, metrics and failure metadata.
+pub const WORKER: &str = "doc-pipeline";
+
+/// Documents are few and slow; a short linger costs nothing.
+const PUBLISH_LINGER: Duration = Duration::from_millis(10);
+const DELETE_LINGER: Duration = Duration::from_millis(50);
+
+/// What one run did, per queue.
+#[derive(Debug, Clone)]
+pub struct Report {
+    pub uploads: RunReport,
+    pub completions: Option<RunReport>,
+}
+
+/// Build the pipeline for a configuration.
+pub fn pipeline(
+    config: &WorkerConfig,
+    backend: Arc<dyn Backend>,
+    ocr: Arc<dyn Ocr>,
+    extractor: Arc<dyn EntityExtractor>,
+) -> anyhow::Result<Arc<Pipeline>> {
+    let ids = config.identities()?;
+    Ok(Arc::new(Pipeline {
+        records: backend.records(&ids.table),
+        results: backend.objects(&ids.results_bucket),
+        results_bucket: ids.results_bucket,
+        results_prefix: config.results_prefix.clone(),
+        publisher: EventPublisher::new(backend.event_bus(&ids.event_bus), PUBLISH_LINGER),
+        ocr,
+        extractor,
+        max_document_bytes: config.max_document_bytes,
+        policy: config.phi_policy,
+        backend,
+    }))
+}
+
+fn runtime_config(config: &WorkerConfig, queue: &str, serve_health: bool) -> RuntimeConfig {
+    let mut rt = RuntimeConfig::new(WORKER, queue);
+    rt.concurrency = config.concurrency.max(1);
+    rt.max_attempts = config.max_attempts.max(1);
+    rt.drain_deadline = config.drain_deadline();
+    rt.wait_time = config.wait_time();
+    rt.allow_unencrypted = config.allow_unencrypted;
+    rt.health_addr = if serve_health {
+        config.health_addr
+    } else {
+        None
+    };
+    rt.delete_linger = DELETE_LINGER;
+    rt
+}
+
+/// Run the worker until `shutdown` is cancelled: the upload queue, and the completion queue
+/// when one is configured, each with its own runtime (and its own guardrail checks).
+pub async fn run(
+    config: WorkerConfig,
+    backend: Arc<dyn Backend>,
+    ocr: Arc<dyn Ocr>,
+    extractor: Arc<dyn EntityExtractor>,
+    shutdown: CancellationToken,
+) -> anyhow::Result<Report> {
+    let ids = config.identities()?;
+    let pipeline = pipeline(&config, backend.clone(), ocr, extractor)?;
+    let uploads = fleet_runtime::run(
+        runtime_config(&config, &ids.queue, true),
+        backend.clone(),
+        Arc::new(UploadHandler(pipeline.clone())),
+        shutdown.clone(),
+    );
+    match ids.completion_queue {
+        None => Ok(Report {
+            uploads: uploads.await?,
+            completions: None,
+        }),
+        Some(queue) => {
+            let completions = fleet_runtime::run(
+                runtime_config(&config, &queue, false),
+                backend,
+                Arc::new(CompletionHandler(pipeline)),
+                shutdown.clone(),
+            );
+            // One failing (a guardrail refusing its queue) stops the other too.
+            let stop_both = |r: Result<RunReport, _>| {
+                if r.is_err() {
+                    shutdown.cancel();
+                }
+                r
+            };
+            let (u, c) = tokio::join!(async { stop_both(uploads.await) }, async {
+                stop_both(completions.await)
+            });
+            Ok(Report {
+                uploads: u?,
+                completions: Some(c?),
+            })
+        }
+    }
+}
