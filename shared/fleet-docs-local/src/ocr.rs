@@ -602,12 +602,15 @@ fn fraction_box(left: f32, top: f32, width: f32, height: f32, pw: f32, ph: f32) 
     }
 }
 
+/// (block, paragraph, line) numbers of a Tesseract line.
+type LineKey = (u32, u32, u32);
+
 /// Tesseract's TSV for one page: `level page_num block_num par_num line_num word_num left
 /// top width height conf text`. `None` when there is no page row.
 pub fn parse_tsv(tsv: &str, number: u32) -> Option<Page> {
     let mut size: Option<(u32, u32)> = None;
     // Lines in output order, which is reading order (block, paragraph, line).
-    let mut lines: Vec<((u32, u32, u32), BoundingBox, Vec<Word>)> = Vec::new();
+    let mut lines: Vec<(LineKey, BoundingBox, Vec<Word>)> = Vec::new();
     for row in tsv.lines().skip(1) {
         let f: Vec<&str> = row.splitn(12, '\t').collect();
         if f.len() < 11 {
