@@ -160,6 +160,15 @@ mod tests {
         assert_eq!(parse("[]"), Err(CompletionError::NotJson("body")));
     }
 
+    proptest::proptest! {
+        #[test]
+        fn no_body_panics(body in ".{0,400}") {
+            let _ = parse(&body);
+            let wrapped = serde_json::json!({"Type": "Notification", "Message": body}).to_string();
+            let _ = parse(&wrapped);
+        }
+    }
+
     #[test]
     fn errors_do_not_echo_values() {
         let e = parse(r#"{"JobId":"j","Status":"Jane Doe","API":"x"}"#).unwrap_err();
