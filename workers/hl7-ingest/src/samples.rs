@@ -130,6 +130,19 @@ pub fn adt(
     minute: usize,
     visit: usize,
 ) -> String {
+    let time = format!("20260315{:02}{minute:02}00", 8 + minute % 10);
+    adt_at(trigger, control_id, p, &time, visit)
+}
+
+/// [`adt`] with a chosen message time (`YYYYMMDDHHMMSS`, facility time; MSH-7 carries it with
+/// a -0500 offset), for streams where one patient's messages must be in time order (loadtest).
+pub fn adt_at(
+    trigger: &str,
+    control_id: &str,
+    p: &SamplePatient,
+    time: &str,
+    visit: usize,
+) -> String {
     let structure = match trigger {
         "A04" | "A08" | "A13" | "A05" => "ADT_A01",
         "A31" => "ADT_A05",
@@ -140,19 +153,31 @@ pub fn adt(
         _ => "ADT_A01",
     };
     let mut segs = vec![
-        msh(&format!("ADT^{trigger}^{structure}"), control_id, minute),
-        format!("EVN|{trigger}|20260315{:02}{minute:02}00", 8 + minute % 10),
+        format!(
+            "MSH|^~\\&|EPICADT|GENHOSP|FLEET|FLEET|{time}-0500||ADT^{trigger}^{structure}|{control_id}|P|2.5.1|||AL|NE"
+        ),
+        format!("EVN|{trigger}|{time}"),
         pid(p),
     ];
     if trigger == "A40" {
         segs.push(format!("MRG|OLD{}^^^GENHOSP^MR", &p.mrn[3..]));
     } else {
         segs.push(format!(
-            "PV1|1|I|4EAST^412^B^GENHOSP||||1234^Hartwell^Jonah^^^DR|||MED||||7|||1234^Hartwell^Jonah^^^DR|IN|V{visit:08}|||||||||||||||||||||||||20260315{:02}{minute:02}00",
-            8 + minute % 10
+            "PV1|1|I|4EAST^412^B^GENHOSP||||1234^Hartwell^Jonah^^^DR|||MED||||7|||1234^Hartwell^Jonah^^^DR|IN|V{visit:08}|||||||||||||||||||||||||{time}"
         ));
     }
     segs.join("\r")
+}
+
+/// One of the malformed bodies [`generate`] mixes in (`kind` cycles through five defects) and
+/// the code the worker must dead-letter it with.
+pub fn malformed(
+    kind: usize,
+    control_id: &str,
+    p: &SamplePatient,
+    minute: usize,
+) -> (String, ErrorCode) {
+    malformed_body(kind, control_id, p, minute)
 }
 
 fn malformed_body(
@@ -220,5 +245,22 @@ mod tests {
         assert!(a.iter().zip(&b).all(|(x, y)| x.body == y.body));
         let ids: std::collections::HashSet<_> = a.iter().map(|s| &s.control_id).collect();
         assert_eq!(ids.len(), 100);
+    }
+
+    #[test]
+    fn adt_at_with_the_default_time_is_adt() {
+        let p = SamplePatient {
+            mrn: "MRN1234567".into(),
+            family: FAMILY[0].into(),
+            given: GIVEN[0].into(),
+            birth_date: "19700101".into(),
+        };
+        for trigger in ["A01", "A40"] {
+            assert_eq!(
+                adt(trigger, "C1", &p, 7, 3),
+                adt_at(trigger, "C1", &p, "20260315150700", 3)
+            );
+        }
+        assert!(adt("A01", "C1", &p, 7, 3).starts_with(&msh("ADT^A01^ADT_A01", "C1", 7)));
     }
 }

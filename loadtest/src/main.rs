@@ -1,0 +1,172 @@
+//! The `loadtest` binary.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use loadtest::run::Options;
+use loadtest::scenario::{Mode, Scenario};
+use loadtest::stack::BackendKind;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "loadtest",
+    version,
+    about = "Reproducible load against the real hl7-ingest binary: throughput, latency, CPU, requests per message"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Cmd,
+}
+
+#[derive(Debug, Subcommand)]
+enum Cmd {
+    /// Run a scenario; exit 1 when a message was lost or misrouted.
+    Run(RunArgs),
+    /// Print a scenario's stream summary (counts by trigger, sizes) without running anything.
+    Describe {
+        scenario: PathBuf,
+        #[arg(long)]
+        messages: Option<usize>,
+    },
+}
+
+#[derive(Debug, clap::Args)]
+struct RunArgs {
+    /// Scenario file (loadtest/scenarios/*.toml).
+    scenario: PathBuf,
+    #[arg(long, value_enum, default_value = "local")]
+    backend: BackendKind,
+    /// aws backend: endpoint of a protocol server (moto); the worker gets test credentials.
+    /// Without it both use the standard AWS configuration chain (AWS_ENDPOINT_URL honoured).
+    #[arg(long)]
+    endpoint: Option<String>,
+    #[arg(long, default_value = "us-east-1")]
+    region: String,
+    /// The worker binary (default: hl7-ingest next to this executable).
+    #[arg(long)]
+    worker_bin: Option<PathBuf>,
+    /// Where report.json, chart.svg and worker.log go (and the local backend's files).
+    #[arg(long, default_value = "loadtest-out")]
+    out: PathBuf,
+    /// Override the scenario's message count.
+    #[arg(long)]
+    messages: Option<usize>,
+    /// Override the scenario's mode.
+    #[arg(long, value_enum)]
+    mode: Option<Mode>,
+    /// Override the scenario's rate (messages per second, 0 = as fast as possible).
+    #[arg(long)]
+    rate: Option<u32>,
+    /// Override the scenario's seed.
+    #[arg(long)]
+    seed: Option<u64>,
+    /// Override the worker's concurrency.
+    #[arg(long)]
+    concurrency: Option<usize>,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.command {
+        Cmd::Describe { scenario, messages } => match describe(&scenario, messages) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("loadtest: {e:#}");
+                ExitCode::from(2)
+            }
+        },
+        Cmd::Run(args) => {
+            let rt = match tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()
+            {
+                Ok(rt) => rt,
+                Err(e) => {
+                    eprintln!("loadtest: cannot start the async runtime: {e}");
+                    return ExitCode::from(2);
+                }
+            };
+            match rt.block_on(run(args)) {
+                Ok(true) => ExitCode::SUCCESS,
+                Ok(false) => ExitCode::from(1),
+                Err(e) => {
+                    eprintln!("loadtest: {e:#}");
+                    ExitCode::from(2)
+                }
+            }
+        }
+    }
+}
+
+fn load(path: &Path, messages: Option<usize>) -> anyhow::Result<Scenario> {
+    let mut s = Scenario::load(path)?;
+    if let Some(n) = messages {
+        s.messages = n;
+    }
+    s.validate()?;
+    Ok(s)
+}
+
+fn describe(path: &Path, messages: Option<usize>) -> anyhow::Result<()> {
+    let s = load(path, messages)?;
+    let stream = loadtest::generate::stream(&s);
+    let mut by: std::collections::BTreeMap<&str, usize> = Default::default();
+    for m in &stream {
+        *by.entry(if m.trigger.is_empty() { "malformed" } else { m.trigger })
+            .or_default() += 1;
+    }
+    let mut sizes: Vec<f64> = stream.iter().map(|m| m.body.len() as f64).collect();
+    let p = loadtest::report::Percentiles::of(&mut sizes);
+    println!("{}: {} messages, seed {}", s.name, stream.len(), s.seed);
+    for (k, v) in by {
+        println!("  {k:<10} {v}");
+    }
+    println!(
+        "  body bytes p50 {:.0}, p90 {:.0}, max {:.0}, mean {:.0}",
+        p.p50, p.p90, p.max, p.mean
+    );
+    Ok(())
+}
+
+async fn run(a: RunArgs) -> anyhow::Result<bool> {
+    let mut s = load(&a.scenario, a.messages)?;
+    if let Some(m) = a.mode {
+        s.mode = m;
+    }
+    if let Some(r) = a.rate {
+        s.rate_per_s = r;
+    }
+    if let Some(seed) = a.seed {
+        s.seed = seed;
+    }
+    if let Some(c) = a.concurrency {
+        s.worker_concurrency = c;
+    }
+    s.validate()?;
+    let worker_bin = match a.worker_bin {
+        Some(p) => p,
+        None => loadtest::worker::locate("hl7-ingest")?,
+    };
+    std::fs::create_dir_all(&a.out).with_context(|| format!("creating {}", a.out.display()))?;
+    let opts = Options {
+        backend: a.backend,
+        endpoint: a.endpoint,
+        region: a.region,
+        worker_bin,
+        work_dir: a.out.clone(),
+        command: std::env::args().collect::<Vec<_>>().join(" "),
+    };
+    let report = loadtest::run::run(&s, &opts).await?;
+    let json = serde_json::to_string_pretty(&report)?;
+    std::fs::write(a.out.join("report.json"), format!("{json}\n"))?;
+    std::fs::write(a.out.join("chart.svg"), report.svg())?;
+    print!("{}", report.table());
+    println!(
+        "report: {}  chart: {}",
+        a.out.join("report.json").display(),
+        a.out.join("chart.svg").display()
+    );
+    Ok(report.passed())
+}

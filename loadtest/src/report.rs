@@ -1,0 +1,357 @@
+//! The report: JSON (the keys the issue fixes, and more), a human table, an SVG chart.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+
+use serde::Serialize;
+
+#[derive(Debug, Clone, Copy, Default, Serialize, PartialEq)]
+pub struct Percentiles {
+    pub p50: f64,
+    pub p90: f64,
+    pub p99: f64,
+    pub max: f64,
+    pub mean: f64,
+}
+
+impl Percentiles {
+    /// Nearest-rank percentiles of `values` (sorted here).
+    pub fn of(values: &mut [f64]) -> Percentiles {
+        if values.is_empty() {
+            return Percentiles::default();
+        }
+        values.sort_by(f64::total_cmp);
+        let rank = |p: f64| {
+            let n = values.len();
+            let i = ((p / 100.0) * n as f64).ceil() as usize;
+            values[i.clamp(1, n) - 1]
+        };
+        Percentiles {
+            p50: rank(50.0),
+            p90: rank(90.0),
+            p99: rank(99.0),
+            max: values[values.len() - 1],
+            mean: values.iter().sum::<f64>() / values.len() as f64,
+        }
+    }
+}
+
+/// One second of the run, for the chart.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Second {
+    pub t_s: u64,
+    pub events: u64,
+    pub latency_p50_ms: f64,
+    pub latency_p99_ms: f64,
+    pub latency_max_ms: f64,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Machine {
+    pub nproc: usize,
+    pub uname: String,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Target {
+    pub what: &'static str,
+    pub target: String,
+    pub measured: String,
+    /// `None` when this run does not measure it under the target's conditions.
+    pub met: Option<bool>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Report {
+    pub scenario: String,
+    pub backend: String,
+    pub mode: String,
+    pub seed: u64,
+    pub command: String,
+    pub machine: Machine,
+    pub git_commit: Option<String>,
+    pub started_at_unix_ms: i64,
+    pub rate_target_per_s: u32,
+    pub worker_concurrency: usize,
+    pub messages_sent: u64,
+    pub well_formed_sent: u64,
+    pub malformed_sent: u64,
+    pub mean_body_bytes: u64,
+    pub events_observed: u64,
+    pub duplicate_events: u64,
+    pub dead_lettered: u64,
+    pub dead_letter_codes: BTreeMap<String, u64>,
+    /// Well-formed messages dead-lettered, or malformed ones that produced an event, or a
+    /// dead letter whose code is not the one the generator expects.
+    pub unexpected_outcomes: u64,
+    /// Sent − (distinct messages with an event) − (distinct messages dead-lettered).
+    pub lost: u64,
+    /// Visible + in flight on the source queue after the worker exited.
+    pub left_on_source: u64,
+    pub duration_s: f64,
+    /// (events + dead letters) / (last outcome − start); start is the first send in rate mode
+    /// and the worker's start in preload mode.
+    pub throughput_per_s: f64,
+    /// Enqueue (just before the SendMessageBatch call) → the event's arrival on the tap queue
+    /// (its SentTimestamp, millisecond resolution).
+    pub latency_ms: Percentiles,
+    /// Enqueue → the load tool's receive from the tap queue (adds the tap poll's own delay).
+    pub observed_latency_ms: Percentiles,
+    pub worker_cpu_ms_total: f64,
+    pub worker_cpu_us_per_message: f64,
+    pub worker_exit: String,
+    pub worker_received: u64,
+    pub worker_succeeded: u64,
+    pub worker_dead_lettered: u64,
+    /// Backend requests the worker made, per message sent: `total` and one key per API.
+    pub requests_per_message: BTreeMap<String, f64>,
+    pub requests: BTreeMap<String, u64>,
+    pub targets: Vec<Target>,
+    pub timeline: Vec<Second>,
+}
+
+impl Report {
+    pub fn passed(&self) -> bool {
+        self.lost == 0 && self.unexpected_outcomes == 0 && self.messages_sent > 0
+    }
+
+    /// The human table printed on stdout.
+    pub fn table(&self) -> String {
+        let mut s = String::new();
+        let rows: Vec<(&str, String)> = vec![
+            ("scenario", self.scenario.clone()),
+            ("backend / mode", format!("{} / {}", self.backend, self.mode)),
+            (
+                "messages sent",
+                format!(
+                    "{} ({} well-formed, {} malformed, mean {} B)",
+                    self.messages_sent,
+                    self.well_formed_sent,
+                    self.malformed_sent,
+                    self.mean_body_bytes
+                ),
+            ),
+            (
+                "events observed",
+                format!("{} ({} duplicates)", self.events_observed, self.duplicate_events),
+            ),
+            (
+                "dead-lettered",
+                format!("{} {:?}", self.dead_lettered, self.dead_letter_codes),
+            ),
+            ("unexpected outcomes", self.unexpected_outcomes.to_string()),
+            ("LOST", self.lost.to_string()),
+            ("left on source", self.left_on_source.to_string()),
+            ("duration", format!("{:.2} s", self.duration_s)),
+            ("throughput", format!("{:.0} msg/s", self.throughput_per_s)),
+            (
+                "latency p50/p90/p99/max",
+                format!(
+                    "{:.1} / {:.1} / {:.1} / {:.1} ms",
+                    self.latency_ms.p50, self.latency_ms.p90, self.latency_ms.p99, self.latency_ms.max
+                ),
+            ),
+            (
+                "worker CPU",
+                format!(
+                    "{:.1} µs/message ({:.0} ms total)",
+                    self.worker_cpu_us_per_message, self.worker_cpu_ms_total
+                ),
+            ),
+        ];
+        for (k, v) in rows {
+            let _ = writeln!(s, "{k:<26} {v}");
+        }
+        let _ = writeln!(s, "requests per message:");
+        for (k, v) in &self.requests_per_message {
+            let n = self.requests.get(k).copied().unwrap_or_else(|| self.requests.values().sum());
+            let _ = writeln!(s, "  {k:<34} {v:>7.3}  ({n})");
+        }
+        let _ = writeln!(s, "targets (design brief §10):");
+        for t in &self.targets {
+            let verdict = match t.met {
+                Some(true) => "met",
+                Some(false) => "NOT MET",
+                None => "n/a here",
+            };
+            let _ = writeln!(
+                s,
+                "  {:<44} target {:<14} measured {:<14} {verdict}",
+                t.what, t.target, t.measured
+            );
+        }
+        let _ = writeln!(
+            s,
+            "{}",
+            if self.passed() {
+                "PASS: every message accounted for"
+            } else {
+                "FAIL: messages lost or misrouted"
+            }
+        );
+        s
+    }
+
+    /// Latency (p50, p99, max per second, log scale) over time above throughput per second.
+    pub fn svg(&self) -> String {
+        const W: f64 = 900.0;
+        const H: f64 = 560.0;
+        const L: f64 = 70.0;
+        const R: f64 = 20.0;
+        let pw = W - L - R;
+        let (t1, b1) = (50.0, 280.0); // latency panel top/bottom
+        let (t2, b2) = (340.0, 520.0); // throughput panel
+        let n = self.timeline.len().max(1) as f64;
+        let x = |i: f64| L + pw * (i + 0.5) / n;
+        let max_lat = self
+            .timeline
+            .iter()
+            .map(|s| s.latency_max_ms)
+            .fold(1.0_f64, f64::max);
+        let decades = max_lat.log10().ceil().max(1.0);
+        // log scale from 0.1 ms (10^-1) to 10^decades ms
+        let ylat = |ms: f64| {
+            let v = ms.max(0.1).log10();
+            b1 - (b1 - t1) * (v + 1.0) / (decades + 1.0)
+        };
+        let max_ev = self.timeline.iter().map(|s| s.events).max().unwrap_or(1).max(1) as f64;
+        let yev = |e: f64| b2 - (b2 - t2) * e / max_ev;
+        let mut s = String::new();
+        let _ = write!(
+            s,
+            r##"<svg xmlns="http://www.w3.org/2000/svg" width="{W}" height="{H}" viewBox="0 0 {W} {H}" font-family="sans-serif" font-size="12">
+<rect width="100%" height="100%" fill="white"/>
+<text x="{L}" y="22" font-size="15" font-weight="bold">{} — {} backend, {} mode, {} messages: {:.0} msg/s, p99 {:.1} ms, lost {}</text>
+<text x="{L}" y="{}" >end-to-end latency per second (ms, log scale): p50 blue, p99 orange, max grey</text>
+<text x="{L}" y="{}" >events observed per second (max {max_ev:.0})</text>
+"##,
+            esc(&self.scenario),
+            esc(&self.backend),
+            esc(&self.mode),
+            self.messages_sent,
+            self.throughput_per_s,
+            self.latency_ms.p99,
+            self.lost,
+            t1 - 8.0,
+            t2 - 8.0
+        );
+        for d in -1..=(decades as i32) {
+            let ms = 10f64.powi(d);
+            let y = ylat(ms);
+            let _ = writeln!(
+                s,
+                r##"<line x1="{L}" x2="{}" y1="{y:.1}" y2="{y:.1}" stroke="#ddd"/><text x="{}" y="{:.1}" text-anchor="end">{}</text>"##,
+                W - R,
+                L - 6.0,
+                y + 4.0,
+                if ms < 1.0 { format!("{ms}") } else { format!("{ms:.0}") }
+            );
+        }
+        for frac in [0.0, 0.5, 1.0] {
+            let y = yev(max_ev * frac);
+            let _ = writeln!(
+                s,
+                r##"<line x1="{L}" x2="{}" y1="{y:.1}" y2="{y:.1}" stroke="#ddd"/><text x="{}" y="{:.1}" text-anchor="end">{:.0}</text>"##,
+                W - R,
+                L - 6.0,
+                y + 4.0,
+                max_ev * frac
+            );
+        }
+        let bw = (pw / n * 0.8).max(1.0);
+        for (i, sec) in self.timeline.iter().enumerate() {
+            let y = yev(sec.events as f64);
+            let _ = writeln!(
+                s,
+                r##"<rect x="{:.1}" y="{y:.1}" width="{bw:.1}" height="{:.1}" fill="#4c9a5b"/>"##,
+                x(i as f64) - bw / 2.0,
+                b2 - y
+            );
+        }
+        let line = |f: &dyn Fn(&Second) -> f64, color: &str| {
+            let pts: Vec<String> = self
+                .timeline
+                .iter()
+                .enumerate()
+                .filter(|(_, sec)| sec.events > 0)
+                .map(|(i, sec)| format!("{:.1},{:.1}", x(i as f64), ylat(f(sec))))
+                .collect();
+            format!(
+                r##"<polyline fill="none" stroke="{color}" stroke-width="1.5" points="{}"/>"##,
+                pts.join(" ")
+            )
+        };
+        let _ = writeln!(s, "{}", line(&|x| x.latency_max_ms, "#999"));
+        let _ = writeln!(s, "{}", line(&|x| x.latency_p99_ms, "#e8871e"));
+        let _ = writeln!(s, "{}", line(&|x| x.latency_p50_ms, "#2b6cb0"));
+        let ticks = (self.timeline.len() / 10).max(1);
+        for i in (0..self.timeline.len()).step_by(ticks) {
+            let _ = writeln!(
+                s,
+                r##"<text x="{:.1}" y="{}" text-anchor="middle">{}s</text>"##,
+                x(i as f64),
+                b2 + 16.0,
+                i
+            );
+        }
+        let _ = writeln!(
+            s,
+            r##"<line x1="{L}" x2="{L}" y1="{t1}" y2="{b1}" stroke="black"/><line x1="{L}" x2="{L}" y1="{t2}" y2="{b2}" stroke="black"/><line x1="{L}" x2="{}" y1="{b2}" y2="{b2}" stroke="black"/>
+</svg>"##,
+            W - R
+        );
+        s
+    }
+}
+
+fn esc(s: &str) -> String {
+    s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;")
+}
+
+/// Per-second buckets of (seconds since start, latency ms).
+pub fn timeline(points: &[(f64, f64)]) -> Vec<Second> {
+    let last = points.iter().map(|p| p.0).fold(0.0_f64, f64::max);
+    let mut buckets: Vec<Vec<f64>> = vec![Vec::new(); last.floor() as usize + 1];
+    for &(t, lat) in points {
+        buckets[t.max(0.0).floor() as usize].push(lat);
+    }
+    buckets
+        .into_iter()
+        .enumerate()
+        .map(|(i, mut v)| {
+            let p = Percentiles::of(&mut v);
+            Second {
+                t_s: i as u64,
+                events: v.len() as u64,
+                latency_p50_ms: p.p50,
+                latency_p99_ms: p.p99,
+                latency_max_ms: p.max,
+            }
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn nearest_rank_percentiles() {
+        let mut v: Vec<f64> = (1..=100).map(f64::from).collect();
+        v.reverse();
+        let p = Percentiles::of(&mut v);
+        assert_eq!((p.p50, p.p90, p.p99, p.max), (50.0, 90.0, 99.0, 100.0));
+        assert_eq!(p.mean, 50.5);
+        assert_eq!(Percentiles::of(&mut []), Percentiles::default());
+        let p = Percentiles::of(&mut [7.0]);
+        assert_eq!((p.p50, p.p99, p.max), (7.0, 7.0, 7.0));
+    }
+
+    #[test]
+    fn timeline_buckets_by_second() {
+        let t = timeline(&[(0.1, 5.0), (0.9, 7.0), (2.5, 1.0)]);
+        assert_eq!(t.len(), 3);
+        assert_eq!(t.iter().map(|s| s.events).collect::<Vec<_>>(), [2, 0, 1]);
+        assert_eq!(t[0].latency_max_ms, 7.0);
+    }
+}
