@@ -114,8 +114,12 @@ fn describe(path: &Path, messages: Option<usize>) -> anyhow::Result<()> {
     let stream = loadtest::generate::stream(&s);
     let mut by: std::collections::BTreeMap<&str, usize> = Default::default();
     for m in &stream {
-        *by.entry(if m.trigger.is_empty() { "malformed" } else { m.trigger })
-            .or_default() += 1;
+        *by.entry(if m.trigger.is_empty() {
+            "malformed"
+        } else {
+            m.trigger
+        })
+        .or_default() += 1;
     }
     let mut sizes: Vec<f64> = stream.iter().map(|m| m.body.len() as f64).collect();
     let p = loadtest::report::Percentiles::of(&mut sizes);

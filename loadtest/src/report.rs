@@ -120,7 +120,10 @@ impl Report {
         let mut s = String::new();
         let rows: Vec<(&str, String)> = vec![
             ("scenario", self.scenario.clone()),
-            ("backend / mode", format!("{} / {}", self.backend, self.mode)),
+            (
+                "backend / mode",
+                format!("{} / {}", self.backend, self.mode),
+            ),
             (
                 "messages sent",
                 format!(
@@ -133,7 +136,10 @@ impl Report {
             ),
             (
                 "events observed",
-                format!("{} ({} duplicates)", self.events_observed, self.duplicate_events),
+                format!(
+                    "{} ({} duplicates)",
+                    self.events_observed, self.duplicate_events
+                ),
             ),
             (
                 "dead-lettered",
@@ -148,7 +154,10 @@ impl Report {
                 "latency p50/p90/p99/max",
                 format!(
                     "{:.1} / {:.1} / {:.1} / {:.1} ms",
-                    self.latency_ms.p50, self.latency_ms.p90, self.latency_ms.p99, self.latency_ms.max
+                    self.latency_ms.p50,
+                    self.latency_ms.p90,
+                    self.latency_ms.p99,
+                    self.latency_ms.max
                 ),
             ),
             (
@@ -164,7 +173,11 @@ impl Report {
         }
         let _ = writeln!(s, "requests per message:");
         for (k, v) in &self.requests_per_message {
-            let n = self.requests.get(k).copied().unwrap_or_else(|| self.requests.values().sum());
+            let n = self
+                .requests
+                .get(k)
+                .copied()
+                .unwrap_or_else(|| self.requests.values().sum());
             let _ = writeln!(s, "  {k:<34} {v:>7.3}  ({n})");
         }
         let _ = writeln!(s, "targets (design brief §10):");
@@ -214,7 +227,13 @@ impl Report {
             let v = ms.max(0.1).log10();
             b1 - (b1 - t1) * (v + 1.0) / (decades + 1.0)
         };
-        let max_ev = self.timeline.iter().map(|s| s.events).max().unwrap_or(1).max(1) as f64;
+        let max_ev = self
+            .timeline
+            .iter()
+            .map(|s| s.events)
+            .max()
+            .unwrap_or(1)
+            .max(1) as f64;
         let yev = |e: f64| b2 - (b2 - t2) * e / max_ev;
         let mut s = String::new();
         let _ = write!(
@@ -244,7 +263,11 @@ impl Report {
                 W - R,
                 L - 6.0,
                 y + 4.0,
-                if ms < 1.0 { format!("{ms}") } else { format!("{ms:.0}") }
+                if ms < 1.0 {
+                    format!("{ms}")
+                } else {
+                    format!("{ms:.0}")
+                }
             );
         }
         for frac in [0.0, 0.5, 1.0] {
@@ -305,7 +328,9 @@ impl Report {
 }
 
 fn esc(s: &str) -> String {
-    s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;")
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
 }
 
 /// Per-second buckets of (seconds since start, latency ms).

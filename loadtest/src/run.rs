@@ -234,7 +234,10 @@ fn worker_env(stack: &Stack, s: &Scenario, health: SocketAddr) -> Vec<(String, S
         ("FLEET_EVENT_BUS".into(), stack.bus.clone()),
         ("FLEET_HL7_TABLE".into(), stack.table.clone()),
         ("FLEET_CONCURRENCY".into(), s.worker_concurrency.to_string()),
-        ("FLEET_WAIT_TIME_SECS".into(), s.worker_wait_time_s.to_string()),
+        (
+            "FLEET_WAIT_TIME_SECS".into(),
+            s.worker_wait_time_s.to_string(),
+        ),
         ("FLEET_DRAIN_DEADLINE_SECS".into(), "10".into()),
         ("FLEET_HEALTH_ADDR".into(), health.to_string()),
         ("FLEET_LOG".into(), "info".into()),
@@ -249,7 +252,11 @@ fn free_addr() -> anyhow::Result<SocketAddr> {
 }
 
 /// Poll `/health/ready` until it answers 200.
-async fn wait_ready(w: &mut WorkerProcess, addr: SocketAddr, limit: Duration) -> anyhow::Result<()> {
+async fn wait_ready(
+    w: &mut WorkerProcess,
+    addr: SocketAddr,
+    limit: Duration,
+) -> anyhow::Result<()> {
     let t = Instant::now();
     loop {
         if http_get(addr, "/health/ready").is_some_and(|r| r.starts_with("HTTP/1.1 200")) {
@@ -261,7 +268,10 @@ async fn wait_ready(w: &mut WorkerProcess, addr: SocketAddr, limit: Duration) ->
                 w.log.display()
             );
         }
-        anyhow::ensure!(t.elapsed() < limit, "the worker was not ready within {limit:?}");
+        anyhow::ensure!(
+            t.elapsed() < limit,
+            "the worker was not ready within {limit:?}"
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
@@ -269,7 +279,11 @@ async fn wait_ready(w: &mut WorkerProcess, addr: SocketAddr, limit: Duration) ->
 fn http_get(addr: SocketAddr, path: &str) -> Option<String> {
     let mut s = TcpStream::connect_timeout(&addr, Duration::from_millis(200)).ok()?;
     s.set_read_timeout(Some(Duration::from_secs(2))).ok()?;
-    write!(s, "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n").ok()?;
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+    )
+    .ok()?;
     let mut out = String::new();
     s.read_to_string(&mut out).ok()?;
     Some(out)
@@ -306,8 +320,12 @@ async fn send_all(
     let per_batch = (rate > 0).then(|| Duration::from_secs_f64(10.0 / f64::from(rate)));
     let mut tasks = Vec::new();
     for _ in 0..senders.max(1) {
-        let (queue, batches, next, send_us) =
-            (queue.clone(), batches.clone(), next.clone(), send_us.clone());
+        let (queue, batches, next, send_us) = (
+            queue.clone(),
+            batches.clone(),
+            next.clone(),
+            send_us.clone(),
+        );
         tasks.push(tokio::spawn(async move {
             loop {
                 let b = next.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
@@ -320,7 +338,11 @@ async fn send_all(
                 }
                 let t = now_us();
                 let r = queue.send_batch(batch).await?;
-                anyhow::ensure!(r.all_ok(), "a send batch had failed entries: {:?}", r.failed);
+                anyhow::ensure!(
+                    r.all_ok(),
+                    "a send batch had failed entries: {:?}",
+                    r.failed
+                );
                 let mut s = send_us.lock().unwrap();
                 for i in 0..batch.len() {
                     s[first + i] = t;
@@ -356,9 +378,11 @@ async fn collect_tap(
                 match (control, id) {
                     (Some(c), Some(id)) => {
                         *s.event_ids.entry(id.to_string()).or_default() += 1;
-                        s.events
-                            .entry(c.to_string())
-                            .or_insert((m.sent_timestamp_ms, at, id.to_string()));
+                        s.events.entry(c.to_string()).or_insert((
+                            m.sent_timestamp_ms,
+                            at,
+                            id.to_string(),
+                        ));
                     }
                     _ => s.foreign += 1,
                 }
@@ -415,7 +439,10 @@ fn assemble(
     a: Assembly,
 ) -> Report {
     let sent = messages.len() as u64;
-    let malformed = messages.iter().filter(|m| m.expected_failure.is_some()).count() as u64;
+    let malformed = messages
+        .iter()
+        .filter(|m| m.expected_failure.is_some())
+        .count() as u64;
     let mut unexpected = 0u64;
     let mut lat = Vec::new();
     let mut observed = Vec::new();

@@ -99,8 +99,14 @@ impl Scenario {
             self.extra_segments[0] <= self.extra_segments[1],
             "extra_segments must be [min, max]"
         );
-        anyhow::ensure!(self.worker_wait_time_s <= 20, "worker_wait_time_s must be <= 20");
-        anyhow::ensure!(self.worker_concurrency > 0, "worker_concurrency must be > 0");
+        anyhow::ensure!(
+            self.worker_wait_time_s <= 20,
+            "worker_wait_time_s must be <= 20"
+        );
+        anyhow::ensure!(
+            self.worker_concurrency > 0,
+            "worker_concurrency must be > 0"
+        );
         Ok(())
     }
 }
@@ -125,10 +131,9 @@ mod tests {
 
     #[test]
     fn unknown_keys_are_refused() {
-        let err = toml::from_str::<Scenario>(
-            "name='x'\nseed=1\nmessages=1\nmode='preload'\nmesages=2\n",
-        )
-        .unwrap_err();
+        let err =
+            toml::from_str::<Scenario>("name='x'\nseed=1\nmessages=1\nmode='preload'\nmesages=2\n")
+                .unwrap_err();
         assert!(err.to_string().contains("mesages"), "{err}");
     }
 }

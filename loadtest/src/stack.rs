@@ -112,7 +112,9 @@ pub async fn aws(endpoint: Option<&str>, region: &str) -> anyhow::Result<Stack> 
         ..QueueSetup::default()
     };
     let s = suffix();
-    let dlq = p.create_queue(&format!("lt-hl7-dlq-{s}"), setup(None)).await?;
+    let dlq = p
+        .create_queue(&format!("lt-hl7-dlq-{s}"), setup(None))
+        .await?;
     let dlq_arn = p.queue_arn(&dlq).await?;
     let source = p
         .create_queue(

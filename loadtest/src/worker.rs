@@ -78,7 +78,9 @@ impl WorkerProcess {
         let stat = std::fs::read_to_string(format!("/proc/{}/stat", self.pid()))
             .context("reading the worker's /proc stat")?;
         let ticks = parse_cpu_ticks(&stat).context("parsing the worker's /proc stat")?;
-        Ok(Duration::from_secs_f64(ticks as f64 / clock_ticks_per_sec()))
+        Ok(Duration::from_secs_f64(
+            ticks as f64 / clock_ticks_per_sec(),
+        ))
     }
 
     /// SIGTERM, then wait up to `limit` for the exit.
@@ -153,7 +155,12 @@ pub fn final_line(log: &str) -> Option<FinalLine> {
     let line = log.lines().rev().find(|l| l.contains("run finished"))?;
     let v: serde_json::Value = serde_json::from_str(line).ok()?;
     let fields = v.get("fields").unwrap_or(&v);
-    let num = |k: &str| fields.get(k).and_then(serde_json::Value::as_u64).unwrap_or(0);
+    let num = |k: &str| {
+        fields
+            .get(k)
+            .and_then(serde_json::Value::as_u64)
+            .unwrap_or(0)
+    };
     let requests = serde_json::from_str(fields.get("requests")?.as_str()?).ok()?;
     Some(FinalLine {
         received: num("received"),

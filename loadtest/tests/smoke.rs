@@ -100,6 +100,9 @@ fn smoke_scenario_on_the_local_backend_loses_nothing_and_reports_every_key() {
     // No patient data in the report or the table (names from the generator's lists).
     let text = std::fs::read_to_string(out.path().join("report.json")).unwrap();
     for name in hl7_ingest::samples::FAMILY {
-        assert!(!text.contains(name) && !stdout.contains(name), "{name} leaked");
+        assert!(
+            !text.contains(name) && !stdout.contains(name),
+            "{name} leaked"
+        );
     }
 }
