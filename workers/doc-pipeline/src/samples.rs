@@ -5,6 +5,8 @@
 /// One sample: a file name (with the spaces and `+` real uploads have) and its text.
 #[derive(Debug, Clone, Copy)]
 pub struct SampleDoc {
+    /// What it is, for output that must not show the key (keys carry the invented names).
+    pub title: &'static str,
     pub key: &'static str,
     pub text: &'static str,
     /// Medications the text names, as a reader would list them.
@@ -14,6 +16,7 @@ pub struct SampleDoc {
 }
 
 pub const REFERRAL: SampleDoc = SampleDoc {
+    title: "referral letter",
     key: "referrals/Quillfeather referral 2026+final.pdf",
     text: "Northfield Clinic referral letter\n\
 Patient: Rosalind Quillfeather, born 12 April 1961.\n\
@@ -32,6 +35,7 @@ Recent hemoglobin A1c was 8.1 percent. Please advise on insulin.\n",
 };
 
 pub const DISCHARGE: SampleDoc = SampleDoc {
+    title: "discharge summary scan",
     key: "discharge/Ashbourne discharge scan.png",
     text: "Discharge summary\n\
 Patient: Edmund Ashbourne\n\
@@ -46,6 +50,7 @@ Follow up chest x-ray in six weeks.\n",
 };
 
 pub const LAB_NOTE: SampleDoc = SampleDoc {
+    title: "lab follow-up note",
     key: "notes/Marchetti lab note.txt",
     text: "Lab follow-up for Giulia Marchetti.\n\
 Potassium and creatinine are normal. Continue amlodipine 5 mg daily.\n\

@@ -162,11 +162,15 @@ pub async fn run(dir: &Path, out: &mut impl Write) -> anyhow::Result<DocsSummary
             .await?
             .context("results object missing")?;
         let results: Value = serde_json::from_slice(&bytes)?;
+        // The key names the (invented) patient: the demo shows the sample's title instead,
+        // as an operator's output would show the document id.
         let key = results["source"]["key"].as_str().unwrap_or("?");
+        let sample = samples::ALL.iter().find(|d| d.key == key);
         writeln!(
             out,
-            "\nDocumentProcessed {} ({}, {} pages, OCR {}): event id {}",
-            key,
+            "\nDocumentProcessed {} ({}, {}, {} pages, OCR {}): event id {}",
+            payload["document_id"].as_str().unwrap_or("?"),
+            sample.map_or("unknown upload", |d| d.title),
             payload["source"]["media_type"].as_str().unwrap_or("?"),
             payload["ocr"]["pages"],
             payload["ocr"]["engine"].as_str().unwrap_or("?"),
@@ -211,7 +215,7 @@ pub async fn run(dir: &Path, out: &mut impl Write) -> anyhow::Result<DocsSummary
                 },
             )?;
         }
-        if let Some(doc) = samples::ALL.iter().find(|d| d.key == key) {
+        if let Some(doc) = sample {
             entities_as_expected &= expected_entities(doc, &entities);
         } else {
             entities_as_expected = false;
