@@ -1,7 +1,7 @@
 //! AWS backend: the fleet's ports on the official AWS SDK — SQS queues, EventBridge buses,
 //! DynamoDB tables and S3 buckets — plus the provisioning calls tests and the demo use, and the
 //! document ports: OCR on Textract ([`TextractOcr`]) and medical entities on Comprehend Medical
-//! ([`ComprehendMedicalExtractor`]).
+//! ([`ComprehendMedicalExtractor`]), and notifications on SNS ([`SnsNotifier`]).
 //!
 //! This is the only crate that depends on `aws-sdk-*`. It honours the standard configuration
 //! chain (profiles, SSO, container roles, region, `AWS_ENDPOINT_URL` and its per-service
@@ -12,7 +12,7 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use aws_config::{BehaviorVersion, Region, SdkConfig};
-use fleet_core::{Backend, EventBus, MessageQueue, ObjectStore, PortError, RecordStore};
+use fleet_core::{Backend, EventBus, MessageQueue, Notifier, ObjectStore, PortError, RecordStore};
 
 pub mod comprehend_medical;
 mod count;
@@ -21,6 +21,7 @@ pub mod error;
 pub mod events;
 pub mod provision;
 pub mod s3;
+pub mod sns;
 pub mod sqs;
 pub mod textract;
 
@@ -29,6 +30,7 @@ pub use dynamo::DynamoTable;
 pub use error::{classify, classify_code};
 pub use events::EventBridgeBus;
 pub use s3::S3Bucket;
+pub use sns::SnsNotifier;
 pub use sqs::{SqsQueue, parse_queue_arn};
 pub use textract::{InCallRetry, TextractConfig, TextractOcr};
 
@@ -43,6 +45,7 @@ pub struct AwsBackend {
     s3: aws_sdk_s3::Client,
     kms: aws_sdk_kms::Client,
     sts: aws_sdk_sts::Client,
+    sns: aws_sdk_sns::Client,
     /// Key for SSE-KMS on S3 puts; `None` uses the account's `aws/s3` key.
     kms_key: Option<String>,
 }
@@ -100,9 +103,13 @@ impl AwsBackend {
         let sts = aws_sdk_sts::config::Builder::from(cfg)
             .interceptor(CountRequests { service: "sts" })
             .build();
+        let sns = aws_sdk_sns::config::Builder::from(cfg)
+            .interceptor(CountRequests { service: "sns" })
+            .build();
         Self {
             sqs: aws_sdk_sqs::Client::from_conf(sqs),
             sts: aws_sdk_sts::Client::from_conf(sts),
+            sns: aws_sdk_sns::Client::from_conf(sns),
             events: aws_sdk_eventbridge::Client::from_conf(events),
             dynamodb: aws_sdk_dynamodb::Client::from_conf(dynamodb),
             s3: aws_sdk_s3::Client::from_conf(s3),
@@ -177,6 +184,10 @@ impl Backend for AwsBackend {
             bucket.to_string(),
             self.kms_key.clone(),
         ))
+    }
+
+    fn notifier(&self) -> Arc<dyn Notifier> {
+        Arc::new(SnsNotifier::new(self.sns.clone()))
     }
 
     async fn list_queues(&self, prefix: &str) -> Result<Vec<String>, PortError> {

@@ -58,6 +58,7 @@ pub struct Provisioner {
     dynamodb: aws_sdk_dynamodb::Client,
     s3: aws_sdk_s3::Client,
     kms: aws_sdk_kms::Client,
+    sns: aws_sdk_sns::Client,
 }
 
 impl Provisioner {
@@ -68,6 +69,7 @@ impl Provisioner {
             dynamodb: b.dynamodb.clone(),
             s3: b.s3.clone(),
             kms: b.kms.clone(),
+            sns: b.sns.clone(),
         }
     }
 
@@ -432,6 +434,100 @@ impl Provisioner {
             .send()
             .await
             .map_err(|e| classify("s3.DeleteObject", &e))?;
+        Ok(())
+    }
+
+    /// An SNS topic (idempotent, like CreateTopic); returns its ARN.
+    pub async fn create_topic(&self, name: &str) -> Result<String, PortError> {
+        const OP: &str = "sns.CreateTopic";
+        let out = self
+            .sns
+            .create_topic()
+            .name(name)
+            .send()
+            .await
+            .map_err(|e| classify(OP, &e))?;
+        out.topic_arn()
+            .map(str::to_string)
+            .ok_or_else(|| PortError::transient(OP, "response without a topic ARN"))
+    }
+
+    pub async fn delete_topic(&self, arn: &str) -> Result<(), PortError> {
+        const OP: &str = "sns.DeleteTopic";
+        self.sns
+            .delete_topic()
+            .topic_arn(arn)
+            .send()
+            .await
+            .map_err(|e| classify(OP, &e))?;
+        Ok(())
+    }
+
+    /// Subscribe a queue to a topic (SNS → SQS) and let that topic send to the queue. With
+    /// `raw`, the queue gets the message itself instead of SNS's JSON notification envelope.
+    /// Returns the subscription ARN.
+    pub async fn subscribe_queue(
+        &self,
+        topic_arn: &str,
+        queue_url: &str,
+        raw: bool,
+    ) -> Result<String, PortError> {
+        const OP: &str = "sns.Subscribe";
+        let queue_arn = self.queue_arn(queue_url).await?;
+        self.allow_topic_to_send(queue_url, &queue_arn, topic_arn)
+            .await?;
+        let mut req = self
+            .sns
+            .subscribe()
+            .topic_arn(topic_arn)
+            .protocol("sqs")
+            .endpoint(&queue_arn)
+            .return_subscription_arn(true);
+        if raw {
+            req = req.attributes("RawMessageDelivery", "true");
+        }
+        let out = req.send().await.map_err(|e| classify(OP, &e))?;
+        out.subscription_arn()
+            .map(str::to_string)
+            .ok_or_else(|| PortError::transient(OP, "response without a subscription ARN"))
+    }
+
+    async fn allow_topic_to_send(
+        &self,
+        queue_url: &str,
+        queue_arn: &str,
+        topic_arn: &str,
+    ) -> Result<(), PortError> {
+        const OP: &str = "sqs.SetQueueAttributes";
+        let existing = self
+            .queue_attribute(queue_url, QueueAttributeName::Policy)
+            .await?;
+        let mut policy = existing
+            .as_deref()
+            .and_then(|p| serde_json::from_str::<serde_json::Value>(p).ok())
+            .filter(|p| p.get("Statement").is_some_and(serde_json::Value::is_array))
+            .unwrap_or_else(|| json!({ "Version": "2012-10-17", "Statement": [] }));
+        let topic_name = topic_arn.rsplit(':').next().unwrap_or("topic");
+        let sid = format!("sns-{topic_name}");
+        let statement = json!({
+            "Sid": sid,
+            "Effect": "Allow",
+            "Principal": { "Service": "sns.amazonaws.com" },
+            "Action": "sqs:SendMessage",
+            "Resource": queue_arn,
+            "Condition": { "ArnEquals": { "aws:SourceArn": topic_arn } },
+        });
+        if let Some(list) = policy.get_mut("Statement").and_then(|s| s.as_array_mut()) {
+            list.retain(|s| s.get("Sid").and_then(|v| v.as_str()) != Some(sid.as_str()));
+            list.push(statement);
+        }
+        self.sqs
+            .set_queue_attributes()
+            .queue_url(queue_url)
+            .attributes(QueueAttributeName::Policy, policy.to_string())
+            .send()
+            .await
+            .map_err(|e| classify(OP, &e))?;
         Ok(())
     }
 }

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 
 use crate::error::PortError;
-use crate::ports::{EventBus, MessageQueue, ObjectStore, RecordStore};
+use crate::ports::{EventBus, MessageQueue, Notifier, ObjectStore, RecordStore};
 
 /// The set of adapters of one backend (`aws` or `local`).
 #[async_trait]
@@ -19,6 +19,8 @@ pub trait Backend: Send + Sync {
     fn event_bus(&self, name: &str) -> Arc<dyn EventBus>;
     fn records(&self, table: &str) -> Arc<dyn RecordStore>;
     fn objects(&self, bucket: &str) -> Arc<dyn ObjectStore>;
+    /// The notification publisher (SNS on aws, the outbox on local).
+    fn notifier(&self) -> Arc<dyn Notifier>;
     /// The queues whose name starts with `prefix` (empty: all): URLs on aws, names locally;
     /// sorted.
     async fn list_queues(&self, prefix: &str) -> Result<Vec<String>, PortError>;

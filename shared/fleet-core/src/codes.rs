@@ -88,6 +88,17 @@ codes! {
     /// The entity extractor refused the text permanently (`InvalidRequestException`,
     /// `InvalidEncodingException`, `TextSizeLimitExceededException`).
     EntitiesRejected = "ENTITIES_REJECTED",
+    /// A notify-queue body that is not an EventBridge event (directly or inside an SNS
+    /// notification): not JSON, or `id`, `source`, `detail-type` or `detail` missing.
+    NotifyEventInvalid = "NOTIFY_EVENT_INVALID",
+    /// A rule's template failed to render for this event (undefined filter, type error).
+    NotifyTemplateInvalid = "NOTIFY_TEMPLATE_INVALID",
+    /// A rendered subject or body contained one of the event's PHI values (name, birth date,
+    /// identifier, address, document text); nothing was sent.
+    NotifyPhiInText = "NOTIFY_PHI_IN_TEXT",
+    /// The destination refused the notification permanently: the topic does not exist, the
+    /// number or topic ARN is invalid, or the publish was not authorised.
+    NotifyDestinationInvalid = "NOTIFY_DESTINATION_INVALID",
 }
 
 impl std::fmt::Display for ErrorCode {

@@ -71,3 +71,19 @@ pub const DOC_EXTRACTOR: &str = "FLEET_DOC_EXTRACTOR";
 pub const TEXTRACT_SNS_TOPIC_ARN: &str = "FLEET_TEXTRACT_SNS_TOPIC_ARN";
 /// Textract asynchronous jobs: IAM role Textract assumes to publish to that topic.
 pub const TEXTRACT_ROLE_ARN: &str = "FLEET_TEXTRACT_ROLE_ARN";
+
+/// notify: source queue (EventBridge rule → SQS, or SNS → SQS; name or URL).
+pub const NOTIFY_QUEUE: &str = "FLEET_NOTIFY_QUEUE";
+/// notify: records table (delivery records keyed by event id + rule).
+pub const NOTIFY_TABLE: &str = "FLEET_NOTIFY_TABLE";
+/// notify: the rules file (TOML).
+pub const NOTIFY_RULES: &str = "FLEET_NOTIFY_RULES";
+/// notify: notifications per second per destination (default 1).
+pub const NOTIFY_RATE_PER_SEC: &str = "FLEET_NOTIFY_RATE_PER_SEC";
+/// notify: burst per destination (default 5).
+pub const NOTIFY_BURST: &str = "FLEET_NOTIFY_BURST";
+/// notify: longest a handler waits in process for its destination's rate limit before
+/// deferring the message with a visibility change (default 5 s).
+pub const NOTIFY_MAX_WAIT_SECS: &str = "FLEET_NOTIFY_MAX_WAIT_SECS";
+/// Local backend: also print every notification to standard output (`1`).
+pub const NOTIFY_STDOUT: &str = "FLEET_NOTIFY_STDOUT";

@@ -286,3 +286,94 @@ pub trait ObjectStore: Send + Sync {
         content_type: &str,
     ) -> Result<ObjectMeta, PortError>;
 }
+
+// ---------------------------------------------------------------------------------------------
+// Notifications
+// ---------------------------------------------------------------------------------------------
+
+/// Where a notification goes: an SNS topic (by ARN; a local name on the local backend) or an
+/// SMS number in E.164 form (`+15555550123`).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Destination {
+    Topic(String),
+    Sms(String),
+}
+
+impl Destination {
+    /// Parse `arn:aws:sns:...` / `local:NAME` / `topic:NAME` as a topic and `sms:+NNN` or a bare
+    /// `+NNN` as an SMS number. `None` when it is neither.
+    pub fn parse(s: &str) -> Option<Destination> {
+        let s = s.trim();
+        let sms = s.strip_prefix("sms:").unwrap_or(s);
+        if let Some(digits) = sms.strip_prefix('+') {
+            let ok = (8..=15).contains(&digits.len()) && digits.bytes().all(|b| b.is_ascii_digit());
+            return ok.then(|| Destination::Sms(sms.to_string()));
+        }
+        if s.starts_with("sms:") {
+            return None;
+        }
+        let topic = s.strip_prefix("topic:").unwrap_or(s);
+        let valid_name = |n: &str| {
+            !n.is_empty()
+                && n.len() <= 256
+                && n.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
+        };
+        if let Some(rest) = topic.strip_prefix("arn:") {
+            // arn:PARTITION:sns:REGION:ACCOUNT:NAME
+            let parts: Vec<&str> = rest.split(':').collect();
+            let ok = parts.len() == 5 && parts[1] == "sns" && valid_name(parts[4]);
+            return ok.then(|| Destination::Topic(topic.to_string()));
+        }
+        valid_name(topic).then(|| Destination::Topic(topic.to_string()))
+    }
+
+    /// Safe to log for topics; an SMS number is a personal contact detail, so only its last
+    /// two digits are shown.
+    pub fn redacted(&self) -> String {
+        match self {
+            Destination::Topic(t) => t.clone(),
+            Destination::Sms(n) => {
+                let tail: String = n
+                    .chars()
+                    .rev()
+                    .take(2)
+                    .collect::<Vec<_>>()
+                    .into_iter()
+                    .rev()
+                    .collect();
+                format!("sms:+…{tail}")
+            }
+        }
+    }
+}
+
+/// One notification: subject (e-mail endpoints show it; SMS ignores it), body, and string
+/// message attributes (SNS subscription filter policies match on them).
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct Notification {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub subject: Option<String>,
+    pub body: String,
+    #[serde(default)]
+    pub attributes: BTreeMap<String, String>,
+    /// FIFO topics: the deduplication id (the fleet uses event id + rule).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dedup_id: Option<String>,
+    /// FIFO topics: the message group.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub group_id: Option<String>,
+}
+
+/// An SNS-like publisher.
+#[async_trait]
+pub trait Notifier: Send + Sync {
+    /// Publish one notification; returns the service's message id. A topic that does not
+    /// exist is `NotFound`, a refused request `Invalid`, throttling `Throttled`.
+    async fn publish(
+        &self,
+        destination: &Destination,
+        notification: &Notification,
+    ) -> Result<String, PortError>;
+}

@@ -76,6 +76,16 @@ CREATE TABLE IF NOT EXISTS records (
     data            TEXT NOT NULL,
     PRIMARY KEY (tbl, pk, sk)
 );
+CREATE TABLE IF NOT EXISTS topics (
+    name            TEXT PRIMARY KEY
+);
+CREATE TABLE IF NOT EXISTS notifications (
+    seq             INTEGER PRIMARY KEY AUTOINCREMENT,
+    message_id      TEXT NOT NULL,
+    destination     TEXT NOT NULL,
+    notification    TEXT NOT NULL,
+    published_ms    INTEGER NOT NULL
+);
 "#;
 
 pub(crate) struct Db {

@@ -46,6 +46,7 @@
 
 mod bus;
 mod db;
+mod notify;
 mod objects;
 mod queue;
 mod records;
@@ -56,10 +57,13 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use fleet_core::error::PortError;
-use fleet_core::ports::{Attributes, EventBus, MessageQueue, ObjectStore, Record, RecordStore};
+use fleet_core::ports::{
+    Attributes, EventBus, MessageQueue, Notifier, ObjectStore, Record, RecordStore,
+};
 use fleet_core::{Backend, ErrorKind};
 
 use crate::db::Db;
+pub use crate::notify::{OutboxEntry, TOPIC_ARN_PREFIX};
 pub use crate::queue::QueueSpec;
 
 /// Prefix of local queue URLs.
@@ -156,6 +160,26 @@ impl LocalBackend {
         records::all(&self.db, table)
     }
 
+    /// Create an outbox topic (idempotent, like SNS CreateTopic); returns its pseudo-ARN.
+    /// Publishing to a topic that was never created fails with `NotFound`.
+    pub fn create_topic(&self, name: &str) -> Result<String, PortError> {
+        notify::create_topic(&self.db, name)
+    }
+
+    /// Every notification published, in order (the `notifications` table).
+    pub fn outbox(&self) -> Result<Vec<OutboxEntry>, PortError> {
+        notify::list(&self.db)
+    }
+
+    /// The JSON-lines outbox file: `outbox.jsonl` beside the SQLite file.
+    pub fn outbox_path(&self) -> PathBuf {
+        self.db
+            .path()
+            .parent()
+            .unwrap_or_else(|| Path::new("."))
+            .join("outbox.jsonl")
+    }
+
     /// The messages on a queue in delivery order, without receiving them.
     pub fn queue_messages_snapshot(&self, name: &str) -> Result<Vec<QueuedMessage>, PortError> {
         queue::snapshot(&self.db, name)
@@ -218,6 +242,13 @@ impl Backend for LocalBackend {
         Arc::new(objects::LocalBucket::new(
             self.objects_dir.clone(),
             bucket.to_string(),
+        ))
+    }
+
+    fn notifier(&self) -> Arc<dyn Notifier> {
+        Arc::new(notify::LocalNotifier::new(
+            self.db.clone(),
+            self.outbox_path(),
         ))
     }
 

@@ -359,3 +359,81 @@ proptest! {
         let _ = Pattern::parse(&s);
     }
 }
+
+/// The shapes notify rules match on: the fleet's envelope in `detail`, identifiers as an
+/// array of objects, optional visit fields, entity counts.
+#[test]
+fn notify_rule_shapes_on_fleet_events() {
+    let admitted = envelope(json!({
+        "event_id": "e", "event_type": "PatientAdmitted",
+        "payload": {
+            "patient": {"identifiers": [{"id": "1", "id_type": "MR"}, {"id": "2", "id_type": "AN"}]},
+            "visit": {"class": "I", "location": {"point_of_care": "4EAST"}, "discharge_time": null}
+        }
+    }));
+    let doc = json!({
+        "version": "0", "id": "e2", "detail-type": "DocumentProcessed", "source": "fleet.doc-pipeline",
+        "detail": {"payload": {"entities": {"medications": 0, "by_category": {"MEDICATION": 0}}}}
+    });
+    let table = [
+        // prefix on detail-type, exact on a nested field, ANDed
+        (
+            json!({"detail-type": [{"prefix": "Patient"}], "detail": {"payload": {"visit": {"class": ["I"]}}}}),
+            &admitted,
+            true,
+        ),
+        // array of objects: any element's field
+        (
+            json!({"detail": {"payload": {"patient": {"identifiers": {"id_type": ["AN"]}}}}}),
+            &admitted,
+            true,
+        ),
+        (
+            json!({"detail": {"payload": {"patient": {"identifiers": {"id_type": ["SS"]}}}}}),
+            &admitted,
+            false,
+        ),
+        // a null leaf exists; a missing one does not
+        (
+            json!({"detail": {"payload": {"visit": {"discharge_time": [{"exists": true}]}}}}),
+            &admitted,
+            true,
+        ),
+        (
+            json!({"detail": {"payload": {"visit": {"admit_time": [{"exists": false}]}}}}),
+            &admitted,
+            true,
+        ),
+        // anything-but on a field one event type lacks: no match there
+        (
+            json!({"detail": {"payload": {"visit": {"class": [{"anything-but": "O"}]}}}}),
+            &doc,
+            false,
+        ),
+        (
+            json!({"detail": {"payload": {"visit": {"class": [{"anything-but": "O"}]}}}}),
+            &admitted,
+            true,
+        ),
+        // numeric on counts
+        (
+            json!({"detail": {"payload": {"entities": {"medications": [{"numeric": [">", 0]}]}}}}),
+            &doc,
+            false,
+        ),
+        (
+            json!({"detail": {"payload": {"entities": {"medications": [{"numeric": [">=", 0, "<", 1]}]}}}}),
+            &doc,
+            true,
+        ),
+        // a source list
+        (
+            json!({"source": ["fleet.hl7-ingest", "fleet.doc-pipeline"]}),
+            &doc,
+            true,
+        ),
+    ];
+    for (p, ev, want) in table {
+        check(p, ev.clone(), want);
+    }
+}

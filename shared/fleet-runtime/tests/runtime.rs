@@ -330,6 +330,9 @@ impl Backend for CountingBackend {
     fn objects(&self, bucket: &str) -> Arc<dyn ObjectStore> {
         self.inner.objects(bucket)
     }
+    fn notifier(&self) -> Arc<dyn fleet_core::Notifier> {
+        self.inner.notifier()
+    }
     async fn list_queues(&self, prefix: &str) -> Result<Vec<String>, PortError> {
         Backend::list_queues(&self.inner, prefix).await
     }

@@ -31,9 +31,9 @@ use std::time::Duration;
 use fleet_aws::AwsBackend;
 use fleet_aws::provision::{Provisioner, QueueSetup};
 use fleet_core::{
-    AttributeValue, Backend, BusEvent, Condition, ConditionalPut, EventBus, MessageQueue,
-    ObjectStore, OutgoingMessage, PutOutcome, ReceivedMessage, Record, RecordStore,
-    TransactOutcome,
+    AttributeValue, Backend, BusEvent, Condition, ConditionalPut, Destination, ErrorKind, EventBus,
+    MessageQueue, Notification, ObjectStore, OutgoingMessage, PutOutcome, ReceivedMessage, Record,
+    RecordStore, TransactOutcome,
 };
 use fleet_local::{LocalBackend, QueueSpec};
 use tempfile::TempDir;
@@ -76,6 +76,12 @@ pub trait Fixture {
     ) -> (Arc<dyn EventBus>, Arc<dyn MessageQueue>);
     async fn records(&self) -> Arc<dyn RecordStore>;
     async fn objects(&self) -> Arc<dyn ObjectStore>;
+    /// A fresh topic, and what was published to it so far (the outbox locally; an SQS
+    /// subscription's SNS envelopes on aws).
+    async fn topic(&self) -> Destination;
+    async fn published(&self, topic: &Destination, expect: usize) -> Vec<Notification>;
+    /// A topic that does not exist, in the backend's naming.
+    fn missing_topic(&self) -> Destination;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -167,12 +173,41 @@ impl Fixture for LocalFixture {
     async fn objects(&self) -> Arc<dyn ObjectStore> {
         self.backend.objects(&unique("bucket"))
     }
+
+    async fn topic(&self) -> Destination {
+        let arn = self
+            .backend
+            .create_topic(&unique("topic"))
+            .expect("create topic");
+        Destination::Topic(arn)
+    }
+
+    async fn published(&self, topic: &Destination, _expect: usize) -> Vec<Notification> {
+        let Destination::Topic(arn) = topic else {
+            panic!("not a topic")
+        };
+        let name = arn
+            .strip_prefix(fleet_local::TOPIC_ARN_PREFIX)
+            .unwrap_or(arn);
+        self.backend
+            .outbox()
+            .expect("outbox")
+            .into_iter()
+            .filter(|e| e.destination == Destination::Topic(name.to_string()))
+            .map(|e| e.notification)
+            .collect()
+    }
+
+    fn missing_topic(&self) -> Destination {
+        Destination::Topic(unique("no-topic"))
+    }
 }
 
 pub struct AwsFixture {
     backend: AwsBackend,
     provision: Provisioner,
     kms_key: String,
+    taps: std::sync::Mutex<BTreeMap<String, Arc<dyn MessageQueue>>>,
 }
 
 impl AwsFixture {
@@ -188,6 +223,7 @@ impl AwsFixture {
             backend,
             provision,
             kms_key,
+            taps: Default::default(),
         }
     }
 
@@ -287,6 +323,62 @@ impl Fixture for AwsFixture {
             .expect("create bucket");
         self.backend.objects(&bucket)
     }
+
+    async fn topic(&self) -> Destination {
+        let arn = self
+            .provision
+            .create_topic(&unique("topic"))
+            .await
+            .expect("create topic");
+        let tap = self.create(QSpec::standard(30), None).await;
+        self.provision
+            .subscribe_queue(&arn, &tap, false)
+            .await
+            .expect("subscribe the tap queue");
+        let q = self.backend.queue(&tap).await.expect("tap queue");
+        self.taps.lock().unwrap().insert(arn.clone(), q);
+        Destination::Topic(arn)
+    }
+
+    async fn published(&self, topic: &Destination, expect: usize) -> Vec<Notification> {
+        let Destination::Topic(arn) = topic else {
+            panic!("not a topic")
+        };
+        let q = self.taps.lock().unwrap()[arn].clone();
+        receive_n(q.as_ref(), expect, Duration::from_secs(10))
+            .await
+            .into_iter()
+            .map(|m| {
+                let env: serde_json::Value =
+                    serde_json::from_str(&m.body).expect("SNS envelope JSON");
+                assert_eq!(env["Type"], "Notification");
+                assert_eq!(env["TopicArn"], arn.as_str());
+                let attributes = env["MessageAttributes"]
+                    .as_object()
+                    .map(|a| {
+                        a.iter()
+                            .map(|(k, v)| {
+                                (k.clone(), v["Value"].as_str().unwrap_or("").to_string())
+                            })
+                            .collect()
+                    })
+                    .unwrap_or_default();
+                Notification {
+                    subject: env["Subject"].as_str().map(str::to_string),
+                    body: env["Message"].as_str().expect("Message").to_string(),
+                    attributes,
+                    ..Notification::default()
+                }
+            })
+            .collect()
+    }
+
+    fn missing_topic(&self) -> Destination {
+        Destination::Topic(format!(
+            "arn:aws:sns:us-east-1:123456789012:{}",
+            unique("no-topic")
+        ))
+    }
 }
 
 macro_rules! contract {
@@ -324,6 +416,7 @@ contract!(
     query_returns_partition_in_sort_order,
     objects_put_get_head,
     backend_lists_queues_by_prefix_and_names_the_caller,
+    notifications_publish_with_subject_and_attributes,
 );
 
 // ---------------------------------------------------------------------------------------------
@@ -963,4 +1056,47 @@ async fn backend_lists_queues_by_prefix_and_names_the_caller(f: &impl Fixture) {
         "local" => assert!(caller.starts_with("local:") && caller.len() > 6, "{caller}"),
         _ => assert!(caller.starts_with("arn:aws:"), "{caller}"),
     }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Notifications
+// ---------------------------------------------------------------------------------------------
+
+async fn notifications_publish_with_subject_and_attributes(f: &impl Fixture) {
+    let topic = f.topic().await;
+    let notifier = f.backend().notifier();
+    let n = Notification {
+        subject: Some("Admission to WARD3".into()),
+        body: "A patient was admitted to WARD3.".into(),
+        attributes: BTreeMap::from([
+            ("fleet.rule".to_string(), "admissions".to_string()),
+            ("team".to_string(), "ward-3".to_string()),
+        ]),
+        ..Notification::default()
+    };
+    let id = notifier.publish(&topic, &n).await.expect("publish");
+    assert!(!id.is_empty());
+    let plain = Notification {
+        body: "second".into(),
+        ..Notification::default()
+    };
+    notifier.publish(&topic, &plain).await.expect("publish");
+    let got = f.published(&topic, 2).await;
+    assert_eq!(got.len(), 2, "{got:?}");
+    let first = got
+        .iter()
+        .find(|g| g.body == n.body)
+        .expect("first notification");
+    assert_eq!(first.subject, n.subject);
+    assert_eq!(first.attributes, n.attributes);
+    let second = got.iter().find(|g| g.body == "second").expect("second");
+    assert_eq!(second.subject, None);
+
+    // A topic that does not exist is a permanent NotFound, not a retry.
+    let err = notifier
+        .publish(&f.missing_topic(), &plain)
+        .await
+        .expect_err("publish to a missing topic");
+    assert_eq!(err.kind, ErrorKind::NotFound, "{err}");
+    assert!(!err.is_retryable());
 }

@@ -10,3 +10,4 @@ mod e2e_aws;
 mod e2e_docs_aws;
 mod e2e_docs_textract;
 mod e2e_local;
+mod e2e_notify_aws;

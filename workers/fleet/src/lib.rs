@@ -1,11 +1,13 @@
 //! The `fleet` launcher: runs the fleet's workers in one process on the chosen backend
 //! (`fleet run`), and the local demo (`fleet demo`) that seeds generated ADT messages, processes
 //! them and prints events, records and dead-lettered messages with their codes, then uploads
-//! sample documents and prints what the document pipeline extracted.
+//! sample documents and prints what the document pipeline extracted, then renders the
+//! notifications those events produce into the local outbox.
 
 pub mod config;
 pub mod demo;
 pub mod demo_docs;
+pub mod demo_notify;
 
 use std::sync::Arc;
 

@@ -36,31 +36,35 @@ async fn main() -> ExitCode {
             };
             let mut stdout = std::io::stdout();
             let result = async {
+                fleet::demo_notify::provision(&dir)?;
                 let s =
                     fleet::demo::run(&dir, messages, malformed.min(messages), seed, &mut stdout)
                         .await?;
                 let d = fleet::demo_docs::run(&dir, &mut stdout).await?;
-                anyhow::Ok((s, d))
+                let n = fleet::demo_notify::run(&dir, &mut stdout).await?;
+                anyhow::Ok((s, d, n))
             }
             .await;
             match result {
-                Ok((s, d))
+                Ok((s, d, n))
                     if s.events == s.expected_events
                         && s.dead_lettered == s.seeded - s.expected_events
                         && s.codes_as_expected
                         && d.processed + d.dead_lettered == d.uploaded
                         && d.dead_lettered == 1
-                        && d.entities_as_expected =>
+                        && d.entities_as_expected
+                        && n.dead_lettered == 0
+                        && n.routed > 0 =>
                 {
                     println!(
-                        "\ndemo ok: {} events, {} dead-lettered with the expected codes, nothing lost; {} documents processed, {} refused with its code",
-                        s.events, s.dead_lettered, d.processed, d.dead_lettered
+                        "\ndemo ok: {} events, {} dead-lettered with the expected codes, nothing lost; {} documents processed, {} refused with its code; {} notifications",
+                        s.events, s.dead_lettered, d.processed, d.dead_lettered, n.notifications
                     );
                     ExitCode::SUCCESS
                 }
-                Ok((s, d)) => {
+                Ok((s, d, n)) => {
                     eprintln!(
-                        "fleet demo: unexpected result: {} events (expected {}), {} dead-lettered (expected {}), codes as expected: {}; documents: {} uploaded, {} processed, {} dead-lettered, entities as expected: {}",
+                        "fleet demo: unexpected result: {} events (expected {}), {} dead-lettered (expected {}), codes as expected: {}; documents: {} uploaded, {} processed, {} dead-lettered, entities as expected: {}; notify: {} routed, {} dead-lettered",
                         s.events,
                         s.expected_events,
                         s.dead_lettered,
@@ -69,7 +73,9 @@ async fn main() -> ExitCode {
                         d.uploaded,
                         d.processed,
                         d.dead_lettered,
-                        d.entities_as_expected
+                        d.entities_as_expected,
+                        n.routed,
+                        n.dead_lettered
                     );
                     ExitCode::from(1)
                 }

@@ -63,7 +63,29 @@ fn the_demo_runs_to_completion_and_is_idempotent_on_a_reused_directory() {
     ] {
         assert!(first.contains(code), "{code} missing from the demo output");
     }
+    // The notify half: admissions and documents rendered into the outbox without PHI.
+    assert!(
+        first
+            .lines()
+            .any(|l| l.contains("[inpatient-admissions] care-team-4east | Admission to 4EAST |")),
+        "no admission notification printed:\n{first}"
+    );
+    assert!(
+        first
+            .lines()
+            .any(|l| l.contains("[documents-with-medications]")),
+        "no document notification printed:\n{first}"
+    );
+    let outbox = std::fs::read_to_string(dir.path().join("outbox.jsonl")).unwrap();
+    assert!(outbox.lines().count() > 0);
     let second = demo(dir.path());
+    // Redelivered events (same event ids) notify nobody twice.
+    assert!(second.contains("; 0 notifications"), "{second}");
+    assert_eq!(
+        std::fs::read_to_string(dir.path().join("outbox.jsonl")).unwrap(),
+        outbox,
+        "the second run added notifications"
+    );
     assert_eq!(
         event_ids(&first),
         event_ids(&second),
@@ -85,5 +107,6 @@ fn the_demo_runs_to_completion_and_is_idempotent_on_a_reused_directory() {
         .chain(hl7_ingest::samples::GIVEN)
     {
         assert!(!first.contains(name));
+        assert!(!outbox.contains(name), "a name reached a notification");
     }
 }

@@ -1,0 +1,279 @@
+//! The message handler: event → matching rules → render (allow-listed fields only) → PHI
+//! check → deduplicate (event id + rule) → rate limit → publish.
+//!
+//! Deduplication uses the runtime's idempotency store on the records port: the claim is a
+//! conditional "not exists" write keyed by the event's stable id and the rule name, so a
+//! redelivered or republished event (same `detail.event_id`) is published once. A publish
+//! that fails abandons the claim so the retry can take it; a crash between the publish and
+//! the completion leaves an in-progress claim that expires after [`CLAIM_TTL`], after which
+//! the notification is sent again (at least once across a crash, never twice otherwise).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use fleet_core::{ErrorCode, ErrorKind, Notification, Notifier, PortError, RecordStore};
+use fleet_runtime::{Begin, Delivery, Handler, IdempotencyStore, Outcome};
+use serde_json::Value;
+
+use crate::event;
+use crate::ratelimit::{RateLimiter, Slot};
+use crate::rules::{RenderError, Rule, Rules};
+
+/// How long a claim protects a notification being sent.
+pub const CLAIM_TTL: Duration = Duration::from_secs(120);
+/// How long a delivery record is kept (redeliveries and DLQ replays within this are absorbed).
+pub const DONE_TTL: Duration = Duration::from_secs(14 * 24 * 3600);
+
+/// What the handler did for one rule (tests, the demo, `--print`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Sent {
+    pub rule: String,
+    pub destination: fleet_core::Destination,
+    pub notification: Notification,
+    pub message_id: String,
+}
+
+/// The result of handling one event, before it becomes an [`Outcome`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Handled {
+    pub sent: Vec<Sent>,
+    /// Rules whose notification had been sent before (a redelivery).
+    pub duplicates: Vec<String>,
+}
+
+pub struct NotifyHandler {
+    rules: Arc<Rules>,
+    notifier: Arc<dyn Notifier>,
+    dedup: IdempotencyStore,
+    limiter: Arc<RateLimiter>,
+    print: bool,
+}
+
+impl NotifyHandler {
+    pub fn new(
+        rules: Arc<Rules>,
+        notifier: Arc<dyn Notifier>,
+        records: Arc<dyn RecordStore>,
+        limiter: Arc<RateLimiter>,
+    ) -> Self {
+        Self {
+            rules,
+            notifier,
+            dedup: IdempotencyStore::new(records),
+            limiter,
+            print: false,
+        }
+    }
+
+    /// Print each published notification as a JSON line on stdout (local development).
+    pub fn print_to_stdout(mut self, print: bool) -> Self {
+        self.print = print;
+        self
+    }
+
+    /// Handle one body.
+    pub async fn handle_body(&self, body: &str) -> Result<Handled, Outcome> {
+        let ev =
+            event::parse(body).map_err(|why| Outcome::fail(ErrorCode::NotifyEventInvalid, why))?;
+        let mut handled = Handled {
+            sent: Vec::new(),
+            duplicates: Vec::new(),
+        };
+        let phi = event::phi_values(&ev.value);
+        for rule in self.rules.matching(&ev.value) {
+            let rendered =
+                self.rules
+                    .render(rule, &ev.value)
+                    .map_err(|RenderError::Template(what)| {
+                        Outcome::fail(
+                            ErrorCode::NotifyTemplateInvalid,
+                            format!("rule {}: {what}", rule.name),
+                        )
+                    })?;
+            let texts = [
+                rendered.subject.as_deref().unwrap_or(""),
+                rendered.body.as_str(),
+            ];
+            if texts.iter().any(|t| event::leaks(t, &phi)) {
+                tracing::warn!(rule = %rule.name, "rendered notification contains a PHI value of the event; refused");
+                return Err(Outcome::fail(
+                    ErrorCode::NotifyPhiInText,
+                    format!(
+                        "rule {}: the rendered text contains one of the event's PHI values",
+                        rule.name
+                    ),
+                ));
+            }
+            let notification = notification_for(rule, &ev, rendered);
+            match self.send_once(rule, &ev.dedup_key, notification).await? {
+                Some(sent) => handled.sent.push(sent),
+                None => handled.duplicates.push(rule.name.clone()),
+            }
+        }
+        Ok(handled)
+    }
+
+    async fn send_once(
+        &self,
+        rule: &Rule,
+        event_key: &str,
+        notification: Notification,
+    ) -> Result<Option<Sent>, Outcome> {
+        let key = format!("notify#{event_key}#{}", rule.name);
+        match self
+            .dedup
+            .begin(&key, CLAIM_TTL)
+            .await
+            .map_err(retry_from)?
+        {
+            Begin::Completed => {
+                tracing::info!(rule = %rule.name, "already notified; redelivery skipped");
+                return Ok(None);
+            }
+            Begin::InProgress => {
+                return Err(Outcome::Retry {
+                    reason: "notification in progress elsewhere",
+                    retry_after: Some(CLAIM_TTL / 4),
+                });
+            }
+            Begin::Started => {}
+        }
+        let dest_key = match &rule.destination {
+            fleet_core::Destination::Topic(t) => format!("topic:{t}"),
+            fleet_core::Destination::Sms(n) => format!("sms:{n}"),
+        };
+        match self.limiter.slot(&dest_key) {
+            Slot::After(wait) => {
+                if !wait.is_zero() {
+                    tracing::debug!(rule = %rule.name, wait_ms = wait.as_millis() as u64, "rate limited; waiting");
+                    tokio::time::sleep(wait).await;
+                }
+            }
+            Slot::Defer(wait) => {
+                let _ = self.dedup.abandon(&key).await;
+                tracing::info!(rule = %rule.name, defer_ms = wait.as_millis() as u64, "rate limited; deferred");
+                return Err(Outcome::Retry {
+                    reason: "destination rate limit",
+                    retry_after: Some(wait),
+                });
+            }
+        }
+        match self
+            .notifier
+            .publish(&rule.destination, &notification)
+            .await
+        {
+            Ok(message_id) => {
+                if let Err(e) = self.dedup.complete(&key, DONE_TTL).await {
+                    // Published. The claim stays in progress until it expires, so a redelivery
+                    // within CLAIM_TTL retries rather than sends; only after it could a
+                    // second copy go out.
+                    tracing::warn!(rule = %rule.name, op = e.op, kind = e.kind.as_str(), "delivery record not completed");
+                }
+                tracing::info!(rule = %rule.name, destination = %rule.destination.redacted(), "notification published");
+                let sent = Sent {
+                    rule: rule.name.clone(),
+                    destination: rule.destination.clone(),
+                    notification,
+                    message_id,
+                };
+                if self.print {
+                    println!(
+                        "{}",
+                        serde_json::json!({
+                            "rule": sent.rule,
+                            "destination": sent.destination,
+                            "subject": sent.notification.subject,
+                            "body": sent.notification.body,
+                        })
+                    );
+                }
+                Ok(Some(sent))
+            }
+            Err(e) => {
+                self.limiter.release(&dest_key);
+                let _ = self.dedup.abandon(&key).await;
+                Err(publish_outcome(&rule.name, &e))
+            }
+        }
+    }
+}
+
+fn notification_for(
+    rule: &Rule,
+    ev: &event::Event,
+    rendered: crate::rules::Rendered,
+) -> Notification {
+    let mut attributes = rule.attributes.clone();
+    attributes.insert("fleet.rule".into(), rule.name.clone());
+    attributes.insert("fleet.event_id".into(), ev.dedup_key.clone());
+    if let Some(dt) = ev.value.get("detail-type").and_then(Value::as_str) {
+        attributes.insert("fleet.event_type".into(), dt.to_string());
+    }
+    let dedup: String = {
+        use sha2::{Digest, Sha256};
+        hex::encode(&Sha256::digest(format!("{}#{}", ev.dedup_key, rule.name))[..16])
+    };
+    Notification {
+        subject: rendered.subject,
+        body: rendered.body,
+        attributes,
+        dedup_id: Some(dedup),
+        group_id: Some(rule.name.clone()),
+    }
+}
+
+fn retry_from(e: PortError) -> Outcome {
+    tracing::warn!(
+        op = e.op,
+        kind = e.kind.as_str(),
+        "delivery record failed; will retry"
+    );
+    Outcome::Retry {
+        reason: e.kind.as_str(),
+        retry_after: e.retry_after,
+    }
+}
+
+/// Throttling and transient failures are retried; a missing topic, an invalid destination or
+/// a refused publish is permanent.
+pub fn publish_outcome(rule: &str, e: &PortError) -> Outcome {
+    match e.kind {
+        ErrorKind::NotFound | ErrorKind::Invalid | ErrorKind::AccessDenied => Outcome::fail(
+            ErrorCode::NotifyDestinationInvalid,
+            format!("rule {rule}: {}: {}", e.op, e.message),
+        ),
+        kind => {
+            tracing::warn!(
+                rule,
+                op = e.op,
+                kind = kind.as_str(),
+                "publish failed; will retry"
+            );
+            Outcome::Retry {
+                reason: if kind == ErrorKind::Throttled {
+                    "destination throttled"
+                } else {
+                    "publish failed"
+                },
+                retry_after: e.retry_after,
+            }
+        }
+    }
+}
+
+#[async_trait]
+impl Handler for NotifyHandler {
+    async fn handle(&self, delivery: &Delivery) -> Outcome {
+        match self.handle_body(&delivery.body).await {
+            Ok(h) => {
+                if h.sent.is_empty() && h.duplicates.is_empty() {
+                    tracing::debug!("no rule matched");
+                }
+                Outcome::Done
+            }
+            Err(outcome) => outcome,
+        }
+    }
+}
