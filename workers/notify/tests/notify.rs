@@ -306,3 +306,40 @@ async fn the_rate_limit_defers_the_excess_and_later_delivers_it() {
     assert_eq!(sorted, ["rl-0", "rl-1", "rl-2", "rl-3", "rl-4"]);
     assert_eq!(ids[..3], ["rl-0", "rl-1", "rl-2"]);
 }
+
+#[test]
+fn notify_check_lists_the_example_rules_and_refuses_a_broken_file() {
+    let example = concat!(env!("CARGO_MANIFEST_DIR"), "/rules.example.toml");
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_notify"))
+        .args(["check", "--rules", example])
+        .env_remove("FLEET_NOTIFY_RULES")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let listed = String::from_utf8(out.stdout).unwrap();
+    for name in [
+        "inpatient-admissions",
+        "discharges",
+        "documents-with-medications",
+    ] {
+        assert!(listed.contains(name), "{listed}");
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let broken = dir.path().join("rules.toml");
+    std::fs::write(
+        &broken,
+        "[[rule]]\nname = \"x\"\ndestination = \"t\"\npattern = { source = [{ wildcard = \"a*\" }] }\nbody = \"b\"\n",
+    )
+    .unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_notify"))
+        .args(["check", "--rules"])
+        .arg(&broken)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8(out.stderr).unwrap();
+    assert!(
+        err.contains("rule \"x\"") && err.contains("wildcard"),
+        "{err}"
+    );
+}
