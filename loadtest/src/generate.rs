@@ -82,7 +82,11 @@ pub fn stream(s: &Scenario) -> Vec<Message> {
         } else {
             match ep.stage {
                 Stage::New => {
+                    // A registration opens its own (outpatient) visit: visit numbers are never
+                    // shared between patients, as in a real feed.
                     ep.stage = Stage::Registered;
+                    ep.visit = next_visit;
+                    next_visit += 1;
                     "A04"
                 }
                 Stage::Registered => {

@@ -79,6 +79,7 @@ pub struct Report {
     pub mean_body_bytes: u64,
     pub events_observed: u64,
     pub duplicate_events: u64,
+    pub duplicate_dead_letters: u64,
     pub dead_lettered: u64,
     pub dead_letter_codes: BTreeMap<String, u64>,
     /// Well-formed messages dead-lettered, or malformed ones that produced an event, or a

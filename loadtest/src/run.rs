@@ -72,6 +72,8 @@ struct Seen {
     /// message index → (code, DLQ SentTimestamp ms).
     dead: HashMap<usize, (String, i64)>,
     dead_unknown: u64,
+    /// A dead letter for a message already dead-lettered (a redelivery after a lost delete).
+    dead_duplicates: u64,
 }
 
 /// Run the scenario; the report says whether every message was accounted for.
@@ -86,11 +88,12 @@ pub async fn run(scenario: &Scenario, opts: &Options) -> anyhow::Result<Report> 
     let tap = stack.backend.queue(&stack.tap).await?;
     let dlq = stack.backend.queue(&stack.dlq).await?;
 
-    let index_by_body: HashMap<u64, usize> = messages
-        .iter()
-        .enumerate()
-        .map(|(i, m)| (body_key(&m.body), i))
-        .collect();
+    // Several messages can have the same body (a malformed one without MSH-10, for the same
+    // patient): a dead letter is matched to the first of them not matched yet.
+    let mut index_by_body: HashMap<u64, Vec<usize>> = HashMap::new();
+    for (i, m) in messages.iter().enumerate() {
+        index_by_body.entry(body_key(&m.body)).or_default().push(i);
+    }
     let index_by_control: HashMap<&str, usize> = messages
         .iter()
         .enumerate()
@@ -397,7 +400,7 @@ async fn collect_tap(
 async fn collect_dlq(
     dlq: Arc<dyn MessageQueue>,
     seen: Arc<Mutex<Seen>>,
-    by_body: Arc<HashMap<u64, usize>>,
+    by_body: Arc<HashMap<u64, Vec<usize>>>,
     stop: Stop,
 ) -> anyhow::Result<()> {
     while !stop.stopped() {
@@ -413,10 +416,13 @@ async fn collect_dlq(
                 let code = FailureMetadata::from_attributes(&m.attributes)
                     .map(|f| f.code.as_str().to_string())
                     .unwrap_or_else(|| "NO_FAILURE_ATTRIBUTE".into());
-                match by_body.get(&body_key(&m.body)) {
+                let candidates = by_body.get(&body_key(&m.body));
+                match candidates.and_then(|c| c.iter().find(|i| !s.dead.contains_key(i))) {
                     Some(&i) => {
-                        s.dead.entry(i).or_insert((code, m.sent_timestamp_ms));
+                        s.dead.insert(i, (code, m.sent_timestamp_ms));
                     }
+                    // Every message with this body is already dead-lettered: a duplicate.
+                    None if candidates.is_some() => s.dead_duplicates += 1,
                     None => s.dead_unknown += 1,
                 }
             }
@@ -509,6 +515,7 @@ fn assemble(
         mean_body_bytes: messages.iter().map(|m| m.body.len() as u64).sum::<u64>() / sent.max(1),
         events_observed: seen.events.len() as u64,
         duplicate_events: duplicates,
+        duplicate_dead_letters: seen.dead_duplicates,
         dead_lettered: seen.dead.len() as u64,
         dead_letter_codes: codes,
         unexpected_outcomes: unexpected,
