@@ -243,6 +243,21 @@ impl Provisioner {
         rule_name: &str,
         rule_arn: &str,
     ) -> Result<(), PortError> {
+        let sid = format!("events-{rule_name}");
+        self.allow_service_to_send(queue_url, queue_arn, &sid, "events.amazonaws.com", rule_arn)
+            .await
+    }
+
+    /// Add (or replace, by `sid`) a statement to the queue's policy that lets `service` send
+    /// to it on behalf of `source_arn` (an EventBridge rule, an SNS topic).
+    async fn allow_service_to_send(
+        &self,
+        queue_url: &str,
+        queue_arn: &str,
+        sid: &str,
+        service: &str,
+        source_arn: &str,
+    ) -> Result<(), PortError> {
         const OP: &str = "sqs.SetQueueAttributes";
         let existing = self
             .queue_attribute(queue_url, QueueAttributeName::Policy)
@@ -252,17 +267,16 @@ impl Provisioner {
             .and_then(|p| serde_json::from_str::<serde_json::Value>(p).ok())
             .filter(|p| p.get("Statement").is_some_and(serde_json::Value::is_array))
             .unwrap_or_else(|| json!({ "Version": "2012-10-17", "Statement": [] }));
-        let sid = format!("events-{rule_name}");
         let statement = json!({
             "Sid": sid,
             "Effect": "Allow",
-            "Principal": { "Service": "events.amazonaws.com" },
+            "Principal": { "Service": service },
             "Action": "sqs:SendMessage",
             "Resource": queue_arn,
-            "Condition": { "ArnEquals": { "aws:SourceArn": rule_arn } },
+            "Condition": { "ArnEquals": { "aws:SourceArn": source_arn } },
         });
         if let Some(list) = policy.get_mut("Statement").and_then(|s| s.as_array_mut()) {
-            list.retain(|s| s.get("Sid").and_then(|v| v.as_str()) != Some(sid.as_str()));
+            list.retain(|s| s.get("Sid").and_then(|v| v.as_str()) != Some(sid));
             list.push(statement);
         }
         self.sqs
@@ -498,36 +512,9 @@ impl Provisioner {
         queue_arn: &str,
         topic_arn: &str,
     ) -> Result<(), PortError> {
-        const OP: &str = "sqs.SetQueueAttributes";
-        let existing = self
-            .queue_attribute(queue_url, QueueAttributeName::Policy)
-            .await?;
-        let mut policy = existing
-            .as_deref()
-            .and_then(|p| serde_json::from_str::<serde_json::Value>(p).ok())
-            .filter(|p| p.get("Statement").is_some_and(serde_json::Value::is_array))
-            .unwrap_or_else(|| json!({ "Version": "2012-10-17", "Statement": [] }));
         let topic_name = topic_arn.rsplit(':').next().unwrap_or("topic");
         let sid = format!("sns-{topic_name}");
-        let statement = json!({
-            "Sid": sid,
-            "Effect": "Allow",
-            "Principal": { "Service": "sns.amazonaws.com" },
-            "Action": "sqs:SendMessage",
-            "Resource": queue_arn,
-            "Condition": { "ArnEquals": { "aws:SourceArn": topic_arn } },
-        });
-        if let Some(list) = policy.get_mut("Statement").and_then(|s| s.as_array_mut()) {
-            list.retain(|s| s.get("Sid").and_then(|v| v.as_str()) != Some(sid.as_str()));
-            list.push(statement);
-        }
-        self.sqs
-            .set_queue_attributes()
-            .queue_url(queue_url)
-            .attributes(QueueAttributeName::Policy, policy.to_string())
-            .send()
+        self.allow_service_to_send(queue_url, queue_arn, &sid, "sns.amazonaws.com", topic_arn)
             .await
-            .map_err(|e| classify(OP, &e))?;
-        Ok(())
     }
 }
