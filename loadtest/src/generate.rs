@@ -224,6 +224,8 @@ mod tests {
             extra_segments: [4, 24],
             worker_concurrency: 8,
             worker_wait_time_s: 1,
+            worker_publish_linger_ms: None,
+            worker_delete_linger_ms: None,
             idle_timeout_s: 10,
         }
     }

@@ -73,6 +73,9 @@ pub struct Report {
     pub started_at_unix_ms: i64,
     pub rate_target_per_s: u32,
     pub worker_concurrency: usize,
+    /// The worker's PutEvents / DeleteMessageBatch lingers when the scenario sets them.
+    pub worker_publish_linger_ms: Option<u64>,
+    pub worker_delete_linger_ms: Option<u64>,
     pub messages_sent: u64,
     pub well_formed_sent: u64,
     pub malformed_sent: u64,

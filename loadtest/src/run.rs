@@ -246,6 +246,12 @@ fn worker_env(stack: &Stack, s: &Scenario, health: SocketAddr) -> Vec<(String, S
         ("FLEET_LOG".into(), "info".into()),
         ("FLEET_LOG_FORMAT".into(), "json".into()),
     ]);
+    if let Some(ms) = s.worker_publish_linger_ms {
+        env.push(("FLEET_PUBLISH_LINGER_MS".into(), ms.to_string()));
+    }
+    if let Some(ms) = s.worker_delete_linger_ms {
+        env.push(("FLEET_DELETE_LINGER_MS".into(), ms.to_string()));
+    }
     env
 }
 
@@ -509,6 +515,8 @@ fn assemble(
         started_at_unix_ms: a.started_at_unix_ms,
         rate_target_per_s: scenario.rate_per_s,
         worker_concurrency: scenario.worker_concurrency,
+        worker_publish_linger_ms: scenario.worker_publish_linger_ms,
+        worker_delete_linger_ms: scenario.worker_delete_linger_ms,
         messages_sent: sent,
         well_formed_sent: sent - malformed,
         malformed_sent: malformed,

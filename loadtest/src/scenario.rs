@@ -50,6 +50,12 @@ pub struct Scenario {
     /// one makes a small run stop sooner (a poller finishes its long poll before exiting).
     #[serde(default = "default_wait")]
     pub worker_wait_time_s: u64,
+    /// The worker's PutEvents linger (`FLEET_PUBLISH_LINGER_MS`); unset keeps its default.
+    #[serde(default)]
+    pub worker_publish_linger_ms: Option<u64>,
+    /// The worker's DeleteMessageBatch linger (`FLEET_DELETE_LINGER_MS`); unset keeps its default.
+    #[serde(default)]
+    pub worker_delete_linger_ms: Option<u64>,
     /// Give up waiting for outstanding messages after this long without progress.
     #[serde(default = "default_idle")]
     pub idle_timeout_s: u64,

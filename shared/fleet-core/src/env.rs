@@ -28,6 +28,10 @@ pub const MAX_ATTEMPTS: &str = "FLEET_MAX_ATTEMPTS";
 pub const DRAIN_DEADLINE_SECS: &str = "FLEET_DRAIN_DEADLINE_SECS";
 /// Long-poll wait in seconds (0..=20).
 pub const WAIT_TIME_SECS: &str = "FLEET_WAIT_TIME_SECS";
+/// Milliseconds a partial PutEvents batch waits for companions (event latency against requests).
+pub const PUBLISH_LINGER_MS: &str = "FLEET_PUBLISH_LINGER_MS";
+/// Milliseconds a partial DeleteMessageBatch waits for companions (adds no event latency).
+pub const DELETE_LINGER_MS: &str = "FLEET_DELETE_LINGER_MS";
 /// Event bus name.
 pub const EVENT_BUS: &str = "FLEET_EVENT_BUS";
 /// `minimal` (default) or `full`.

@@ -71,6 +71,16 @@ pub struct WorkerConfig {
     /// Long-poll wait, seconds (0..=20).
     #[arg(long, env = env::WAIT_TIME_SECS, default_value_t = 20)]
     pub wait_time_secs: u64,
+    /// Milliseconds a partial PutEvents batch waits to fill. Longer means fewer requests when
+    /// messages arrive slowly, and that much more event latency.
+    #[arg(long, env = env::PUBLISH_LINGER_MS, default_value_t = 10,
+          value_parser = clap::value_parser!(u64).range(0..=5_000))]
+    pub publish_linger_ms: u64,
+    /// Milliseconds a partial DeleteMessageBatch waits to fill. It adds no event latency, only
+    /// to the window in which a crash redelivers; keep it far below the visibility timeout.
+    #[arg(long, env = env::DELETE_LINGER_MS, default_value_t = 50,
+          value_parser = clap::value_parser!(u64).range(0..=10_000))]
+    pub delete_linger_ms: u64,
     /// Start even if the queue or its DLQ is unencrypted (local development only).
     #[arg(long, env = env::ALLOW_UNENCRYPTED, action = clap::ArgAction::SetTrue,
           value_parser = clap::builder::BoolishValueParser::new())]
@@ -83,6 +93,12 @@ pub struct WorkerConfig {
 impl WorkerConfig {
     pub fn drain_deadline(&self) -> Duration {
         Duration::from_secs(self.drain_deadline_secs)
+    }
+    pub fn publish_linger(&self) -> Duration {
+        Duration::from_millis(self.publish_linger_ms)
+    }
+    pub fn delete_linger(&self) -> Duration {
+        Duration::from_millis(self.delete_linger_ms)
     }
     pub fn wait_time(&self) -> Duration {
         Duration::from_secs(self.wait_time_secs.min(20))

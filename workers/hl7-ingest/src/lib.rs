@@ -13,7 +13,6 @@ pub mod samples;
 use std::io::Write;
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::Duration;
 
 use fleet_core::Backend;
 use fleet_hl7::MapConfig;
@@ -26,13 +25,6 @@ pub use handler::Hl7Handler;
 /// The worker's name in logs, metrics and failure metadata.
 pub const WORKER: &str = "hl7-ingest";
 
-/// How long the event publisher waits to fill a PutEvents batch. It adds to event latency,
-/// so it stays short; at the rates where requests cost money, batches fill before it expires.
-const PUBLISH_LINGER: Duration = Duration::from_millis(10);
-/// How long acknowledgements wait to fill a DeleteMessageBatch. It adds nothing to event
-/// latency (the event is already out), only to the window in which a crash redelivers.
-const DELETE_LINGER: Duration = Duration::from_millis(50);
-
 /// Run the worker until `shutdown` is cancelled.
 pub async fn run(
     config: WorkerConfig,
@@ -42,7 +34,7 @@ pub async fn run(
     let (queue, bus, table) = config.identities()?;
     let handler = Hl7Handler::new(
         backend.records(&table),
-        EventPublisher::new(backend.event_bus(&bus), PUBLISH_LINGER),
+        EventPublisher::new(backend.event_bus(&bus), config.publish_linger()),
         MapConfig {
             timezone: config.timezone,
             ..MapConfig::default()
@@ -56,7 +48,7 @@ pub async fn run(
     rt.wait_time = config.wait_time();
     rt.allow_unencrypted = config.allow_unencrypted;
     rt.health_addr = config.health_addr;
-    rt.delete_linger = DELETE_LINGER;
+    rt.delete_linger = config.delete_linger();
     let report = fleet_runtime::run(rt, backend, Arc::new(handler), shutdown).await?;
     Ok(report)
 }
