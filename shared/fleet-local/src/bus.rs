@@ -12,7 +12,7 @@ use serde_json::{Value, json};
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
-use crate::db::{Db, json_err, sql_err};
+use crate::db::{Cached, Db, json_err, sql_err};
 use crate::now_ms;
 use crate::queue::send_in_tx;
 
@@ -38,8 +38,14 @@ pub(crate) fn put_rule(
     }
     Pattern::parse(pattern_json)
         .map_err(|e| PortError::invalid(OP, format!("rule {rule:?}: {e}")))?;
-    db.run_sync(OP, |tx| {
-        tx.execute(
+    let (bus, rule, pattern_json, target_queue) = (
+        bus.to_owned(),
+        rule.to_owned(),
+        pattern_json.to_owned(),
+        target_queue.to_owned(),
+    );
+    db.run_sync(OP, move |tx| {
+        tx.exec(
             "INSERT OR REPLACE INTO bus_rules (bus, name, pattern, target_queue) VALUES (?1, ?2, ?3, ?4)",
             params![bus, rule, pattern_json, target_queue],
         )
@@ -51,8 +57,9 @@ pub(crate) fn put_rule(
 /// Idempotent, like EventBridge's DeleteRule.
 pub(crate) fn delete_rule(db: &Db, bus: &str, rule: &str) -> Result<(), PortError> {
     const OP: &str = "local.delete_rule";
-    db.run_sync(OP, |tx| {
-        tx.execute(
+    let (bus, rule) = (bus.to_owned(), rule.to_owned());
+    db.run_sync(OP, move |tx| {
+        tx.exec(
             "DELETE FROM bus_rules WHERE bus = ?1 AND name = ?2",
             params![bus, rule],
         )
@@ -63,12 +70,13 @@ pub(crate) fn delete_rule(db: &Db, bus: &str, rule: &str) -> Result<(), PortErro
 
 pub(crate) fn list_events(db: &Db, bus: &str) -> Result<Vec<Value>, PortError> {
     const OP: &str = "local.list_bus_events";
-    db.run_sync(OP, |tx| {
+    let bus = bus.to_owned();
+    db.run_sync(OP, move |tx| {
         let mut st = tx
             .prepare("SELECT envelope FROM bus_events WHERE bus = ?1 ORDER BY seq")
             .map_err(sql_err(OP))?;
         let rows = st
-            .query_map([bus], |r| r.get::<_, String>(0))
+            .query_map([&bus], |r| r.get::<_, String>(0))
             .map_err(sql_err(OP))?;
         let mut out = Vec::new();
         for row in rows {
@@ -180,7 +188,7 @@ fn put_in_tx(
         };
         let id = env["id"].as_str().unwrap_or_default().to_string();
         let body = serde_json::to_string(&env).map_err(json_err(OP))?;
-        tx.execute(
+        tx.exec(
             "INSERT INTO bus_events (bus, event_id, envelope, put_ms) VALUES (?1, ?2, ?3, ?4)",
             params![bus, id, body, now],
         )

@@ -14,7 +14,7 @@ use fleet_core::{ErrorKind, PortError};
 use rusqlite::{OptionalExtension, params};
 use serde::{Deserialize, Serialize};
 
-use crate::db::{Db, json_err, sql_err};
+use crate::db::{Cached, Db, json_err, sql_err};
 use crate::now_ms;
 
 /// Prefix of local topic pseudo-ARNs.
@@ -45,10 +45,11 @@ pub(crate) fn create_topic(db: &Db, name: &str) -> Result<String, PortError> {
     if Destination::parse(name).is_none_or(|d| !matches!(d, Destination::Topic(_))) {
         return Err(PortError::invalid(OP, "invalid topic name"));
     }
-    db.run_sync(OP, |tx| {
-        tx.execute(
+    let owned = name.to_owned();
+    db.run_sync(OP, move |tx| {
+        tx.exec(
             "INSERT OR IGNORE INTO topics (name) VALUES (?1)",
-            params![name],
+            params![owned],
         )
         .map_err(sql_err(OP))?;
         Ok(())
@@ -149,7 +150,7 @@ impl Notifier for LocalNotifier {
             .run(OP, move |tx| {
                 if let Destination::Topic(name) = &entry.destination {
                     let known: Option<String> = tx
-                        .query_row(
+                        .row(
                             "SELECT name FROM topics WHERE name = ?1",
                             params![name],
                             |r| r.get(0),
@@ -162,7 +163,7 @@ impl Notifier for LocalNotifier {
                 }
                 let dest = serde_json::to_string(&entry.destination).map_err(json_err(OP))?;
                 let n = serde_json::to_string(&entry.notification).map_err(json_err(OP))?;
-                tx.execute(
+                tx.exec(
                     "INSERT INTO notifications (message_id, destination, notification, published_ms) VALUES (?1, ?2, ?3, ?4)",
                     params![entry.message_id, dest, n, entry.published_ms],
                 )

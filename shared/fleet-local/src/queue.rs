@@ -13,7 +13,7 @@ use fleet_core::{ErrorKind, PortError};
 use rusqlite::{OptionalExtension, Transaction, params};
 use sha2::{Digest, Sha256};
 
-use crate::db::{Db, json_err, sql_err};
+use crate::db::{Cached, Db, json_err, sql_err};
 use crate::{QUEUE_ARN_PREFIX, QueuedMessage, duration_ms, now_ms};
 
 /// SQS limits the local queue enforces too, so nothing works locally that AWS would reject.
@@ -93,7 +93,7 @@ fn validate_name(name: &str, fifo: bool) -> Result<(), PortError> {
 }
 
 pub(crate) fn queue_exists(tx: &Transaction<'_>, name: &str) -> Result<bool, PortError> {
-    tx.query_row(
+    tx.row(
         "SELECT EXISTS(SELECT 1 FROM queues WHERE name = ?1)",
         [name],
         |r| r.get(0),
@@ -107,7 +107,7 @@ fn load_config(
     op: &'static str,
 ) -> Result<QueueConfig, PortError> {
     let row = tx
-        .query_row(
+        .row(
             "SELECT fifo, visibility_ms, delay_ms, dlq, max_receives, content_dedup, kms_key_id FROM queues WHERE name = ?1",
             [name],
             |r| {
@@ -157,7 +157,7 @@ pub(crate) fn create_queue(db: &Db, name: &str, spec: &QueueSpec) -> Result<(), 
                 return Err(invalid(OP, "maxReceiveCount must be 1..=1000"));
             }
             let dlq_fifo: Option<bool> = tx
-                .query_row("SELECT fifo FROM queues WHERE name = ?1", [dlq], |r| r.get(0))
+                .row("SELECT fifo FROM queues WHERE name = ?1", [dlq], |r| r.get(0))
                 .optional()
                 .map_err(sql_err(OP))?;
             match dlq_fifo {
@@ -169,14 +169,14 @@ pub(crate) fn create_queue(db: &Db, name: &str, spec: &QueueSpec) -> Result<(), 
             }
         }
         let existing: Option<bool> = tx
-            .query_row("SELECT fifo FROM queues WHERE name = ?1", [&name], |r| r.get(0))
+            .row("SELECT fifo FROM queues WHERE name = ?1", [&name], |r| r.get(0))
             .optional()
             .map_err(sql_err(OP))?;
         if existing.is_some_and(|f| f != spec.fifo) {
             return Err(invalid(OP, format!("queue {name:?} exists with a different FIFO setting")));
         }
         let (dlq, max) = spec.redrive.clone().unzip();
-        tx.execute(
+        tx.exec(
             "INSERT INTO queues (name, fifo, visibility_ms, delay_ms, dlq, max_receives, content_dedup, kms_key_id)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)
              ON CONFLICT (name) DO UPDATE SET visibility_ms = excluded.visibility_ms, delay_ms = excluded.delay_ms,
@@ -200,9 +200,10 @@ pub(crate) fn create_queue(db: &Db, name: &str, spec: &QueueSpec) -> Result<(), 
 
 pub(crate) fn delete_queue(db: &Db, name: &str) -> Result<(), PortError> {
     const OP: &str = "local.delete_queue";
-    db.run_sync(OP, |tx| {
+    let name = name.to_owned();
+    db.run_sync(OP, move |tx| {
         let n = tx
-            .execute("DELETE FROM queues WHERE name = ?1", [name])
+            .exec("DELETE FROM queues WHERE name = ?1", [&name])
             .map_err(sql_err(OP))?;
         if n == 0 {
             return Err(PortError::not_found(
@@ -215,7 +216,7 @@ pub(crate) fn delete_queue(db: &Db, name: &str) -> Result<(), PortError> {
             "DELETE FROM receipts WHERE queue = ?1",
             "DELETE FROM fifo_dedup WHERE queue = ?1",
         ] {
-            tx.execute(sql, [name]).map_err(sql_err(OP))?;
+            tx.exec(sql, [&name]).map_err(sql_err(OP))?;
         }
         Ok(())
     })
@@ -235,8 +236,9 @@ pub(crate) fn list_queues(db: &Db) -> Result<Vec<String>, PortError> {
 
 pub(crate) fn snapshot(db: &Db, name: &str) -> Result<Vec<QueuedMessage>, PortError> {
     const OP: &str = "local.queue_snapshot";
-    db.run_sync(OP, |tx| {
-        load_config(tx, name, OP)?;
+    let name = name.to_owned();
+    db.run_sync(OP, move |tx| {
+        load_config(tx, &name, OP)?;
         let now = now_ms();
         let mut st = tx
             .prepare(
@@ -374,25 +376,25 @@ fn receive_once(
             {
                 // SQS moves the message when a receive would exceed maxReceiveCount, keeping
                 // its id, body and attributes.
-                tx.execute(
+                tx.exec(
                     "INSERT INTO messages (queue, message_id, body, attributes, sent_ms, visible_at_ms, group_id, dedup_id)
                      VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
                     params![dlq, c.message_id, c.body, c.attributes, c.sent_ms, now, c.group_id, c.dedup_id],
                 )
                 .map_err(sql_err(OP))?;
-                tx.execute("DELETE FROM messages WHERE seq = ?1", [c.seq])
+                tx.exec("DELETE FROM messages WHERE seq = ?1", [c.seq])
                     .map_err(sql_err(OP))?;
                 moved = true;
                 continue;
             }
             let receipt = new_receipt();
             let receive_count = c.receive_count.saturating_add(1);
-            tx.execute(
+            tx.exec(
                 "UPDATE messages SET receipt = ?1, receive_count = ?2, visible_at_ms = ?3 WHERE seq = ?4",
                 params![receipt, receive_count, now.saturating_add(visibility_ms), c.seq],
             )
             .map_err(sql_err(OP))?;
-            tx.execute(
+            tx.exec(
                 "INSERT OR REPLACE INTO receipts (receipt, queue, seq, issued_ms) VALUES (?1, ?2, ?3, ?4)",
                 params![receipt, queue, c.seq, now],
             )
@@ -423,7 +425,7 @@ fn receive_once(
 fn anything_visible(tx: &Transaction<'_>, queue: &str) -> Result<bool, PortError> {
     const OP: &str = "sqs.ReceiveMessage";
     load_config(tx, queue, OP)?;
-    tx.query_row(
+    tx.row(
         "SELECT EXISTS(SELECT 1 FROM messages WHERE queue = ?1 AND visible_at_ms <= ?2)",
         params![queue, now_ms()],
         |r| r.get(0),
@@ -526,13 +528,13 @@ fn insert_message(
         (None, None)
     };
     if let Some(dedup) = &dedup_id {
-        tx.execute(
+        tx.exec(
             "DELETE FROM fifo_dedup WHERE queue = ?1 AND expires_ms <= ?2",
             params![queue, now],
         )
         .map_err(sql_err(OP))?;
         let existing: Option<String> = tx
-            .query_row(
+            .row(
                 "SELECT message_id FROM fifo_dedup WHERE queue = ?1 AND dedup_id = ?2",
                 params![queue, dedup],
                 |r| r.get(0),
@@ -547,14 +549,14 @@ fn insert_message(
     let message_id = uuid::Uuid::new_v4().to_string();
     let delay_ms = m.delay.map(duration_ms).unwrap_or(cfg.delay_ms);
     let attributes = serde_json::to_string(&m.attributes).map_err(json_err(OP))?;
-    tx.execute(
+    tx.exec(
         "INSERT INTO messages (queue, message_id, body, attributes, sent_ms, visible_at_ms, group_id, dedup_id)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
         params![queue, message_id, m.body, attributes, now, now.saturating_add(delay_ms), group_id, dedup_id],
     )
     .map_err(sql_err(OP))?;
     if let Some(dedup) = &dedup_id {
-        tx.execute(
+        tx.exec(
             "INSERT INTO fifo_dedup (queue, dedup_id, message_id, expires_ms) VALUES (?1, ?2, ?3, ?4)",
             params![queue, dedup, message_id, now.saturating_add(duration_ms(DEDUP_WINDOW))],
         )
@@ -590,7 +592,7 @@ fn receipt_of_deleted(
     receipt: &str,
     op: &'static str,
 ) -> Result<bool, PortError> {
-    tx.query_row(
+    tx.row(
         "SELECT EXISTS(SELECT 1 FROM receipts r WHERE r.receipt = ?1 AND r.queue = ?2
                        AND NOT EXISTS (SELECT 1 FROM messages m WHERE m.seq = r.seq))",
         params![receipt, queue],
@@ -662,14 +664,14 @@ impl MessageQueue for LocalQueue {
                 let mut result = BatchResult::default();
                 for (index, receipt) in receipts.iter().enumerate() {
                     let n = tx
-                        .execute("DELETE FROM messages WHERE queue = ?1 AND receipt = ?2", params![&*name, receipt])
+                        .exec("DELETE FROM messages WHERE queue = ?1 AND receipt = ?2", params![&*name, receipt])
                         .map_err(sql_err(OP))?;
                     // Deleting again with the latest receipt succeeds on SQS; an older one does not.
                     if n == 0 && !receipt_of_deleted(tx, &name, receipt, OP)? {
                         result.failed.push(EntryFailure { index, code: "ReceiptHandleIsInvalid".into(), sender_fault: true });
                     }
                 }
-                tx.execute(
+                tx.exec(
                     "DELETE FROM receipts WHERE issued_ms < ?1 AND NOT EXISTS (SELECT 1 FROM messages m WHERE m.seq = receipts.seq)",
                     [now.saturating_sub(duration_ms(RECEIPT_RETENTION))],
                 )
@@ -699,7 +701,7 @@ impl MessageQueue for LocalQueue {
                         continue;
                     }
                     let n = tx
-                        .execute(
+                        .exec(
                             "UPDATE messages SET visible_at_ms = ?1 WHERE queue = ?2 AND receipt = ?3",
                             params![now.saturating_add(duration_ms(*timeout)), &*name, receipt],
                         )
@@ -767,7 +769,7 @@ impl MessageQueue for LocalQueue {
                 let cfg = load_config(tx, &name, OP)?;
                 let now = now_ms();
                 let (visible, in_flight, delayed): (i64, i64, i64) = tx
-                    .query_row(
+                    .row(
                         "SELECT COALESCE(SUM(visible_at_ms <= ?2), 0),
                                 COALESCE(SUM(visible_at_ms > ?2 AND receipt IS NOT NULL), 0),
                                 COALESCE(SUM(visible_at_ms > ?2 AND receipt IS NULL), 0)

@@ -16,7 +16,7 @@ use fleet_core::ports::{
 use fleet_core::requests::count;
 use rusqlite::{OptionalExtension, Transaction, params};
 
-use crate::db::{Db, json_err, sql_err};
+use crate::db::{Cached, Db, json_err, sql_err};
 use crate::now_ms;
 
 const MAX_TRANSACT_ITEMS: usize = 100;
@@ -53,13 +53,14 @@ fn collect(
 
 pub(crate) fn all(db: &Db, table: &str) -> Result<Vec<Record>, PortError> {
     const OP: &str = "local.table_records";
-    db.run_sync(OP, |tx| {
+    let table = table.to_owned();
+    db.run_sync(OP, move |tx| {
         let mut st = tx
             .prepare(
                 "SELECT pk, sk, ord, expires_at, data FROM records WHERE tbl = ?1 ORDER BY pk, sk",
             )
             .map_err(sql_err(OP))?;
-        let rows = st.query_map([table], row_to_record).map_err(sql_err(OP))?;
+        let rows = st.query_map([&table], row_to_record).map_err(sql_err(OP))?;
         collect(rows, OP)
     })
 }
@@ -75,7 +76,7 @@ fn condition_holds(
         return Ok(true);
     }
     let existing: Option<i64> = tx
-        .query_row(
+        .row(
             "SELECT ord FROM records WHERE tbl = ?1 AND pk = ?2 AND sk = ?3 AND (expires_at IS NULL OR expires_at > ?4)",
             params![table, put.record.pk, put.record.sk, now_secs()],
             |r| r.get(0),
@@ -91,7 +92,7 @@ fn condition_holds(
 
 fn write(tx: &Transaction<'_>, table: &str, r: &Record, op: &'static str) -> Result<(), PortError> {
     let data = serde_json::to_string(&r.data).map_err(json_err(op))?;
-    tx.execute(
+    tx.exec(
         "INSERT OR REPLACE INTO records (tbl, pk, sk, ord, expires_at, data) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
         params![table, r.pk, r.sk, r.order, r.expires_at, data],
     )
