@@ -68,6 +68,9 @@ pub struct RuntimeConfig {
     pub backoff: BackoffPolicy,
     /// How long a delete waits for companions before its batch is sent.
     pub delete_linger: Duration,
+    /// While the queue has a backlog (the last receive came back full), how long a poller
+    /// waits for more free slots before a receive of fewer than 10.
+    pub receive_linger: Duration,
     pub heartbeat: HeartbeatConfig,
     /// Time in-flight handlers get to finish after shutdown is requested.
     pub drain_deadline: Duration,
@@ -101,6 +104,7 @@ impl RuntimeConfig {
             max_attempts: 5,
             backoff: BackoffPolicy::DEFAULT,
             delete_linger: Duration::from_millis(20),
+            receive_linger: Duration::from_millis(10),
             heartbeat: HeartbeatConfig::default(),
             drain_deadline: Duration::from_secs(25),
             allow_unencrypted: false,

@@ -370,6 +370,9 @@ const POLL_GRACE_AT_SHUTDOWN: Duration = Duration::from_secs(1);
 async fn poll_loop(ctx: Arc<Ctx>, slots: Arc<Semaphore>, tracker: TaskTracker) {
     let health = &ctx.telemetry.health;
     let mut error_backoff = Duration::from_millis(200);
+    // The last receive came back full: the queue has a backlog.
+    let mut backlog = false;
+    let full_batch = batcher::MAX_BATCH.min(ctx.cfg.concurrency);
     loop {
         // Slots first: never receive a message no handler is free to take.
         health.waiting_for_slots(true);
@@ -384,6 +387,23 @@ async fn poll_loop(ctx: Arc<Ctx>, slots: Arc<Semaphore>, tracker: TaskTracker) {
             match slots.clone().try_acquire_owned() {
                 Ok(p) => permits.merge(p),
                 Err(_) => break,
+            }
+        }
+        // With a backlog, handlers tend to finish in bursts (a PutEvents batch answers ten at
+        // once): a short wait for the rest of the burst turns several small receives into one
+        // of ten. Without a backlog nothing waits, so a quiet queue keeps its latency.
+        if backlog && permits.num_permits() < full_batch {
+            let until = tokio::time::Instant::now() + ctx.cfg.receive_linger;
+            while permits.num_permits() < full_batch {
+                tokio::select! {
+                    biased;
+                    _ = ctx.shutdown.cancelled() => break,
+                    p = slots.clone().acquire_owned() => match p {
+                        Ok(p) => permits.merge(p),
+                        Err(_) => break,
+                    },
+                    _ = tokio::time::sleep_until(until) => break,
+                }
             }
         }
         let max = u32::try_from(permits.num_permits()).unwrap_or(1);
@@ -404,6 +424,7 @@ async fn poll_loop(ctx: Arc<Ctx>, slots: Arc<Semaphore>, tracker: TaskTracker) {
         match received {
             Ok(messages) => {
                 error_backoff = Duration::from_millis(200);
+                backlog = messages.len() >= max as usize;
                 telemetry::ReceiveCompleted {
                     count: messages.len(),
                 }
@@ -414,6 +435,7 @@ async fn poll_loop(ctx: Arc<Ctx>, slots: Arc<Semaphore>, tracker: TaskTracker) {
             }
             Err(e) => {
                 drop(permits);
+                backlog = false;
                 let wait = e
                     .retry_after
                     .unwrap_or(error_backoff)
