@@ -6,6 +6,7 @@
 //!
 //! Reports never carry message bodies or any field of them: only counts, codes, timings.
 
+pub mod documents;
 pub mod generate;
 pub mod report;
 pub mod run;

@@ -24,6 +24,16 @@ struct Cli {
 enum Cmd {
     /// Run a scenario; exit 1 when a message was lost or misrouted.
     Run(RunArgs),
+    /// Write seeded synthetic clinical notes (text-layer PDFs) and manifest.json, for loading
+    /// the document pipeline; the manifest lists what each note contains.
+    Documents {
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+        #[arg(long, default_value_t = 100)]
+        count: usize,
+        #[arg(long)]
+        out: PathBuf,
+    },
     /// Print a scenario's stream summary (counts by trigger, sizes) without running anything.
     Describe {
         scenario: PathBuf,
@@ -77,6 +87,24 @@ fn main() -> ExitCode {
                 ExitCode::from(2)
             }
         },
+        Cmd::Documents { seed, count, out } => {
+            match loadtest::documents::write(&out, seed, count) {
+                Ok(docs) => {
+                    let bytes: usize = docs.iter().map(|d| d.bytes).sum();
+                    let pages: usize = docs.iter().map(|d| d.pages).sum();
+                    println!(
+                        "{} documents, {pages} pages, {bytes} bytes in {} (manifest.json lists each)",
+                        docs.len(),
+                        out.display()
+                    );
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("loadtest: {e:#}");
+                    ExitCode::from(2)
+                }
+            }
+        }
         Cmd::Run(args) => {
             let rt = match tokio::runtime::Builder::new_multi_thread()
                 .enable_all()
