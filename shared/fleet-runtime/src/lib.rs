@@ -27,4 +27,6 @@ pub use idempotency::{Begin, IdempotencyStore};
 pub use logging::{init_logging, init_logging_with_default};
 pub use publisher::EventPublisher;
 pub use runtime::{CORRELATION_ATTRIBUTE, Delivery, Handler, Outcome, RunReport, run};
-pub use signals::shutdown_on_signals;
+pub use signals::{
+    FinishedRun, init_logging_from_env, requests_json, run_worker, shutdown_on_signals,
+};

@@ -38,6 +38,19 @@ pub struct Report {
     pub completions: Option<RunReport>,
 }
 
+impl fleet_runtime::FinishedRun for Report {
+    fn log_finished(&self) {
+        tracing::info!(
+            received = self.uploads.received,
+            succeeded = self.uploads.succeeded,
+            dead_lettered = self.uploads.dead_lettered,
+            completions = self.completions.as_ref().map(|c| c.received),
+            requests = %fleet_runtime::requests_json(),
+            "run finished"
+        );
+    }
+}
+
 /// Build the pipeline for a configuration.
 pub fn pipeline(
     config: &WorkerConfig,
