@@ -61,12 +61,27 @@ pub fn stream(s: &Scenario) -> Vec<Message> {
         }
         let slot = rng.random_range(0..pool.len());
         if rng.random_bool(s.malformed_fraction) {
-            let (body, code) = samples::malformed(
-                malformed_kind,
-                &control_id,
-                &pool[slot].patient,
-                (clock / 60 % 60) as usize,
-            );
+            // With a worker size limit set, every ninth poison message is an otherwise valid
+            // update padded past it.
+            let oversized = s
+                .worker_max_message_bytes
+                .filter(|_| malformed_kind % (samples::MALFORMED_KINDS + 1) == samples::MALFORMED_KINDS);
+            let (body, code) = match oversized {
+                Some(limit) => {
+                    let p = &pool[slot].patient;
+                    let mut body = samples::adt_at("A08", &control_id, p, &time, next_visit);
+                    while body.len() <= limit {
+                        pad(&mut body, 6, &mut rng, &time);
+                    }
+                    (body, ErrorCode::BodyTooLarge)
+                }
+                None => samples::malformed(
+                    malformed_kind,
+                    &control_id,
+                    &pool[slot].patient,
+                    (clock / 60 % 60) as usize,
+                ),
+            };
             malformed_kind += 1;
             out.push(Message {
                 body,
@@ -227,8 +242,14 @@ mod tests {
             worker_publish_linger_ms: None,
             worker_delete_linger_ms: None,
             idle_timeout_s: 10,
+            visibility_timeout_s: 60,
+            worker_drain_deadline_s: 10,
+            worker_max_message_bytes: Some(LIMIT),
+            faults: Default::default(),
         }
     }
+
+    const LIMIT: usize = 20_000;
 
     #[test]
     fn the_same_seed_gives_the_same_bytes_and_another_seed_does_not() {
@@ -260,8 +281,17 @@ mod tests {
     /// worker's own guard and mapping decide, not this generator.
     #[test]
     fn the_worker_mapping_agrees_with_every_expected_outcome() {
-        let cfg = fleet_hl7::MapConfig::default();
-        for m in stream(&scenario(1500, 0.05)) {
+        let cfg = fleet_hl7::MapConfig {
+            max_message_bytes: LIMIT,
+            ..fleet_hl7::MapConfig::default()
+        };
+        let msgs = stream(&scenario(1500, 0.05));
+        let codes: std::collections::BTreeSet<_> =
+            msgs.iter().filter_map(|m| m.expected_failure).collect();
+        // Every poison kind occurs: the eight malformed ones and the oversized one.
+        assert_eq!(codes.len(), samples::MALFORMED_KINDS + 1, "{codes:?}");
+        assert!(codes.contains(&ErrorCode::BodyTooLarge));
+        for m in msgs {
             let lines = fleet_hl7::inspect(m.body.as_bytes(), &cfg);
             match m.expected_failure {
                 None => assert!(

@@ -6,8 +6,10 @@
 //!
 //! Reports never carry message bodies or any field of them: only counts, codes, timings.
 
+pub mod chaos;
 pub mod documents;
 pub mod generate;
+pub mod proxy;
 pub mod report;
 pub mod run;
 pub mod scenario;

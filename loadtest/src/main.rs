@@ -72,6 +72,10 @@ struct RunArgs {
     /// Override the scenario's seed.
     #[arg(long)]
     seed: Option<u64>,
+    /// Override the window of the scenario's kills and SIGTERMs: `FROM,TO` seconds after the
+    /// worker first reports ready (a smaller run needs a shorter window).
+    #[arg(long, value_parser = parse_window)]
+    window: Option<[f64; 2]>,
     /// Override the worker's concurrency.
     #[arg(long)]
     concurrency: Option<usize>,
@@ -128,6 +132,18 @@ fn main() -> ExitCode {
     }
 }
 
+fn parse_window(v: &str) -> Result<[f64; 2], String> {
+    let (a, b) = v
+        .split_once(',')
+        .ok_or_else(|| format!("expected FROM,TO seconds, got {v:?}"))?;
+    let n = |x: &str| {
+        x.trim()
+            .parse::<f64>()
+            .map_err(|_| format!("{x:?} is not a number of seconds"))
+    };
+    Ok([n(a)?, n(b)?])
+}
+
 fn load(path: &Path, messages: Option<usize>) -> anyhow::Result<Scenario> {
     let mut s = Scenario::load(path)?;
     if let Some(n) = messages {
@@ -175,6 +191,9 @@ async fn run(a: RunArgs) -> anyhow::Result<bool> {
     }
     if let Some(c) = a.concurrency {
         s.worker_concurrency = c;
+    }
+    if let Some(w) = a.window {
+        s.faults.window_s = w;
     }
     s.validate()?;
     let worker_bin = match a.worker_bin {

@@ -5,6 +5,10 @@ use std::fmt::Write as _;
 
 use serde::Serialize;
 
+use crate::chaos::{Disruption, DisruptionKind, RecordCheck};
+use crate::proxy::ProxySummary;
+use crate::scenario::Faults;
+
 #[derive(Debug, Clone, Copy, Default, Serialize, PartialEq)]
 pub struct Percentiles {
     pub p50: f64,
@@ -76,6 +80,8 @@ pub struct Report {
     /// The worker's PutEvents / DeleteMessageBatch lingers when the scenario sets them.
     pub worker_publish_linger_ms: Option<u64>,
     pub worker_delete_linger_ms: Option<u64>,
+    pub worker_drain_deadline_s: u64,
+    pub visibility_timeout_s: u64,
     pub messages_sent: u64,
     pub well_formed_sent: u64,
     pub malformed_sent: u64,
@@ -112,11 +118,69 @@ pub struct Report {
     pub requests: BTreeMap<String, u64>,
     pub targets: Vec<Target>,
     pub timeline: Vec<Second>,
+    /// Kills, SIGTERMs and proxy faults, when the scenario has any.
+    pub faults: Option<FaultsReport>,
+    /// The worker's event records checked against the messages and the published events.
+    pub records: Option<RecordCheck>,
+    /// Messages whose events carried more than one event id (a redelivery must reuse the id).
+    pub event_ids_conflicting: u64,
 }
+
+/// What was done to the worker and what came of it.
+#[derive(Debug, Clone, Serialize)]
+pub struct FaultsReport {
+    pub planned: Faults,
+    /// Worker processes started (1 + one per disruption).
+    pub worker_starts: u32,
+    pub disruptions: Vec<Disruption>,
+    /// Request counts come from each worker's final line; a killed worker writes none.
+    pub requests_partial: bool,
+    pub proxy: Option<ProxySummary>,
+}
+
+impl FaultsReport {
+    /// Every planned disruption happened; every SIGTERM exited cleanly within the drain
+    /// deadline (plus the margin for the final flush) and left nothing invisible; the SDK
+    /// never went past its announced attempt limit.
+    pub fn held(&self, drain_deadline_s: u64) -> bool {
+        let planned = self.planned.disruptions() as usize;
+        let terms_ok = self.disruptions.iter().all(|d| match d.kind {
+            DisruptionKind::Kill => true,
+            DisruptionKind::Term => {
+                d.exit_ok == Some(true)
+                    && d.exit_s.is_some_and(|s| s <= drain_deadline_s as f64 + EXIT_MARGIN_S)
+                    && d.in_flight_after_exit == Some(0)
+            }
+        });
+        let retries_bounded = self
+            .proxy
+            .as_ref()
+            .is_none_or(|p| p.max_attempt <= p.max_attempts_allowed);
+        self.disruptions.len() == planned && terms_ok && retries_bounded
+    }
+
+    /// Seconds from each disruption to the first outcome after the restart.
+    pub fn recovery(&self) -> Percentiles {
+        let mut v: Vec<f64> = self.disruptions.iter().filter_map(|d| d.recovery_s).collect();
+        Percentiles::of(&mut v)
+    }
+}
+
+/// What a SIGTERM'd worker may take beyond its drain deadline: the last delete and visibility
+/// flushes after the drain, and process exit.
+pub const EXIT_MARGIN_S: f64 = 5.0;
 
 impl Report {
     pub fn passed(&self) -> bool {
-        self.lost == 0 && self.unexpected_outcomes == 0 && self.messages_sent > 0
+        self.lost == 0
+            && self.unexpected_outcomes == 0
+            && self.messages_sent > 0
+            && self.event_ids_conflicting == 0
+            && self.records.as_ref().is_none_or(RecordCheck::ok)
+            && self
+                .faults
+                .as_ref()
+                .is_none_or(|f| f.held(self.worker_drain_deadline_s))
     }
 
     /// The human table printed on stdout.
@@ -172,6 +236,58 @@ impl Report {
                 ),
             ),
         ];
+        let mut rows = rows;
+        if let Some(r) = &self.records {
+            rows.push((
+                "event records",
+                format!(
+                    "{} checked, {} missing, {} conflicting, {} for poison messages",
+                    r.checked, r.missing, r.conflicting, r.for_poison
+                ),
+            ));
+        }
+        rows.push((
+            "event ids per message",
+            format!("{} messages with more than one", self.event_ids_conflicting),
+        ));
+        if let Some(f) = &self.faults {
+            let kills = f.disruptions.iter().filter(|d| d.kind == DisruptionKind::Kill).count();
+            let terms: Vec<&Disruption> =
+                f.disruptions.iter().filter(|d| d.kind == DisruptionKind::Term).collect();
+            let rec = f.recovery();
+            rows.push((
+                "disruptions",
+                format!(
+                    "{kills} of {} kill -9, {} of {} SIGTERM; recovery p50 {:.2} s, max {:.2} s",
+                    f.planned.kills,
+                    terms.len(),
+                    f.planned.sigterms,
+                    rec.p50,
+                    rec.max
+                ),
+            ));
+            if !terms.is_empty() {
+                let slowest = terms.iter().filter_map(|d| d.exit_s).fold(0.0, f64::max);
+                let clean = terms.iter().filter(|d| d.exit_ok == Some(true)).count();
+                let invisible: u64 = terms.iter().filter_map(|d| d.in_flight_after_exit).sum();
+                rows.push((
+                    "SIGTERM exits",
+                    format!(
+                        "{clean} clean, slowest {slowest:.2} s (deadline {} s), {invisible} left invisible",
+                        self.worker_drain_deadline_s
+                    ),
+                ));
+            }
+            if let Some(p) = &f.proxy {
+                rows.push((
+                    "fault proxy",
+                    format!(
+                        "{} requests, injected {:?}, {} retries, highest attempt {} of {}",
+                        p.requests, p.injected, p.retries, p.max_attempt, p.max_attempts_allowed
+                    ),
+                ));
+            }
+        }
         for (k, v) in rows {
             let _ = writeln!(s, "{k:<26} {v}");
         }

@@ -15,8 +15,10 @@ use fleet_core::FailureMetadata;
 use fleet_core::ports::{MessageQueue, OutgoingMessage};
 use std::sync::atomic::{AtomicBool, Ordering};
 
+use crate::chaos::{self, Disruption, DisruptionKind};
 use crate::generate::{self, Message};
-use crate::report::{self, Machine, Percentiles, Report, Target};
+use crate::proxy::{FaultProxy, ProxyConfig};
+use crate::report::{self, FaultsReport, Machine, Percentiles, Report, Target};
 use crate::scenario::{Mode, Scenario};
 use crate::stack::{self, BackendKind, Stack};
 use crate::worker::{self, WorkerProcess};
@@ -67,6 +69,8 @@ struct Seen {
     /// control id → (tap SentTimestamp ms, load tool receive µs, event id); first arrival.
     events: HashMap<String, (i64, i64, String)>,
     event_ids: HashMap<String, u64>,
+    /// control id → every event id published for it (a redelivery must reuse the first).
+    ids_by_control: HashMap<String, HashSet<String>>,
     /// Non-loadtest or unreadable tap messages.
     foreign: u64,
     /// message index → (code, DLQ SentTimestamp ms).
@@ -78,11 +82,14 @@ struct Seen {
 
 /// Run the scenario; the report says whether every message was accounted for.
 pub async fn run(scenario: &Scenario, opts: &Options) -> anyhow::Result<Report> {
-    let messages = generate::stream(scenario);
+    let messages = Arc::new(generate::stream(scenario));
     let started_at_unix_ms = now_us() / 1000;
+    let visibility = Duration::from_secs(scenario.visibility_timeout_s);
     let stack = match opts.backend {
-        BackendKind::Local => stack::local(&opts.work_dir)?,
-        BackendKind::Aws => stack::aws(opts.endpoint.as_deref(), &opts.region).await?,
+        BackendKind::Local => stack::local(&opts.work_dir, visibility)?,
+        BackendKind::Aws => {
+            stack::aws(opts.endpoint.as_deref(), &opts.region, visibility).await?
+        }
     };
     let source = stack.backend.queue(&stack.source).await?;
     let tap = stack.backend.queue(&stack.tap).await?;
@@ -100,9 +107,13 @@ pub async fn run(scenario: &Scenario, opts: &Options) -> anyhow::Result<Report> 
         .map(|(i, m)| (m.control_id.as_str(), i))
         .collect();
     let send_us: Arc<Mutex<Vec<i64>>> = Arc::new(Mutex::new(vec![0; messages.len()]));
-    let health = free_addr()?;
-    let env = worker_env(&stack, scenario, health);
-    let log = opts.work_dir.join("worker.log");
+    let proxy = start_proxy(scenario, opts).await?;
+    let mut workers = Workers {
+        bin: opts.worker_bin.clone(),
+        env: worker_env(&stack, scenario, proxy.as_ref().map(|p| p.url.as_str())),
+        dir: opts.work_dir.clone(),
+        started: 0,
+    };
     std::fs::create_dir_all(&opts.work_dir)?;
 
     let seen = Arc::new(Mutex::new(Seen::default()));
@@ -125,21 +136,38 @@ pub async fn run(scenario: &Scenario, opts: &Options) -> anyhow::Result<Report> 
 
     let mut worker;
     let start;
+    let mut sender = None;
     match scenario.mode {
         Mode::Preload => {
-            send_all(&source, &messages, &send_us, 0, 8).await?;
-            worker = WorkerProcess::start(&opts.worker_bin, &env, log)?;
+            send_all(source.clone(), messages.clone(), send_us.clone(), 0, 8).await?;
+            worker = workers.start()?;
             start = now_us();
         }
         Mode::Rate => {
-            worker = WorkerProcess::start(&opts.worker_bin, &env, log)?;
-            wait_ready(&mut worker, health, Duration::from_secs(60)).await?;
+            worker = workers.start()?;
+            worker.wait_ready(Duration::from_secs(60)).await?;
             start = now_us();
-            send_all(&source, &messages, &send_us, scenario.rate_per_s, 4).await?;
+            sender = Some(tokio::spawn(send_all(
+                source.clone(),
+                messages.clone(),
+                send_us.clone(),
+                scenario.rate_per_s,
+                4,
+            )));
         }
     }
+    let first_ready = Instant::now();
+    let plan = chaos::plan(&scenario.faults, scenario.seed);
+    let mut next_disruption = 0usize;
+    let mut disruptions: Vec<Disruption> = Vec::new();
+    // (index into disruptions, when it happened, outcomes when the new worker was ready)
+    let mut recovering: Option<(usize, Instant, usize)> = None;
+    let mut cpu = Duration::ZERO;
+    let mut finals: Vec<worker::FinalLine> = Vec::new();
+    let drain = Duration::from_secs(scenario.worker_drain_deadline_s);
 
-    // Wait until every message has an outcome, or nothing moves for idle_timeout_s.
+    // Wait until every message has an outcome (and every disruption has happened), or nothing
+    // moves for idle_timeout_s.
     let total = messages.len();
     let idle = Duration::from_secs(scenario.idle_timeout_s);
     let mut last_progress = (0usize, Instant::now());
@@ -147,14 +175,61 @@ pub async fn run(scenario: &Scenario, opts: &Options) -> anyhow::Result<Report> 
     loop {
         let accounted = {
             let s = seen.lock().unwrap();
-            accounted(&s, &messages, &index_by_control)
+            count_accounted(&s, &messages, &index_by_control)
         };
-        if accounted >= total {
+        if let Some((i, at, base)) = recovering
+            && accounted > base
+        {
+            disruptions[i].recovery_s = Some(at.elapsed().as_secs_f64());
+            recovering = None;
+        }
+        if let Some(&(due, kind)) = plan.get(next_disruption)
+            && first_ready.elapsed().as_secs_f64() >= due
+        {
+            next_disruption += 1;
+            let at = Instant::now();
+            let mut d = Disruption {
+                kind,
+                at_s: (now_us() - start) as f64 / 1e6,
+                accounted_before: accounted,
+                exit_s: None,
+                exit_ok: None,
+                in_flight_after_exit: None,
+                ready_s: None,
+                recovery_s: None,
+            };
+            cpu += worker.cpu_time().unwrap_or_default();
+            match kind {
+                DisruptionKind::Kill => {
+                    worker.kill9()?;
+                }
+                DisruptionKind::Term => {
+                    let exit = worker.terminate(drain + Duration::from_secs(15));
+                    d.exit_s = Some(at.elapsed().as_secs_f64());
+                    d.exit_ok = Some(exit.as_ref().is_ok_and(|s| s.success()));
+                    d.in_flight_after_exit = Some(source.attributes().await?.approximate_in_flight);
+                    finals.extend(worker::final_line(&worker.log_text()));
+                }
+            }
+            worker = workers.start()?;
+            worker.wait_ready(Duration::from_secs(60)).await?;
+            d.ready_s = Some(at.elapsed().as_secs_f64());
+            let now_accounted = {
+                let s = seen.lock().unwrap();
+                count_accounted(&s, &messages, &index_by_control)
+            };
+            disruptions.push(d);
+            recovering = Some((disruptions.len() - 1, at, now_accounted));
+            last_progress = (now_accounted, Instant::now());
+            continue;
+        }
+        let disruptions_left = next_disruption < plan.len();
+        if accounted >= total && !disruptions_left {
             break;
         }
         if accounted != last_progress.0 {
             last_progress = (accounted, Instant::now());
-        } else if last_progress.1.elapsed() > idle {
+        } else if last_progress.1.elapsed() > idle && !disruptions_left {
             eprintln!(
                 "loadtest: no progress for {idle:?} with {accounted} of {total} accounted for; stopping"
             );
@@ -167,7 +242,26 @@ pub async fn run(scenario: &Scenario, opts: &Options) -> anyhow::Result<Report> 
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    let cpu = worker.cpu_time().unwrap_or_default();
+    if let Some((i, at, _)) = recovering {
+        // Nothing was left to do after the restart: recovered once ready.
+        disruptions[i].recovery_s = disruptions[i].ready_s.or(Some(at.elapsed().as_secs_f64()));
+    }
+    if let Some(sender) = sender {
+        sender.await??;
+    }
+    // After a kill, messages the dead worker held (processed but not deleted) come back when
+    // their visibility timeout ends and are processed again: wait for the source to empty.
+    if !disruptions.is_empty() && worker_died.is_none() {
+        let limit = Instant::now() + visibility + idle;
+        loop {
+            let a = source.attributes().await?;
+            if a.approximate_visible + a.approximate_in_flight == 0 || Instant::now() > limit {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        }
+    }
+    cpu += worker.cpu_time().unwrap_or_default();
     let exit = match worker_died {
         Some(s) => s,
         None => worker.terminate(Duration::from_secs(60))?,
@@ -182,17 +276,23 @@ pub async fn run(scenario: &Scenario, opts: &Options) -> anyhow::Result<Report> 
         c.await??;
     }
     let log_text = worker.log_text();
-    let fin = worker::final_line(&log_text).unwrap_or_default();
-    if fin.requests.is_empty() {
+    let last = worker::final_line(&log_text);
+    if last.as_ref().is_none_or(|f| f.requests.is_empty()) {
         eprintln!(
             "loadtest: the worker's log has no `run finished` line with request counts ({})",
             worker.log.display()
         );
     }
+    finals.extend(last);
+    let fin = worker::FinalLine::sum(&finals);
 
+    let records = {
+        let ids = seen.lock().unwrap().ids_by_control.clone();
+        chaos::check_records(stack.backend.records(&stack.table), &messages, &ids).await?
+    };
     let send_us = send_us.lock().unwrap().clone();
     let seen = seen.lock().unwrap();
-    Ok(assemble(
+    let mut report = assemble(
         scenario,
         opts,
         &stack,
@@ -208,7 +308,94 @@ pub async fn run(scenario: &Scenario, opts: &Options) -> anyhow::Result<Report> 
             left_on_source,
             fin,
         },
-    ))
+    );
+    report.faults = Some(FaultsReport {
+        planned: scenario.faults.clone(),
+        worker_starts: workers.started,
+        disruptions,
+        requests_partial: scenario.faults.kills > 0,
+        proxy: proxy.as_ref().map(FaultProxy::summary),
+    });
+    report.records = Some(records);
+    report.event_ids_conflicting = seen.ids_by_control.values().filter(|ids| ids.len() > 1).count() as u64;
+    Ok(report)
+}
+
+/// Starts worker processes, each with a log and a health port of its own.
+struct Workers {
+    bin: PathBuf,
+    env: Vec<(String, String)>,
+    dir: PathBuf,
+    started: u32,
+}
+
+impl Workers {
+    fn start(&mut self) -> anyhow::Result<Started> {
+        let health = free_addr()?;
+        let mut env = self.env.clone();
+        env.push(("FLEET_HEALTH_ADDR".into(), health.to_string()));
+        let log = if self.started == 0 {
+            self.dir.join("worker.log")
+        } else {
+            self.dir.join(format!("worker-{}.log", self.started))
+        };
+        self.started += 1;
+        Ok(Started {
+            process: WorkerProcess::start(&self.bin, &env, log)?,
+            health,
+        })
+    }
+}
+
+/// A started worker and its health address.
+struct Started {
+    process: WorkerProcess,
+    health: SocketAddr,
+}
+
+impl std::ops::Deref for Started {
+    type Target = WorkerProcess;
+    fn deref(&self) -> &WorkerProcess {
+        &self.process
+    }
+}
+
+impl std::ops::DerefMut for Started {
+    fn deref_mut(&mut self) -> &mut WorkerProcess {
+        &mut self.process
+    }
+}
+
+impl Started {
+    async fn wait_ready(&mut self, limit: Duration) -> anyhow::Result<()> {
+        let addr = self.health;
+        wait_ready(&mut self.process, addr, limit).await
+    }
+}
+
+async fn start_proxy(scenario: &Scenario, opts: &Options) -> anyhow::Result<Option<FaultProxy>> {
+    let f = &scenario.faults;
+    if f.proxy_share <= 0.0 {
+        return Ok(None);
+    }
+    anyhow::ensure!(
+        opts.backend == BackendKind::Aws,
+        "faults.proxy_share needs the aws backend (the proxy sits between the worker and the endpoint)"
+    );
+    let upstream = opts.endpoint.as_deref().context(
+        "faults.proxy_share needs --endpoint (the proxy forwards to that endpoint)",
+    )?;
+    let proxy = FaultProxy::start(
+        upstream,
+        ProxyConfig {
+            share: f.proxy_share,
+            kinds: f.kinds(),
+            slow_ms: f.proxy_slow_ms,
+            seed: scenario.seed,
+        },
+    )
+    .await?;
+    Ok(Some(proxy))
 }
 
 struct Assembly {
@@ -220,7 +407,7 @@ struct Assembly {
     fin: worker::FinalLine,
 }
 
-fn accounted(s: &Seen, messages: &[Message], by_control: &HashMap<&str, usize>) -> usize {
+fn count_accounted(s: &Seen, messages: &[Message], by_control: &HashMap<&str, usize>) -> usize {
     let mut done: HashSet<usize> = s.dead.keys().copied().collect();
     for c in s.events.keys() {
         if let Some(&i) = by_control.get(c.as_str()) {
@@ -230,8 +417,13 @@ fn accounted(s: &Seen, messages: &[Message], by_control: &HashMap<&str, usize>) 
     done.len().min(messages.len())
 }
 
-fn worker_env(stack: &Stack, s: &Scenario, health: SocketAddr) -> Vec<(String, String)> {
+/// The worker's environment; `endpoint`: the fault proxy, which then replaces the stack's.
+fn worker_env(stack: &Stack, s: &Scenario, endpoint: Option<&str>) -> Vec<(String, String)> {
     let mut env = stack.worker_env.clone();
+    if let Some(url) = endpoint {
+        env.retain(|(k, _)| k != "AWS_ENDPOINT_URL");
+        env.push(("AWS_ENDPOINT_URL".into(), url.to_string()));
+    }
     env.extend([
         ("FLEET_HL7_QUEUE".into(), stack.source.clone()),
         ("FLEET_EVENT_BUS".into(), stack.bus.clone()),
@@ -241,8 +433,10 @@ fn worker_env(stack: &Stack, s: &Scenario, health: SocketAddr) -> Vec<(String, S
             "FLEET_WAIT_TIME_SECS".into(),
             s.worker_wait_time_s.to_string(),
         ),
-        ("FLEET_DRAIN_DEADLINE_SECS".into(), "10".into()),
-        ("FLEET_HEALTH_ADDR".into(), health.to_string()),
+        (
+            "FLEET_DRAIN_DEADLINE_SECS".into(),
+            s.worker_drain_deadline_s.to_string(),
+        ),
         ("FLEET_LOG".into(), "info".into()),
         ("FLEET_LOG_FORMAT".into(), "json".into()),
     ]);
@@ -251,6 +445,9 @@ fn worker_env(stack: &Stack, s: &Scenario, health: SocketAddr) -> Vec<(String, S
     }
     if let Some(ms) = s.worker_delete_linger_ms {
         env.push(("FLEET_DELETE_LINGER_MS".into(), ms.to_string()));
+    }
+    if let Some(n) = s.worker_max_message_bytes {
+        env.push(("FLEET_HL7_MAX_MESSAGE_BYTES".into(), n.to_string()));
     }
     env
 }
@@ -301,9 +498,9 @@ fn http_get(addr: SocketAddr, path: &str) -> Option<String> {
 /// Send every message in batches of 10 from `senders` tasks; at `rate` messages per second
 /// when non-zero (a batch every 10/rate s, catching up after a slow call).
 async fn send_all(
-    queue: &Arc<dyn MessageQueue>,
-    messages: &[Message],
-    send_us: &Arc<Mutex<Vec<i64>>>,
+    queue: Arc<dyn MessageQueue>,
+    messages: Arc<Vec<Message>>,
+    send_us: Arc<Mutex<Vec<i64>>>,
     rate: u32,
     senders: usize,
 ) -> anyhow::Result<()> {
@@ -387,6 +584,10 @@ async fn collect_tap(
                 match (control, id) {
                     (Some(c), Some(id)) => {
                         *s.event_ids.entry(id.to_string()).or_default() += 1;
+                        s.ids_by_control
+                            .entry(c.to_string())
+                            .or_default()
+                            .insert(id.to_string());
                         s.events.entry(c.to_string()).or_insert((
                             m.sent_timestamp_ms,
                             at,
@@ -517,6 +718,8 @@ fn assemble(
         worker_concurrency: scenario.worker_concurrency,
         worker_publish_linger_ms: scenario.worker_publish_linger_ms,
         worker_delete_linger_ms: scenario.worker_delete_linger_ms,
+        worker_drain_deadline_s: scenario.worker_drain_deadline_s,
+        visibility_timeout_s: scenario.visibility_timeout_s,
         messages_sent: sent,
         well_formed_sent: sent - malformed,
         malformed_sent: malformed,
@@ -543,6 +746,9 @@ fn assemble(
         requests: a.fin.requests.clone(),
         targets: Vec::new(),
         timeline: report::timeline(&points),
+        faults: None,
+        records: None,
+        event_ids_conflicting: 0,
     };
     report.targets = targets(&report, scenario);
     report

@@ -59,6 +59,93 @@ pub struct Scenario {
     /// Give up waiting for outstanding messages after this long without progress.
     #[serde(default = "default_idle")]
     pub idle_timeout_s: u64,
+    /// The source queue's visibility timeout. Messages a killed worker held come back after it.
+    #[serde(default = "default_visibility")]
+    pub visibility_timeout_s: u64,
+    /// The worker's drain deadline (`FLEET_DRAIN_DEADLINE_SECS`); a SIGTERM'd worker must exit
+    /// within it.
+    #[serde(default = "default_drain")]
+    pub worker_drain_deadline_s: u64,
+    /// The worker's largest accepted HL7 message (`FLEET_HL7_MAX_MESSAGE_BYTES`); unset keeps its
+    /// default. The generator's oversized poison messages are sized above this.
+    #[serde(default)]
+    pub worker_max_message_bytes: Option<usize>,
+    /// What is done to the worker and its requests during the run.
+    #[serde(default)]
+    pub faults: Faults,
+}
+
+/// Disruptions during a run: process kills and restarts, and a fault-injecting proxy between
+/// the worker and the AWS endpoint.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Faults {
+    /// `kill -9` the worker this many times, restarting it each time.
+    #[serde(default)]
+    pub kills: u32,
+    /// SIGTERM the worker this many times (each must exit within the drain deadline and leave
+    /// nothing invisible), restarting it each time.
+    #[serde(default)]
+    pub sigterms: u32,
+    /// The disruptions happen at moments drawn (seeded) uniformly from this window, in seconds
+    /// after the worker first reports ready, in random order of kind.
+    #[serde(default = "default_window")]
+    pub window_s: [f64; 2],
+    /// aws only: the share of the worker's requests the fault proxy disturbs (0 = no proxy).
+    #[serde(default)]
+    pub proxy_share: f64,
+    /// What the proxy does to a disturbed request, chosen uniformly; empty = all kinds.
+    #[serde(default)]
+    pub proxy_kinds: Vec<FaultKind>,
+    /// How long a `slow` response is held, drawn uniformly from this range (milliseconds).
+    #[serde(default = "default_slow")]
+    pub proxy_slow_ms: [u64; 2],
+}
+
+/// One way the fault proxy disturbs a request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum FaultKind {
+    /// HTTP 400 `ThrottlingException`, without forwarding the request.
+    Throttle,
+    /// HTTP 500 `InternalFailure`, without forwarding the request.
+    ServerError,
+    /// Forwarded, the answer held back for `proxy_slow_ms`.
+    Slow,
+    /// Forwarded (the service acts on it), then the connection is closed without the answer.
+    Drop,
+}
+
+impl FaultKind {
+    pub const ALL: [FaultKind; 4] = [
+        FaultKind::Throttle,
+        FaultKind::ServerError,
+        FaultKind::Slow,
+        FaultKind::Drop,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FaultKind::Throttle => "throttle",
+            FaultKind::ServerError => "server-error",
+            FaultKind::Slow => "slow",
+            FaultKind::Drop => "drop",
+        }
+    }
+}
+
+impl Faults {
+    pub fn disruptions(&self) -> u32 {
+        self.kills + self.sigterms
+    }
+
+    pub fn kinds(&self) -> Vec<FaultKind> {
+        if self.proxy_kinds.is_empty() {
+            FaultKind::ALL.to_vec()
+        } else {
+            self.proxy_kinds.clone()
+        }
+    }
 }
 
 fn default_merge() -> f64 {
@@ -78,6 +165,18 @@ fn default_wait() -> u64 {
 }
 fn default_idle() -> u64 {
     60
+}
+fn default_visibility() -> u64 {
+    60
+}
+fn default_drain() -> u64 {
+    10
+}
+fn default_window() -> [f64; 2] {
+    [1.0, 10.0]
+}
+fn default_slow() -> [u64; 2] {
+    [200, 2000]
 }
 
 impl Scenario {
@@ -113,6 +212,27 @@ impl Scenario {
             self.worker_concurrency > 0,
             "worker_concurrency must be > 0"
         );
+        anyhow::ensure!(
+            self.visibility_timeout_s >= 2,
+            "visibility_timeout_s must be >= 2"
+        );
+        anyhow::ensure!(
+            self.worker_drain_deadline_s >= self.worker_wait_time_s,
+            "worker_drain_deadline_s must be >= worker_wait_time_s (a poll in progress ends within its wait)"
+        );
+        let f = &self.faults;
+        anyhow::ensure!(
+            (0.0..=1.0).contains(&f.proxy_share),
+            "faults.proxy_share must be within 0..=1"
+        );
+        anyhow::ensure!(
+            0.0 <= f.window_s[0] && f.window_s[0] <= f.window_s[1],
+            "faults.window_s must be [from, to] with 0 <= from <= to"
+        );
+        anyhow::ensure!(
+            f.proxy_slow_ms[0] <= f.proxy_slow_ms[1],
+            "faults.proxy_slow_ms must be [min, max]"
+        );
         Ok(())
     }
 }
@@ -125,14 +245,21 @@ mod tests {
     fn every_shipped_scenario_parses() {
         let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("scenarios");
         let mut n = 0;
-        for e in std::fs::read_dir(&dir).unwrap() {
-            let p = e.unwrap().path();
-            if p.extension().is_some_and(|x| x == "toml") {
-                Scenario::load(&p).unwrap();
-                n += 1;
+        let mut faulted = 0;
+        for d in [dir.clone(), dir.join("reliability")] {
+            for e in std::fs::read_dir(&d).unwrap() {
+                let p = e.unwrap().path();
+                if p.extension().is_some_and(|x| x == "toml") {
+                    let s = Scenario::load(&p).unwrap();
+                    n += 1;
+                    if s.faults.disruptions() > 0 || s.faults.proxy_share > 0.0 {
+                        faulted += 1;
+                    }
+                }
             }
         }
-        assert!(n >= 3, "found {n} scenarios");
+        assert!(n >= 8, "found {n} scenarios");
+        assert!(faulted >= 5, "found {faulted} scenarios with faults");
     }
 
     #[test]

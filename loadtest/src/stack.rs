@@ -30,7 +30,6 @@ impl BackendKind {
 
 /// The source queue's maxReceiveCount: above the worker's max_attempts (4), as in production.
 const MAX_RECEIVE_COUNT: u32 = 5;
-const VISIBILITY: Duration = Duration::from_secs(60);
 /// The rule the deploy template uses for hl7-ingest's events.
 const PATTERN: &str = r#"{"source":["fleet.hl7-ingest"]}"#;
 
@@ -56,8 +55,8 @@ fn suffix() -> String {
     format!("{}-{:x}", std::process::id(), nanos % 0xffff_ffff)
 }
 
-/// A local stack in `dir` (one SQLite file plus an objects directory).
-pub fn local(dir: &Path) -> anyhow::Result<Stack> {
+/// A local stack in `dir` (queues with `visibility` as their timeout) (one SQLite file plus an objects directory).
+pub fn local(dir: &Path, visibility: Duration) -> anyhow::Result<Stack> {
     std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     let db: PathBuf = dir.join("fleet.sqlite");
     let objects = dir.join("objects");
@@ -69,7 +68,7 @@ pub fn local(dir: &Path) -> anyhow::Result<Stack> {
         format!("lt-tap-{s}"),
     );
     let spec = |redrive| QueueSpec {
-        visibility_timeout: VISIBILITY,
+        visibility_timeout: visibility,
         redrive,
         ..QueueSpec::default()
     };
@@ -98,7 +97,11 @@ pub fn local(dir: &Path) -> anyhow::Result<Stack> {
 
 /// An aws stack. `endpoint`: a protocol server (moto) with test credentials; `None`: the
 /// standard configuration chain, which the worker inherits from this process's environment.
-pub async fn aws(endpoint: Option<&str>, region: &str) -> anyhow::Result<Stack> {
+pub async fn aws(
+    endpoint: Option<&str>,
+    region: &str,
+    visibility: Duration,
+) -> anyhow::Result<Stack> {
     let backend = match endpoint {
         Some(url) => fleet_aws::AwsBackend::with_endpoint(url, region).await,
         None => fleet_aws::AwsBackend::from_env().await,
@@ -106,7 +109,7 @@ pub async fn aws(endpoint: Option<&str>, region: &str) -> anyhow::Result<Stack> 
     let p = backend.provisioner();
     let key = p.create_kms_key("fleet loadtest").await?;
     let setup = |redrive| QueueSetup {
-        visibility_timeout: VISIBILITY,
+        visibility_timeout: visibility,
         kms_key_id: Some(key.clone()),
         redrive,
         ..QueueSetup::default()

@@ -83,6 +83,12 @@ impl WorkerProcess {
         ))
     }
 
+    /// `kill -9`: no drain, no flush, exactly like a crashed host or an OOM kill.
+    pub fn kill9(&mut self) -> anyhow::Result<std::process::ExitStatus> {
+        self.child.kill().context("sending SIGKILL to the worker")?;
+        Ok(self.child.wait()?)
+    }
+
     /// SIGTERM, then wait up to `limit` for the exit.
     pub fn terminate(&mut self, limit: Duration) -> anyhow::Result<std::process::ExitStatus> {
         let ok = Command::new("kill")
@@ -149,6 +155,22 @@ pub struct FinalLine {
     pub succeeded: u64,
     pub dead_lettered: u64,
     pub requests: BTreeMap<String, u64>,
+}
+
+impl FinalLine {
+    /// The counts of several worker processes (restarts) added up.
+    pub fn sum(lines: &[FinalLine]) -> FinalLine {
+        let mut out = FinalLine::default();
+        for l in lines {
+            out.received += l.received;
+            out.succeeded += l.succeeded;
+            out.dead_lettered += l.dead_lettered;
+            for (k, v) in &l.requests {
+                *out.requests.entry(k.clone()).or_default() += v;
+            }
+        }
+        out
+    }
 }
 
 pub fn final_line(log: &str) -> Option<FinalLine> {

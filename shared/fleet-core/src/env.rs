@@ -43,6 +43,8 @@ pub const HL7_QUEUE: &str = "FLEET_HL7_QUEUE";
 pub const HL7_TABLE: &str = "FLEET_HL7_TABLE";
 /// hl7-ingest: IANA time zone for message times without an offset.
 pub const HL7_TIMEZONE: &str = "FLEET_HL7_TIMEZONE";
+/// hl7-ingest: largest HL7 message accepted, in bytes (larger ones are dead-lettered).
+pub const HL7_MAX_MESSAGE_BYTES: &str = "FLEET_HL7_MAX_MESSAGE_BYTES";
 
 /// Third-party corpora (tests, benchmarks); default `../shared/corpus` beside the checkout.
 pub const CORPUS_DIR: &str = "FLEET_CORPUS_DIR";

@@ -59,6 +59,11 @@ pub struct WorkerConfig {
     /// IANA time zone for message times without an offset.
     #[arg(long, env = env::HL7_TIMEZONE, default_value = "UTC")]
     pub timezone: chrono_tz::Tz,
+    /// Largest HL7 message accepted, in bytes; a larger one is dead-lettered as BODY_TOO_LARGE
+    /// before any parsing.
+    #[arg(long, env = env::HL7_MAX_MESSAGE_BYTES, default_value_t = 1024 * 1024,
+          value_parser = clap::value_parser!(u64).range(64..=16 * 1024 * 1024))]
+    pub max_message_bytes: u64,
     /// Concurrent handlers.
     #[arg(long, env = env::CONCURRENCY, default_value_t = 32)]
     pub concurrency: usize,

@@ -138,7 +138,12 @@ fn with_position(mut e: Hl7Error, index: usize) -> Hl7Error {
 }
 
 fn event_pk(msg: &AdtMessage) -> String {
-    format!("MSG#{}#{}", msg.sending_facility, msg.control_id)
+    event_record_key(&msg.sending_facility, &msg.control_id).0
+}
+
+/// The (partition, sort) key of a message's event record: one per sending facility + MSH-10.
+pub fn event_record_key(sending_facility: &str, control_id: &str) -> (String, &'static str) {
+    (format!("MSG#{sending_facility}#{control_id}"), SK_EVENT)
 }
 
 /// The primary identifier: the first medical record number, else the first identifier.

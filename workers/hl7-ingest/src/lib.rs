@@ -37,7 +37,7 @@ pub async fn run(
         EventPublisher::new(backend.event_bus(&bus), config.publish_linger()),
         MapConfig {
             timezone: config.timezone,
-            ..MapConfig::default()
+            max_message_bytes: usize::try_from(config.max_message_bytes).unwrap_or(usize::MAX),
         },
         config.phi_policy,
     );

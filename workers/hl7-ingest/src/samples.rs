@@ -169,7 +169,9 @@ pub fn adt_at(
     segs.join("\r")
 }
 
-/// One of the malformed bodies [`generate`] mixes in (`kind` cycles through five defects) and
+/// One of the malformed bodies [`generate`] mixes in (`kind` cycles through the
+/// [`MALFORMED_KINDS`] defects: not ADT, no MSH, missing field, merge without MRG, bad segment,
+/// wrongly encoded, bad encoding characters, unsupported trigger) and
 /// the code the worker must dead-letter it with.
 pub fn malformed(
     kind: usize,
@@ -180,13 +182,16 @@ pub fn malformed(
     malformed_body(kind, control_id, p, minute)
 }
 
+/// How many kinds of malformed body `malformed` cycles through.
+pub const MALFORMED_KINDS: usize = 8;
+
 fn malformed_body(
     kind: usize,
     control_id: &str,
     p: &SamplePatient,
     minute: usize,
 ) -> (String, ErrorCode) {
-    match kind % 5 {
+    match kind % MALFORMED_KINDS {
         0 => (
             format!(
                 "{}\rPID|1||{}^^^GENHOSP^MR||{}^{}\rOBR|1\rOBX|1|NM|GLU||99",
@@ -219,12 +224,41 @@ fn malformed_body(
             ),
             ErrorCode::Hl7MissingMrg,
         ),
-        _ => (
+        4 => (
             format!(
                 "MSH|^~\\&|EPICADT|GENHOSP|FLEET|FLEET|2026031508{minute:02}00||ADT^A01|{control_id}|P|2.5.1\r{}\rPV1|1|I\rZZZZ|not a segment",
                 pid(p)
             ),
             ErrorCode::Hl7BadSegment,
+        ),
+        // Wrongly encoded: MSH-18 declares ASCII, the name is not.
+        5 => (
+            format!(
+                "{}||ASCII\rEVN|A01\rPID|1||{}^^^GENHOSP^MR||{}\u{fc}^{}||{}\rPV1|1|I",
+                msh("ADT^A01^ADT_A01", control_id, minute),
+                p.mrn,
+                p.family,
+                p.given,
+                p.birth_date
+            ),
+            ErrorCode::Hl7BadCharset,
+        ),
+        // MSH-2 with two encoding characters instead of four.
+        6 => (
+            format!(
+                "MSH|^~|EPICADT|GENHOSP|FLEET|FLEET|2026031508{minute:02}00||ADT^A01|{control_id}|P|2.5.1\r{}",
+                pid(p)
+            ),
+            ErrorCode::Hl7BadEncodingChars,
+        ),
+        // An ADT trigger outside the supported A01-A62.
+        _ => (
+            format!(
+                "{}\rEVN|A99\r{}\rPV1|1|I",
+                msh("ADT^A99^ADT_A01", control_id, minute),
+                pid(p)
+            ),
+            ErrorCode::Hl7UnsupportedTrigger,
         ),
     }
 }
@@ -245,6 +279,26 @@ mod tests {
         assert!(a.iter().zip(&b).all(|(x, y)| x.body == y.body));
         let ids: std::collections::HashSet<_> = a.iter().map(|s| &s.control_id).collect();
         assert_eq!(ids.len(), 100);
+    }
+
+    #[test]
+    fn every_malformed_kind_fails_the_real_mapping_with_its_code() {
+        let p = SamplePatient {
+            mrn: "MRN7654321".into(),
+            family: FAMILY[1].into(),
+            given: GIVEN[1].into(),
+            birth_date: "19811224".into(),
+        };
+        let cfg = fleet_hl7::MapConfig::default();
+        for kind in 0..MALFORMED_KINDS {
+            let (body, code) = malformed(kind, "BAD1", &p, 4);
+            let first = fleet_hl7::split_messages(body.as_bytes())
+                .into_iter()
+                .next()
+                .expect("one part");
+            let got = first.and_then(|raw| fleet_hl7::parse_adt(&raw, &cfg).map(|_| ()));
+            assert_eq!(got.map_err(|e| e.code), Err(code), "kind {kind}");
+        }
     }
 
     #[test]
