@@ -124,6 +124,15 @@ pub struct Report {
     pub records: Option<RecordCheck>,
     /// Messages whose events carried more than one event id (a redelivery must reuse the id).
     pub event_ids_conflicting: u64,
+    /// Every worker log of the run, scanned for synthetic patient data.
+    pub log_scan: Option<LogScan>,
+}
+
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct LogScan {
+    pub files: u64,
+    pub lines: u64,
+    pub lines_with_patient_data: u64,
 }
 
 /// What was done to the worker and what came of it.
@@ -176,6 +185,10 @@ impl Report {
             && self.unexpected_outcomes == 0
             && self.messages_sent > 0
             && self.event_ids_conflicting == 0
+            && self
+                .log_scan
+                .as_ref()
+                .is_none_or(|l| l.lines_with_patient_data == 0 && l.lines > 0)
             && self.records.as_ref().is_none_or(RecordCheck::ok)
             && self
                 .faults
@@ -243,6 +256,15 @@ impl Report {
                 format!(
                     "{} checked, {} missing, {} conflicting, {} for poison messages",
                     r.checked, r.missing, r.conflicting, r.for_poison
+                ),
+            ));
+        }
+        if let Some(l) = &self.log_scan {
+            rows.push((
+                "worker log scan",
+                format!(
+                    "{} files, {} lines, {} with patient data",
+                    l.files, l.lines, l.lines_with_patient_data
                 ),
             ));
         }

@@ -18,7 +18,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use crate::chaos::{self, Disruption, DisruptionKind};
 use crate::generate::{self, Message};
 use crate::proxy::{FaultProxy, ProxyConfig};
-use crate::report::{self, FaultsReport, Machine, Percentiles, Report, Target};
+use crate::report::{self, FaultsReport, LogScan, Machine, Percentiles, Report, Target};
 use crate::scenario::{Mode, Scenario};
 use crate::stack::{self, BackendKind, Stack};
 use crate::worker::{self, WorkerProcess};
@@ -113,6 +113,7 @@ pub async fn run(scenario: &Scenario, opts: &Options) -> anyhow::Result<Report> 
         env: worker_env(&stack, scenario, proxy.as_ref().map(|p| p.url.as_str())),
         dir: opts.work_dir.clone(),
         started: 0,
+        logs: Vec::new(),
     };
     std::fs::create_dir_all(&opts.work_dir)?;
 
@@ -160,8 +161,10 @@ pub async fn run(scenario: &Scenario, opts: &Options) -> anyhow::Result<Report> 
     let plan = chaos::plan(&scenario.faults, scenario.seed);
     let mut next_disruption = 0usize;
     let mut disruptions: Vec<Disruption> = Vec::new();
-    // (index into disruptions, when it happened, outcomes when the new worker was ready)
-    let mut recovering: Option<(usize, Instant, usize)> = None;
+    // (index into disruptions, when it happened, outcomes when the new worker was ready). A
+    // disruption that comes before the last one recovered leaves both pending: each recovers
+    // at the first outcome after its own restart.
+    let mut recovering: Vec<(usize, Instant, usize)> = Vec::new();
     let mut cpu = Duration::ZERO;
     let mut finals: Vec<worker::FinalLine> = Vec::new();
     let drain = Duration::from_secs(scenario.worker_drain_deadline_s);
@@ -177,12 +180,13 @@ pub async fn run(scenario: &Scenario, opts: &Options) -> anyhow::Result<Report> 
             let s = seen.lock().unwrap();
             count_accounted(&s, &messages, &index_by_control)
         };
-        if let Some((i, at, base)) = recovering
-            && accounted > base
-        {
-            disruptions[i].recovery_s = Some(at.elapsed().as_secs_f64());
-            recovering = None;
-        }
+        recovering.retain(|&(i, at, base)| {
+            let recovered = accounted > base;
+            if recovered {
+                disruptions[i].recovery_s = Some(at.elapsed().as_secs_f64());
+            }
+            !recovered
+        });
         if let Some(&(due, kind)) = plan.get(next_disruption)
             && first_ready.elapsed().as_secs_f64() >= due
         {
@@ -219,7 +223,7 @@ pub async fn run(scenario: &Scenario, opts: &Options) -> anyhow::Result<Report> 
                 count_accounted(&s, &messages, &index_by_control)
             };
             disruptions.push(d);
-            recovering = Some((disruptions.len() - 1, at, now_accounted));
+            recovering.push((disruptions.len() - 1, at, now_accounted));
             last_progress = (now_accounted, Instant::now());
             continue;
         }
@@ -242,7 +246,7 @@ pub async fn run(scenario: &Scenario, opts: &Options) -> anyhow::Result<Report> 
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    if let Some((i, at, _)) = recovering {
+    for (i, at, _) in recovering {
         // Nothing was left to do after the restart: recovered once ready.
         disruptions[i].recovery_s = disruptions[i].ready_s.or(Some(at.elapsed().as_secs_f64()));
     }
@@ -317,8 +321,25 @@ pub async fn run(scenario: &Scenario, opts: &Options) -> anyhow::Result<Report> 
         proxy: proxy.as_ref().map(FaultProxy::summary),
     });
     report.records = Some(records);
+    report.log_scan = Some(scan_logs(&workers.logs));
     report.event_ids_conflicting = seen.ids_by_control.values().filter(|ids| ids.len() > 1).count() as u64;
     Ok(report)
+}
+
+/// Every worker log, scanned for synthetic patient data (names, MRNs, birth dates).
+fn scan_logs(logs: &[PathBuf]) -> LogScan {
+    let mut scan = LogScan::default();
+    for log in logs {
+        let text = std::fs::read_to_string(log).unwrap_or_default();
+        scan.files += 1;
+        scan.lines += text.lines().count() as u64;
+        scan.lines_with_patient_data += hl7_ingest::samples::synthetic_phi_in(&text)
+            .iter()
+            .map(|(line, _)| *line)
+            .collect::<HashSet<_>>()
+            .len() as u64;
+    }
+    scan
 }
 
 /// Starts worker processes, each with a log and a health port of its own.
@@ -327,6 +348,7 @@ struct Workers {
     env: Vec<(String, String)>,
     dir: PathBuf,
     started: u32,
+    logs: Vec<PathBuf>,
 }
 
 impl Workers {
@@ -340,6 +362,7 @@ impl Workers {
             self.dir.join(format!("worker-{}.log", self.started))
         };
         self.started += 1;
+        self.logs.push(log.clone());
         Ok(Started {
             process: WorkerProcess::start(&self.bin, &env, log)?,
             health,
@@ -749,6 +772,7 @@ fn assemble(
         faults: None,
         records: None,
         event_ids_conflicting: 0,
+        log_scan: None,
     };
     report.targets = targets(&report, scenario);
     report

@@ -3,56 +3,14 @@
 //! Correctness only (nothing lost, outcomes as generated, the report's shape); no timing is
 //! asserted.
 
-use std::path::{Path, PathBuf};
-use std::process::Command;
-
-/// The worker binary in this profile's target directory, built first if it is missing
-/// (`scripts/test` builds every binary anyway; `cargo nextest run -p loadtest` alone does not).
-fn worker_bin() -> PathBuf {
-    let loadtest = PathBuf::from(env!("CARGO_BIN_EXE_loadtest"));
-    let bin = loadtest.parent().unwrap().join("hl7-ingest");
-    if !bin.is_file() {
-        let release = loadtest
-            .parent()
-            .and_then(Path::file_name)
-            .is_some_and(|n| n == "release");
-        let mut cmd = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
-        cmd.args(["build", "-p", "hl7-ingest", "--bin", "hl7-ingest"]);
-        if release {
-            cmd.arg("--release");
-        }
-        assert!(cmd.status().unwrap().success(), "building hl7-ingest");
-    }
-    assert!(bin.is_file(), "{} missing", bin.display());
-    bin
-}
+mod common;
 
 #[test]
 fn smoke_scenario_on_the_local_backend_loses_nothing_and_reports_every_key() {
-    let out = tempfile::tempdir().unwrap();
-    let scenario = Path::new(env!("CARGO_MANIFEST_DIR")).join("scenarios/smoke.toml");
-    let run = Command::new(env!("CARGO_BIN_EXE_loadtest"))
-        .arg("run")
-        .arg(&scenario)
-        .args(["--backend", "local", "--out"])
-        .arg(out.path())
-        .arg("--worker-bin")
-        .arg(worker_bin())
-        .env_remove("AWS_ENDPOINT_URL")
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&run.stdout);
-    let stderr = String::from_utf8_lossy(&run.stderr);
-    assert!(
-        run.status.success(),
-        "loadtest failed ({}):\n{stdout}\n{stderr}",
-        run.status
-    );
+    let run = common::run("smoke.toml", &["--backend", "local"]);
+    let stdout = &run.stdout;
     assert!(stdout.contains("PASS"), "{stdout}");
-
-    let report: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(out.path().join("report.json")).unwrap())
-            .unwrap();
+    let report = &run.report;
     for key in [
         "scenario",
         "backend",
@@ -94,11 +52,11 @@ fn smoke_scenario_on_the_local_backend_loses_nothing_and_reports_every_key() {
         .unwrap_or(0);
     assert!(writes >= events, "{writes} writes for {events} events");
     assert!(report["worker_cpu_us_per_message"].as_f64().unwrap() > 0.0);
-    let svg = std::fs::read_to_string(out.path().join("chart.svg")).unwrap();
+    let svg = std::fs::read_to_string(run.dir().join("chart.svg")).unwrap();
     assert!(svg.starts_with("<svg") && svg.trim_end().ends_with("</svg>"));
 
     // No patient data in the report or the table (names from the generator's lists).
-    let text = std::fs::read_to_string(out.path().join("report.json")).unwrap();
+    let text = &run.report_text;
     for name in hl7_ingest::samples::FAMILY {
         assert!(
             !text.contains(name) && !stdout.contains(name),

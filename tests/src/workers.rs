@@ -100,10 +100,26 @@ impl Worker {
 }
 
 impl Drop for Worker {
+    /// Stops the process, then scans its whole log for synthetic patient data: every
+    /// end-to-end test that runs a worker gets the scan, whatever else it checks.
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+        if !std::thread::panicking() {
+            assert_no_synthetic_phi(&self.log.display().to_string(), &self.log_text());
+        }
     }
+}
+
+/// Fail on any synthetic patient name, MRN or birth date in `text` (a worker log, a CLI's
+/// output). Reports line numbers and kinds only, never the matched text.
+pub fn assert_no_synthetic_phi(what: &str, text: &str) {
+    let hits = hl7_ingest::samples::synthetic_phi_in(text);
+    assert!(
+        hits.is_empty(),
+        "{what} holds synthetic patient data at (line, kind) {:?}",
+        &hits[..hits.len().min(20)]
+    );
 }
 
 /// Assert that no log line contains any of `secrets` (names, MRNs, birth dates).

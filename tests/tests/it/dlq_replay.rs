@@ -205,13 +205,22 @@ struct Run {
 }
 
 impl Run {
+    /// Every run's output and audit log are scanned for synthetic patient data.
     fn of(o: Output, audit: &Path) -> Self {
-        Run {
+        let run = Run {
             code: o.status.code(),
             stdout: String::from_utf8_lossy(&o.stdout).into_owned(),
             stderr: String::from_utf8_lossy(&o.stderr).into_owned(),
             audit: std::fs::read_to_string(audit).unwrap_or_default(),
+        };
+        for (what, text) in [
+            ("dlq-replay stdout", &run.stdout),
+            ("dlq-replay stderr", &run.stderr),
+            ("dlq-replay audit log", &run.audit),
+        ] {
+            tests::workers::assert_no_synthetic_phi(what, text);
         }
+        run
     }
 
     fn assert_code(&self, code: i32) {

@@ -11,6 +11,14 @@ fn demo(dir: &std::path::Path) -> String {
         .output()
         .unwrap();
     let stdout = String::from_utf8(out.stdout).unwrap();
+    // The demo's log (stderr) and what it prints carry no synthetic patient data.
+    for (what, text) in [
+        ("stderr", String::from_utf8_lossy(&out.stderr).into_owned()),
+        ("stdout", stdout.clone()),
+    ] {
+        let hits = hl7_ingest::samples::synthetic_phi_in(&text);
+        assert!(hits.is_empty(), "demo {what} holds patient data at (line, kind) {hits:?}");
+    }
     assert!(
         out.status.success(),
         "demo exited {}: {stdout}\n{}",

@@ -33,6 +33,54 @@ const TRIGGERS: &[&str] = &[
     "A01", "A04", "A08", "A02", "A03", "A31", "A05", "A11", "A13",
 ];
 
+/// Where synthetic patient data shows in `text`: (1-based line, what kind). Finds, by shape,
+/// what every generator in this project invents: the family and given names of [`FAMILY`] and
+/// [`GIVEN`] (any case), MRNs (`MRN` and seven digits), and birth dates, which are all in the
+/// 1900s, as ISO dates (`1953-07-14`, as events and records carry them) and as HL7 fields
+/// (`|19530714`). No log line of this project has a reason to hold any of them, so the scan
+/// needs no list of the patients a test used.
+pub fn synthetic_phi_in(text: &str) -> Vec<(usize, &'static str)> {
+    let names: Vec<String> = FAMILY
+        .iter()
+        .chain(GIVEN)
+        .map(|n| n.to_ascii_lowercase())
+        .collect();
+    let mut hits = Vec::new();
+    for (i, line) in text.lines().enumerate() {
+        let lower = line.to_ascii_lowercase();
+        if names.iter().any(|n| lower.contains(n.as_str())) {
+            hits.push((i + 1, "name"));
+        }
+        let b = line.as_bytes();
+        let digits = |from: usize, n: usize| {
+            b.get(from..from + n)
+                .is_some_and(|d| d.iter().all(u8::is_ascii_digit))
+        };
+        let not_digit_at = |at: usize| b.get(at).is_none_or(|c| !c.is_ascii_digit());
+        for at in 0..b.len() {
+            if b[at..].starts_with(b"MRN") && digits(at + 3, 7) {
+                hits.push((i + 1, "mrn"));
+            }
+            let starts_1900s = b[at..].starts_with(b"19") && (at == 0 || !b[at - 1].is_ascii_digit());
+            if starts_1900s
+                && digits(at, 4)
+                && b.get(at + 4) == Some(&b'-')
+                && digits(at + 5, 2)
+                && b.get(at + 7) == Some(&b'-')
+                && digits(at + 8, 2)
+                && not_digit_at(at + 10)
+            {
+                hits.push((i + 1, "birth date"));
+            }
+            if at > 0 && matches!(b[at - 1], b'|' | b'^') && starts_1900s && digits(at, 8) && not_digit_at(at + 8) {
+                hits.push((i + 1, "birth date"));
+            }
+        }
+    }
+    hits.dedup();
+    hits
+}
+
 /// A synthetic patient: the PHI that must never appear in a log line.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SamplePatient {
@@ -298,6 +346,36 @@ mod tests {
                 .expect("one part");
             let got = first.and_then(|raw| fleet_hl7::parse_adt(&raw, &cfg).map(|_| ()));
             assert_eq!(got.map_err(|e| e.code), Err(code), "kind {kind}");
+        }
+    }
+
+    #[test]
+    fn the_phi_scan_finds_every_kind_of_synthetic_datum_and_nothing_else() {
+        let clean = concat!(
+            r#"{"timestamp":"2026-12-01T16:11:28.398308Z","level":"WARN","code":"HL7_NOT_ADT","#,
+            r#""message_id":"19450312-ab12-4c3d-9e8f-001122334455","receive_count":1}"#,
+            "\nconsumer stopped received=5000 control=CTL0007000123 at 20260315081500"
+        );
+        assert_eq!(synthetic_phi_in(clean), vec![]);
+        let p = generate(3, 1, 0).remove(0).patient;
+        let iso = format!(
+            "{}-{}-{}",
+            &p.birth_date[..4],
+            &p.birth_date[4..6],
+            &p.birth_date[6..]
+        );
+        for (leak, kind) in [
+            (format!("detail: PID-5 was {}", p.family), "name"),
+            (format!("given {}", p.given.to_uppercase()), "name"),
+            (format!("id {}", p.mrn), "mrn"),
+            (format!("{{\"birth_date\":\"{iso}\"}}"), "birth date"),
+            (format!("PID|1||X||Y^Z||{}|F", p.birth_date), "birth date"),
+        ] {
+            let text = format!("first line\n{leak}\nlast line");
+            assert!(
+                synthetic_phi_in(&text).contains(&(2, kind)),
+                "{kind} not found in {leak:?}"
+            );
         }
     }
 
