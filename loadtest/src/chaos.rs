@@ -28,14 +28,24 @@ pub enum DisruptionKind {
 /// order. The same faults and seed give the same plan.
 pub fn plan(f: &Faults, seed: u64) -> Vec<(f64, DisruptionKind)> {
     let mut rng = StdRng::seed_from_u64(seed ^ 0x6b69_6c6c);
-    let mut kinds: Vec<DisruptionKind> = std::iter::repeat_n(DisruptionKind::Kill, f.kills as usize)
-        .chain(std::iter::repeat_n(DisruptionKind::Term, f.sigterms as usize))
-        .collect();
+    let mut kinds: Vec<DisruptionKind> =
+        std::iter::repeat_n(DisruptionKind::Kill, f.kills as usize)
+            .chain(std::iter::repeat_n(
+                DisruptionKind::Term,
+                f.sigterms as usize,
+            ))
+            .collect();
     kinds.shuffle(&mut rng);
     let [from, to] = f.window_s;
     let mut times: Vec<f64> = kinds
         .iter()
-        .map(|_| if to > from { rng.random_range(from..to) } else { from })
+        .map(|_| {
+            if to > from {
+                rng.random_range(from..to)
+            } else {
+                from
+            }
+        })
         .collect();
     times.sort_by(f64::total_cmp);
     times.into_iter().zip(kinds).collect()
@@ -161,7 +171,10 @@ mod tests {
         };
         let a = plan(&f, 7);
         assert_eq!(a.len(), 12);
-        assert_eq!(a.iter().filter(|(_, k)| *k == DisruptionKind::Kill).count(), 10);
+        assert_eq!(
+            a.iter().filter(|(_, k)| *k == DisruptionKind::Kill).count(),
+            10
+        );
         assert!(a.windows(2).all(|w| w[0].0 <= w[1].0));
         assert!(a.iter().all(|(t, _)| (2.0..30.0).contains(t)));
         let times = |p: &[(f64, DisruptionKind)]| p.iter().map(|(t, _)| *t).collect::<Vec<_>>();

@@ -63,9 +63,9 @@ pub fn stream(s: &Scenario) -> Vec<Message> {
         if rng.random_bool(s.malformed_fraction) {
             // With a worker size limit set, every ninth poison message is an otherwise valid
             // update padded past it.
-            let oversized = s
-                .worker_max_message_bytes
-                .filter(|_| malformed_kind % (samples::MALFORMED_KINDS + 1) == samples::MALFORMED_KINDS);
+            let oversized = s.worker_max_message_bytes.filter(|_| {
+                malformed_kind % (samples::MALFORMED_KINDS + 1) == samples::MALFORMED_KINDS
+            });
             let (body, code) = match oversized {
                 Some(limit) => {
                     let p = &pool[slot].patient;

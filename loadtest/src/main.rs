@@ -34,6 +34,8 @@ enum Cmd {
         #[arg(long)]
         out: PathBuf,
     },
+    /// Print the reliability table (markdown) of finished runs' report.json files.
+    Table { reports: Vec<PathBuf> },
     /// Print a scenario's stream summary (counts by trigger, sizes) without running anything.
     Describe {
         scenario: PathBuf,
@@ -84,6 +86,23 @@ struct RunArgs {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
+        Cmd::Table { reports } => {
+            let read = |p: &PathBuf| -> anyhow::Result<serde_json::Value> {
+                let text = std::fs::read_to_string(p)
+                    .with_context(|| format!("reading {}", p.display()))?;
+                serde_json::from_str(&text).with_context(|| format!("parsing {}", p.display()))
+            };
+            match reports.iter().map(read).collect::<anyhow::Result<Vec<_>>>() {
+                Ok(r) => {
+                    print!("{}", loadtest::report::reliability_table(&r));
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("loadtest: {e:#}");
+                    ExitCode::from(2)
+                }
+            }
+        }
         Cmd::Describe { scenario, messages } => match describe(&scenario, messages) {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {

@@ -191,10 +191,7 @@ impl std::fmt::Display for Dropped {
 
 impl std::error::Error for Dropped {}
 
-async fn handle(
-    req: Request<Incoming>,
-    s: Arc<Shared>,
-) -> Result<Response<Full<Bytes>>, Dropped> {
+async fn handle(req: Request<Incoming>, s: Arc<Shared>) -> Result<Response<Full<Bytes>>, Dropped> {
     let st = &s.stats;
     st.requests.fetch_add(1, Ordering::Relaxed);
     let header = |name: &str| {
@@ -203,7 +200,9 @@ async fn handle(
             .and_then(|v| v.to_str().ok())
             .map(str::to_string)
     };
-    if let Some((attempt, max)) = header("amz-sdk-request").as_deref().and_then(parse_sdk_request)
+    if let Some((attempt, max)) = header("amz-sdk-request")
+        .as_deref()
+        .and_then(parse_sdk_request)
     {
         if attempt > 1 {
             st.retries.fetch_add(1, Ordering::Relaxed);
@@ -217,8 +216,12 @@ async fn handle(
     let fault = {
         let mut rng = s.rng.lock().unwrap();
         let kinds = &s.cfg.kinds;
-        (!kinds.is_empty() && rng.random_bool(s.cfg.share))
-            .then(|| (kinds[rng.random_range(0..kinds.len())], rng.random_range(s.cfg.slow_ms[0]..=s.cfg.slow_ms[1])))
+        (!kinds.is_empty() && rng.random_bool(s.cfg.share)).then(|| {
+            (
+                kinds[rng.random_range(0..kinds.len())],
+                rng.random_range(s.cfg.slow_ms[0]..=s.cfg.slow_ms[1]),
+            )
+        })
     };
     if let Some((kind, _)) = fault {
         *st.injected.lock().unwrap().entry(kind).or_default() += 1;
@@ -262,7 +265,10 @@ async fn handle(
 }
 
 /// Send the request to the upstream on a connection of its own and read the whole answer.
-async fn forward(req: Request<Incoming>, upstream: SocketAddr) -> anyhow::Result<Response<Full<Bytes>>> {
+async fn forward(
+    req: Request<Incoming>,
+    upstream: SocketAddr,
+) -> anyhow::Result<Response<Full<Bytes>>> {
     let (parts, body) = req.into_parts();
     let body = body.collect().await?.to_bytes();
     let stream = TcpStream::connect(upstream).await?;
@@ -286,7 +292,10 @@ mod tests {
     fn the_sdk_attempt_header_is_read() {
         assert_eq!(parse_sdk_request("attempt=2; max=3"), Some((2, 3)));
         assert_eq!(parse_sdk_request("max=5;attempt=1"), Some((1, 5)));
-        assert_eq!(parse_sdk_request("ttl=20250101T000000Z; attempt=3; max=3"), Some((3, 3)));
+        assert_eq!(
+            parse_sdk_request("ttl=20250101T000000Z; attempt=3; max=3"),
+            Some((3, 3))
+        );
         assert_eq!(parse_sdk_request("attempt=1"), None);
         assert_eq!(parse_sdk_request("garbage"), None);
     }

@@ -157,7 +157,8 @@ impl FaultsReport {
             DisruptionKind::Kill => true,
             DisruptionKind::Term => {
                 d.exit_ok == Some(true)
-                    && d.exit_s.is_some_and(|s| s <= drain_deadline_s as f64 + EXIT_MARGIN_S)
+                    && d.exit_s
+                        .is_some_and(|s| s <= drain_deadline_s as f64 + EXIT_MARGIN_S)
                     && d.in_flight_after_exit == Some(0)
             }
         });
@@ -170,7 +171,11 @@ impl FaultsReport {
 
     /// Seconds from each disruption to the first outcome after the restart.
     pub fn recovery(&self) -> Percentiles {
-        let mut v: Vec<f64> = self.disruptions.iter().filter_map(|d| d.recovery_s).collect();
+        let mut v: Vec<f64> = self
+            .disruptions
+            .iter()
+            .filter_map(|d| d.recovery_s)
+            .collect();
         Percentiles::of(&mut v)
     }
 }
@@ -273,9 +278,16 @@ impl Report {
             format!("{} messages with more than one", self.event_ids_conflicting),
         ));
         if let Some(f) = &self.faults {
-            let kills = f.disruptions.iter().filter(|d| d.kind == DisruptionKind::Kill).count();
-            let terms: Vec<&Disruption> =
-                f.disruptions.iter().filter(|d| d.kind == DisruptionKind::Term).collect();
+            let kills = f
+                .disruptions
+                .iter()
+                .filter(|d| d.kind == DisruptionKind::Kill)
+                .count();
+            let terms: Vec<&Disruption> = f
+                .disruptions
+                .iter()
+                .filter(|d| d.kind == DisruptionKind::Term)
+                .collect();
             let rec = f.recovery();
             rows.push((
                 "disruptions",
@@ -498,6 +510,90 @@ pub fn timeline(points: &[(f64, f64)]) -> Vec<Second> {
         .collect()
 }
 
+/// The README's reliability table: one markdown row per report (as written to report.json).
+pub fn reliability_table(reports: &[serde_json::Value]) -> String {
+    let mut out = String::from(
+        "| scenario | messages | faults injected | lost | records missing / duplicate | duplicate events (same id / new id) | recovery time p50 / max | result |\n\
+         | --- | --- | --- | --- | --- | --- | --- | --- |\n",
+    );
+    for r in reports {
+        let n = |v: &serde_json::Value| v.as_u64().unwrap_or(0);
+        let f = &r["faults"];
+        let mut faults = Vec::new();
+        let count = |kind: &str| {
+            f["disruptions"]
+                .as_array()
+                .map_or(0, |d| d.iter().filter(|x| x["kind"] == kind).count())
+        };
+        if count("kill") > 0 {
+            faults.push(format!("{} × kill -9", count("kill")));
+        }
+        if count("term") > 0 {
+            let slowest = f["disruptions"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(|d| d["exit_s"].as_f64())
+                .fold(0.0, f64::max);
+            faults.push(format!(
+                "{} × SIGTERM (slowest exit {slowest:.1} s, deadline {} s)",
+                count("term"),
+                n(&r["worker_drain_deadline_s"])
+            ));
+        }
+        if let Some(p) = f["proxy"].as_object() {
+            let injected: Vec<String> = p["injected"]
+                .as_object()
+                .into_iter()
+                .flatten()
+                .map(|(k, v)| format!("{} {k}", n(v)))
+                .collect();
+            faults.push(format!(
+                "proxy: {} of {} requests ({}); {} SDK retries, highest attempt {} of {}",
+                p["injected"]
+                    .as_object()
+                    .map_or(0, |m| m.values().map(n).sum::<u64>()),
+                n(&p["requests"]),
+                injected.join(", "),
+                n(&p["retries"]),
+                n(&p["max_attempt"]),
+                n(&p["max_attempts_allowed"])
+            ));
+        }
+        faults.push(format!("{} poison", n(&r["malformed_sent"])));
+        let rec = &r["records"];
+        let recovery: Vec<f64> = f["disruptions"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|d| d["recovery_s"].as_f64())
+            .collect();
+        let recovery = if recovery.is_empty() {
+            "—".to_string()
+        } else {
+            let p = Percentiles::of(&mut recovery.clone());
+            format!("{:.2} s / {:.2} s", p.p50, p.max)
+        };
+        let passed = r["lost"] == 0 && r["unexpected_outcomes"] == 0;
+        let _ = writeln!(
+            out,
+            "| {} ({}) | {} | {} | {} | {} / {} | {} / {} | {} | {} |",
+            r["scenario"].as_str().unwrap_or("?"),
+            r["backend"].as_str().unwrap_or("?"),
+            n(&r["messages_sent"]),
+            faults.join("; "),
+            n(&r["lost"]),
+            n(&rec["missing"]),
+            n(&rec["conflicting"]) + n(&rec["for_poison"]),
+            n(&r["duplicate_events"]),
+            n(&r["event_ids_conflicting"]),
+            recovery,
+            if passed { "pass" } else { "FAIL" }
+        );
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -520,5 +616,24 @@ mod tests {
         assert_eq!(t.len(), 3);
         assert_eq!(t.iter().map(|s| s.events).collect::<Vec<_>>(), [2, 0, 1]);
         assert_eq!(t[0].latency_max_ms, 7.0);
+    }
+
+    #[test]
+    fn the_reliability_table_has_one_row_per_report_with_its_faults() {
+        let kill = |recovery: f64| serde_json::json!({"kind": "kill", "recovery_s": recovery, "exit_s": null});
+        let r = serde_json::json!({
+            "scenario": "crash-local", "backend": "local", "messages_sent": 5000,
+            "malformed_sent": 200, "lost": 0, "unexpected_outcomes": 0,
+            "duplicate_events": 31, "event_ids_conflicting": 0, "worker_drain_deadline_s": 10,
+            "records": {"missing": 0, "conflicting": 0, "for_poison": 0},
+            "faults": {"disruptions": [kill(0.4), kill(1.5), kill(0.2)], "proxy": null}
+        });
+        let t = reliability_table(&[r.clone(), r]);
+        let rows: Vec<&str> = t.lines().collect();
+        assert_eq!(rows.len(), 4, "{t}");
+        assert_eq!(
+            rows[2],
+            "| crash-local (local) | 5000 | 3 × kill -9; 200 poison | 0 | 0 / 0 | 31 / 0 | 0.40 s / 1.50 s | pass |"
+        );
     }
 }

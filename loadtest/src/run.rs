@@ -87,9 +87,7 @@ pub async fn run(scenario: &Scenario, opts: &Options) -> anyhow::Result<Report> 
     let visibility = Duration::from_secs(scenario.visibility_timeout_s);
     let stack = match opts.backend {
         BackendKind::Local => stack::local(&opts.work_dir, visibility)?,
-        BackendKind::Aws => {
-            stack::aws(opts.endpoint.as_deref(), &opts.region, visibility).await?
-        }
+        BackendKind::Aws => stack::aws(opts.endpoint.as_deref(), &opts.region, visibility).await?,
     };
     let source = stack.backend.queue(&stack.source).await?;
     let tap = stack.backend.queue(&stack.tap).await?;
@@ -322,7 +320,11 @@ pub async fn run(scenario: &Scenario, opts: &Options) -> anyhow::Result<Report> 
     });
     report.records = Some(records);
     report.log_scan = Some(scan_logs(&workers.logs));
-    report.event_ids_conflicting = seen.ids_by_control.values().filter(|ids| ids.len() > 1).count() as u64;
+    report.event_ids_conflicting = seen
+        .ids_by_control
+        .values()
+        .filter(|ids| ids.len() > 1)
+        .count() as u64;
     Ok(report)
 }
 
@@ -405,9 +407,10 @@ async fn start_proxy(scenario: &Scenario, opts: &Options) -> anyhow::Result<Opti
         opts.backend == BackendKind::Aws,
         "faults.proxy_share needs the aws backend (the proxy sits between the worker and the endpoint)"
     );
-    let upstream = opts.endpoint.as_deref().context(
-        "faults.proxy_share needs --endpoint (the proxy forwards to that endpoint)",
-    )?;
+    let upstream = opts
+        .endpoint
+        .as_deref()
+        .context("faults.proxy_share needs --endpoint (the proxy forwards to that endpoint)")?;
     let proxy = FaultProxy::start(
         upstream,
         ProxyConfig {

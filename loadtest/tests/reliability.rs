@@ -23,8 +23,7 @@ const POISON_CODES: &[&str] = &[
 ];
 
 fn n(v: &Value) -> u64 {
-    v.as_u64()
-        .unwrap_or_else(|| panic!("{v} is not a count"))
+    v.as_u64().unwrap_or_else(|| panic!("{v} is not a count"))
 }
 
 /// What every reliability run must show, whatever was done to it.
@@ -32,14 +31,21 @@ fn assert_nothing_lost(r: &Value, all_poison_kinds: bool) {
     assert_eq!(r["lost"], 0, "lost");
     assert_eq!(r["unexpected_outcomes"], 0, "unexpected outcomes");
     assert_eq!(r["left_on_source"], 0, "left on the source queue");
-    assert_eq!(r["event_ids_conflicting"], 0, "a message with two event ids");
+    assert_eq!(
+        r["event_ids_conflicting"], 0,
+        "a message with two event ids"
+    );
     let sent = n(&r["messages_sent"]);
     assert_eq!(n(&r["events_observed"]) + n(&r["dead_lettered"]), sent);
     assert_eq!(n(&r["events_observed"]), n(&r["well_formed_sent"]));
     let rec = &r["records"];
     assert_eq!(rec["checked"], r["well_formed_sent"]);
     assert_eq!(
-        (n(&rec["missing"]), n(&rec["conflicting"]), n(&rec["for_poison"])),
+        (
+            n(&rec["missing"]),
+            n(&rec["conflicting"]),
+            n(&rec["for_poison"])
+        ),
         (0, 0, 0),
         "records: {rec}"
     );
@@ -83,7 +89,10 @@ fn assert_sigterms(r: &Value, planned: usize) {
     let deadline = r["worker_drain_deadline_s"].as_f64().unwrap();
     for t in terms {
         assert_eq!(t["exit_ok"], true, "a SIGTERM'd worker did not exit 0: {t}");
-        assert!(t["exit_s"].as_f64().unwrap() <= deadline + 5.0, "slow exit: {t}");
+        assert!(
+            t["exit_s"].as_f64().unwrap() <= deadline + 5.0,
+            "slow exit: {t}"
+        );
         assert_eq!(t["in_flight_after_exit"], 0, "left invisible: {t}");
     }
 }
@@ -92,7 +101,16 @@ fn assert_sigterms(r: &Value, planned: usize) {
 fn local_ten_kills_lose_nothing_and_duplicate_no_record() {
     let run = common::run(
         "reliability/crash-local.toml",
-        &["--backend", "local", "--messages", "1200", "--rate", "250", "--window", "0.3,4.3"],
+        &[
+            "--backend",
+            "local",
+            "--messages",
+            "1200",
+            "--rate",
+            "250",
+            "--window",
+            "0.3,4.3",
+        ],
     );
     assert_nothing_lost(&run.report, true);
     assert_kills(&run.report, 10);
@@ -102,7 +120,16 @@ fn local_ten_kills_lose_nothing_and_duplicate_no_record() {
 fn local_sigterm_under_load_exits_in_time_and_leaves_nothing_invisible() {
     let run = common::run(
         "reliability/shutdown-local.toml",
-        &["--backend", "local", "--messages", "1000", "--rate", "250", "--window", "0.3,3.5"],
+        &[
+            "--backend",
+            "local",
+            "--messages",
+            "1000",
+            "--rate",
+            "250",
+            "--window",
+            "0.3,3.5",
+        ],
     );
     assert_nothing_lost(&run.report, true);
     assert_sigterms(&run.report, 5);
@@ -114,8 +141,16 @@ fn aws_ten_kills_lose_nothing_and_duplicate_no_record() {
     let run = common::run(
         "reliability/crash-moto.toml",
         &[
-            "--backend", "aws", "--endpoint", &endpoint, "--messages", "300", "--rate", "20",
-            "--window", "1,13",
+            "--backend",
+            "aws",
+            "--endpoint",
+            &endpoint,
+            "--messages",
+            "300",
+            "--rate",
+            "20",
+            "--window",
+            "1,13",
         ],
     );
     assert_nothing_lost(&run.report, false);
@@ -128,8 +163,16 @@ fn aws_sigterm_under_load_exits_in_time_and_leaves_nothing_invisible() {
     let run = common::run(
         "reliability/shutdown-moto.toml",
         &[
-            "--backend", "aws", "--endpoint", &endpoint, "--messages", "300", "--rate", "20",
-            "--window", "1,12",
+            "--backend",
+            "aws",
+            "--endpoint",
+            &endpoint,
+            "--messages",
+            "300",
+            "--rate",
+            "20",
+            "--window",
+            "1,12",
         ],
     );
     assert_nothing_lost(&run.report, false);
@@ -141,7 +184,16 @@ fn aws_throttling_errors_and_dropped_answers_lose_nothing_and_retries_stay_bound
     let endpoint = common::moto_endpoint();
     let run = common::run(
         "reliability/faults-moto.toml",
-        &["--backend", "aws", "--endpoint", &endpoint, "--messages", "300", "--rate", "20"],
+        &[
+            "--backend",
+            "aws",
+            "--endpoint",
+            &endpoint,
+            "--messages",
+            "300",
+            "--rate",
+            "20",
+        ],
     );
     let r = &run.report;
     assert_nothing_lost(r, false);

@@ -17,7 +17,10 @@ fn demo(dir: &std::path::Path) -> String {
         ("stdout", stdout.clone()),
     ] {
         let hits = hl7_ingest::samples::synthetic_phi_in(&text);
-        assert!(hits.is_empty(), "demo {what} holds patient data at (line, kind) {hits:?}");
+        assert!(
+            hits.is_empty(),
+            "demo {what} holds patient data at (line, kind) {hits:?}"
+        );
     }
     assert!(
         out.status.success(),

@@ -61,7 +61,8 @@ pub fn synthetic_phi_in(text: &str) -> Vec<(usize, &'static str)> {
             if b[at..].starts_with(b"MRN") && digits(at + 3, 7) {
                 hits.push((i + 1, "mrn"));
             }
-            let starts_1900s = b[at..].starts_with(b"19") && (at == 0 || !b[at - 1].is_ascii_digit());
+            let starts_1900s =
+                b[at..].starts_with(b"19") && (at == 0 || !b[at - 1].is_ascii_digit());
             if starts_1900s
                 && digits(at, 4)
                 && b.get(at + 4) == Some(&b'-')
@@ -72,7 +73,12 @@ pub fn synthetic_phi_in(text: &str) -> Vec<(usize, &'static str)> {
             {
                 hits.push((i + 1, "birth date"));
             }
-            if at > 0 && matches!(b[at - 1], b'|' | b'^') && starts_1900s && digits(at, 8) && not_digit_at(at + 8) {
+            if at > 0
+                && matches!(b[at - 1], b'|' | b'^')
+                && starts_1900s
+                && digits(at, 8)
+                && not_digit_at(at + 8)
+            {
                 hits.push((i + 1, "birth date"));
             }
         }

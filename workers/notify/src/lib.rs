@@ -7,10 +7,10 @@
 //! `main.rs` only wires; [`run`] is what the tests call.
 
 pub mod config;
-pub mod event;
 pub mod handler;
 pub mod ratelimit;
-pub mod rules;
+
+pub use fleet_notify_rules::{event, rules};
 
 use std::sync::Arc;
 
