@@ -287,6 +287,94 @@ async fn forward(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    /// An upstream that answers every request `200 ok` and counts them.
+    async fn upstream() -> (String, Arc<AtomicU64>) {
+        let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", l.local_addr().unwrap());
+        let hits = Arc::new(AtomicU64::new(0));
+        let h = hits.clone();
+        tokio::spawn(async move {
+            loop {
+                let (mut s, _) = l.accept().await.unwrap();
+                let h = h.clone();
+                tokio::spawn(async move {
+                    let mut buf = Vec::new();
+                    let mut chunk = [0u8; 1024];
+                    while !buf.windows(4).any(|w| w == b"\r\n\r\n") {
+                        let n = s.read(&mut chunk).await.unwrap();
+                        if n == 0 {
+                            return;
+                        }
+                        buf.extend_from_slice(&chunk[..n]);
+                    }
+                    h.fetch_add(1, Ordering::SeqCst);
+                    let _ = s
+                        .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok")
+                        .await;
+                });
+            }
+        });
+        (url, hits)
+    }
+
+    /// One request through the proxy; what came back before the connection closed.
+    async fn request(proxy: &FaultProxy) -> String {
+        let addr = proxy.url.trim_start_matches("http://");
+        let mut s = TcpStream::connect(addr).await.unwrap();
+        s.write_all(
+            b"POST / HTTP/1.1\r\nhost: x\r\nx-amz-target: AmazonSQS.ReceiveMessage\r\n\
+              amz-sdk-request: attempt=2; max=3\r\ncontent-length: 2\r\nconnection: close\r\n\r\n{}",
+        )
+        .await
+        .unwrap();
+        let mut out = Vec::new();
+        let _ = s.read_to_end(&mut out).await;
+        String::from_utf8_lossy(&out).into_owned()
+    }
+
+    async fn proxy(upstream: &str, share: f64, kind: FaultKind) -> FaultProxy {
+        let cfg = ProxyConfig {
+            share,
+            kinds: vec![kind],
+            slow_ms: [50, 50],
+            seed: 1,
+        };
+        FaultProxy::start(upstream, cfg).await.unwrap()
+    }
+
+    #[tokio::test]
+    async fn each_fault_does_what_it_says_to_the_client_and_the_service() {
+        let (url, hits) = upstream().await;
+
+        let clean = proxy(&url, 0.0, FaultKind::Throttle).await;
+        assert!(request(&clean).await.ends_with("ok"));
+        assert_eq!(hits.load(Ordering::SeqCst), 1);
+        let sum = clean.summary();
+        assert_eq!((sum.requests, sum.retries, sum.max_attempt), (1, 1, 2));
+        assert_eq!(sum.max_attempts_allowed, 3);
+        assert_eq!(sum.by_api["AmazonSQS.ReceiveMessage"], 1);
+        assert!(sum.injected.is_empty());
+
+        // Throttled and failed requests never reach the service.
+        let throttle = proxy(&url, 1.0, FaultKind::Throttle).await;
+        let answer = request(&throttle).await;
+        assert!(answer.starts_with("HTTP/1.1 400"), "{answer}");
+        assert!(answer.contains("ThrottlingException"), "{answer}");
+        let failed = proxy(&url, 1.0, FaultKind::ServerError).await;
+        assert!(request(&failed).await.starts_with("HTTP/1.1 500"));
+        assert_eq!(hits.load(Ordering::SeqCst), 1);
+
+        // A slow answer arrives; a dropped one reaches the service and never comes back.
+        let slow = proxy(&url, 1.0, FaultKind::Slow).await;
+        assert!(request(&slow).await.ends_with("ok"));
+        assert_eq!(hits.load(Ordering::SeqCst), 2);
+        let dropped = proxy(&url, 1.0, FaultKind::Drop).await;
+        assert_eq!(request(&dropped).await, "");
+        assert_eq!(hits.load(Ordering::SeqCst), 3);
+        assert_eq!(dropped.summary().injected["drop"], 1);
+    }
 
     #[test]
     fn the_sdk_attempt_header_is_read() {

@@ -325,7 +325,16 @@ impl Report {
         for (k, v) in rows {
             let _ = writeln!(s, "{k:<26} {v}");
         }
-        let _ = writeln!(s, "requests per message:");
+        let partial = self.faults.as_ref().is_some_and(|f| f.requests_partial);
+        let _ = writeln!(
+            s,
+            "requests per message:{}",
+            if partial {
+                " (partial: a killed worker writes no counts)"
+            } else {
+                ""
+            }
+        );
         for (k, v) in &self.requests_per_message {
             let n = self
                 .requests
@@ -536,7 +545,7 @@ pub fn reliability_table(reports: &[serde_json::Value]) -> String {
                 .filter_map(|d| d["exit_s"].as_f64())
                 .fold(0.0, f64::max);
             faults.push(format!(
-                "{} × SIGTERM (slowest exit {slowest:.1} s, deadline {} s)",
+                "{} × SIGTERM (slowest exit {slowest:.2} s, deadline {} s)",
                 count("term"),
                 n(&r["worker_drain_deadline_s"])
             ));

@@ -97,104 +97,67 @@ fn assert_sigterms(r: &Value, planned: usize) {
     }
 }
 
+/// A reliability scenario at CI size: `messages`, and `rate` and `window` when given, on the
+/// local backend or on moto.
+fn run_small(
+    scenario: &str,
+    aws: bool,
+    messages: u32,
+    rate: Option<u32>,
+    window: Option<&str>,
+) -> common::Run {
+    let endpoint = aws.then(common::moto_endpoint);
+    let mut args: Vec<String> = match &endpoint {
+        Some(url) => vec![
+            "--backend".into(),
+            "aws".into(),
+            "--endpoint".into(),
+            url.clone(),
+        ],
+        None => vec!["--backend".into(), "local".into()],
+    };
+    args.extend(["--messages".into(), messages.to_string()]);
+    if let Some(r) = rate {
+        args.extend(["--rate".into(), r.to_string()]);
+    }
+    if let Some(w) = window {
+        args.extend(["--window".into(), w.to_string()]);
+    }
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    common::run(&format!("reliability/{scenario}.toml"), &args)
+}
+
 #[test]
 fn local_ten_kills_lose_nothing_and_duplicate_no_record() {
-    let run = common::run(
-        "reliability/crash-local.toml",
-        &[
-            "--backend",
-            "local",
-            "--messages",
-            "1200",
-            "--rate",
-            "250",
-            "--window",
-            "0.3,4.3",
-        ],
-    );
+    let run = run_small("crash-local", false, 1500, None, Some("0.2,2.5"));
     assert_nothing_lost(&run.report, true);
     assert_kills(&run.report, 10);
 }
 
 #[test]
 fn local_sigterm_under_load_exits_in_time_and_leaves_nothing_invisible() {
-    let run = common::run(
-        "reliability/shutdown-local.toml",
-        &[
-            "--backend",
-            "local",
-            "--messages",
-            "1000",
-            "--rate",
-            "250",
-            "--window",
-            "0.3,3.5",
-        ],
-    );
+    let run = run_small("shutdown-local", false, 1500, None, Some("0.2,2.0"));
     assert_nothing_lost(&run.report, true);
     assert_sigterms(&run.report, 5);
 }
 
 #[test]
 fn aws_ten_kills_lose_nothing_and_duplicate_no_record() {
-    let endpoint = common::moto_endpoint();
-    let run = common::run(
-        "reliability/crash-moto.toml",
-        &[
-            "--backend",
-            "aws",
-            "--endpoint",
-            &endpoint,
-            "--messages",
-            "300",
-            "--rate",
-            "20",
-            "--window",
-            "1,13",
-        ],
-    );
+    let run = run_small("crash-moto", true, 300, Some(20), Some("1,13"));
     assert_nothing_lost(&run.report, false);
     assert_kills(&run.report, 10);
 }
 
 #[test]
 fn aws_sigterm_under_load_exits_in_time_and_leaves_nothing_invisible() {
-    let endpoint = common::moto_endpoint();
-    let run = common::run(
-        "reliability/shutdown-moto.toml",
-        &[
-            "--backend",
-            "aws",
-            "--endpoint",
-            &endpoint,
-            "--messages",
-            "300",
-            "--rate",
-            "20",
-            "--window",
-            "1,12",
-        ],
-    );
+    let run = run_small("shutdown-moto", true, 300, Some(20), Some("1,12"));
     assert_nothing_lost(&run.report, false);
     assert_sigterms(&run.report, 5);
 }
 
 #[test]
 fn aws_throttling_errors_and_dropped_answers_lose_nothing_and_retries_stay_bounded() {
-    let endpoint = common::moto_endpoint();
-    let run = common::run(
-        "reliability/faults-moto.toml",
-        &[
-            "--backend",
-            "aws",
-            "--endpoint",
-            &endpoint,
-            "--messages",
-            "300",
-            "--rate",
-            "20",
-        ],
-    );
+    let run = run_small("faults-moto", true, 300, Some(20), None);
     let r = &run.report;
     assert_nothing_lost(r, false);
     let p = &r["faults"]["proxy"];
