@@ -110,7 +110,6 @@ pub async fn run(scenario: &Scenario, opts: &Options) -> anyhow::Result<Report> 
         bin: opts.worker_bin.clone(),
         env: worker_env(&stack, scenario, proxy.as_ref().map(|p| p.url.as_str())),
         dir: opts.work_dir.clone(),
-        started: 0,
         logs: Vec::new(),
     };
     std::fs::create_dir_all(&opts.work_dir)?;
@@ -313,7 +312,7 @@ pub async fn run(scenario: &Scenario, opts: &Options) -> anyhow::Result<Report> 
     );
     report.faults = Some(FaultsReport {
         planned: scenario.faults.clone(),
-        worker_starts: workers.started,
+        worker_starts: u32::try_from(workers.logs.len()).unwrap_or(u32::MAX),
         disruptions,
         requests_partial: scenario.faults.kills > 0,
         proxy: proxy.as_ref().map(FaultProxy::summary),
@@ -349,7 +348,7 @@ struct Workers {
     bin: PathBuf,
     env: Vec<(String, String)>,
     dir: PathBuf,
-    started: u32,
+    /// One per process started, in start order.
     logs: Vec<PathBuf>,
 }
 
@@ -358,12 +357,10 @@ impl Workers {
         let health = free_addr()?;
         let mut env = self.env.clone();
         env.push(("FLEET_HEALTH_ADDR".into(), health.to_string()));
-        let log = if self.started == 0 {
-            self.dir.join("worker.log")
-        } else {
-            self.dir.join(format!("worker-{}.log", self.started))
+        let log = match self.logs.len() {
+            0 => self.dir.join("worker.log"),
+            n => self.dir.join(format!("worker-{n}.log")),
         };
-        self.started += 1;
         self.logs.push(log.clone());
         Ok(Started {
             process: WorkerProcess::start(&self.bin, &env, log)?,

@@ -74,15 +74,3 @@ pub fn run(scenario: &str, args: &[&str]) -> Run {
         _out: out,
     }
 }
-
-/// The moto endpoint `scripts/test` started. Panics (failing the test) when it is not set:
-/// the AWS runs never skip.
-pub fn moto_endpoint() -> String {
-    match std::env::var("FLEET_MOTO_ENDPOINT") {
-        Ok(url) if !url.trim().is_empty() => url.trim().to_string(),
-        _ => panic!(
-            "FLEET_MOTO_ENDPOINT is not set: run the tests with `scripts/test`, or \
-             `scripts/moto install && export FLEET_MOTO_ENDPOINT=$(scripts/moto start)`"
-        ),
-    }
-}
