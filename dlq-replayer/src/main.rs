@@ -21,7 +21,7 @@ fn main() -> ExitCode {
         }
     };
     rt.block_on(async {
-        let backend = match cli.backend.open().await {
+        let backend = match fleet_backends::open(&cli.backend).await {
             Ok(b) => b,
             Err(e) => {
                 eprintln!("dlq-replay: {e:#}");

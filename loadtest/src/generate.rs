@@ -1,11 +1,11 @@
 //! The seeded ADT stream: patients move through register (A04) → admit (A01) → transfer (A02)
 //! → update (A08) → discharge (A03), some are merged (A40), a configured share of bodies is
-//! malformed. Message bodies come from `hl7_ingest::samples` (the same builders the demo and the
+//! malformed. Message bodies come from `fleet_samples::hl7` (the same builders the demo and the
 //! end-to-end tests use), with the optional segments real feeds carry added for realistic sizes.
 //! One patient's messages are in time order; the stream interleaves many patients.
 
 use fleet_core::ErrorCode;
-use hl7_ingest::samples::{self, SamplePatient};
+use fleet_samples::hl7::{self as samples, SamplePatient};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 

@@ -334,7 +334,7 @@ fn scan_logs(logs: &[PathBuf]) -> LogScan {
         let text = std::fs::read_to_string(log).unwrap_or_default();
         scan.files += 1;
         scan.lines += text.lines().count() as u64;
-        scan.lines_with_patient_data += hl7_ingest::samples::synthetic_phi_in(&text)
+        scan.lines_with_patient_data += fleet_samples::hl7::synthetic_phi_in(&text)
             .iter()
             .map(|(line, _)| *line)
             .collect::<HashSet<_>>()

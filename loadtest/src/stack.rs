@@ -1,16 +1,17 @@
 //! The resources one run needs, created fresh for it: source queue with a redrive policy to its
 //! DLQ, an event bus with a rule routing `fleet.hl7-ingest` events to a tap queue the load tool
 //! reads, and the worker's table. On aws every queue is SSE-KMS encrypted with a new key
-//! (`fleet_aws::provision`), so the worker's encryption guardrail runs as in production.
+//! (`fleet_testkit::provision`), so the worker's encryption guardrail runs as in production.
 
+use fleet_testkit::ProvisionExt as _;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
-use fleet_aws::provision::QueueSetup;
 use fleet_core::Backend;
 use fleet_local::{LocalBackend, QueueSpec};
+use fleet_testkit::provision::QueueSetup;
 
 /// Which backend the worker and the load tool run on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]

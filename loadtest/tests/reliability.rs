@@ -106,7 +106,7 @@ fn run_small(
     rate: Option<u32>,
     window: Option<&str>,
 ) -> common::Run {
-    let endpoint = aws.then(tests::moto_endpoint);
+    let endpoint = aws.then(fleet_testkit::moto_endpoint);
     let mut args: Vec<String> = match &endpoint {
         Some(url) => vec![
             "--backend".into(),

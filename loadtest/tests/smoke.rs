@@ -57,7 +57,7 @@ fn smoke_scenario_on_the_local_backend_loses_nothing_and_reports_every_key() {
 
     // No patient data in the report or the table (names from the generator's lists).
     let text = &run.report_text;
-    for name in hl7_ingest::samples::FAMILY {
+    for name in fleet_samples::hl7::FAMILY {
         assert!(
             !text.contains(name) && !stdout.contains(name),
             "{name} leaked"

@@ -1,5 +1,5 @@
 //! AWS backend: the fleet's ports on the official AWS SDK — SQS queues, EventBridge buses,
-//! DynamoDB tables and S3 buckets — plus the provisioning calls tests and the demo use, and the
+//! DynamoDB tables and S3 buckets — and the
 //! document ports: OCR on Textract ([`TextractOcr`]) and medical entities on Comprehend Medical
 //! ([`ComprehendMedicalExtractor`]), and notifications on SNS ([`SnsNotifier`]).
 //!
@@ -19,7 +19,6 @@ mod count;
 pub mod dynamo;
 pub mod error;
 pub mod events;
-pub mod provision;
 pub mod s3;
 pub mod sns;
 pub mod sqs;
@@ -37,6 +36,17 @@ pub use textract::{InCallRetry, TextractConfig, TextractOcr};
 use count::CountRequests;
 
 /// The `aws` backend: one SDK client per service, shared by every port it hands out.
+/// The SDK clients of an [`AwsBackend`].
+#[derive(Debug, Clone)]
+pub struct SdkClients {
+    pub sqs: aws_sdk_sqs::Client,
+    pub events: aws_sdk_eventbridge::Client,
+    pub dynamodb: aws_sdk_dynamodb::Client,
+    pub s3: aws_sdk_s3::Client,
+    pub kms: aws_sdk_kms::Client,
+    pub sns: aws_sdk_sns::Client,
+}
+
 #[derive(Debug, Clone)]
 pub struct AwsBackend {
     sqs: aws_sdk_sqs::Client,
@@ -57,8 +67,8 @@ impl AwsBackend {
         let cfg = aws_config::defaults(BehaviorVersion::latest()).load().await;
         // Virtual-hosted bucket addressing needs DNS for "<bucket>.<host>", which local
         // protocol servers (moto, LocalStack on 127.0.0.1) do not have.
-        let path_style =
-            cfg.endpoint_url().is_some() || std::env::var_os("AWS_ENDPOINT_URL_S3").is_some();
+        let path_style = cfg.endpoint_url().is_some()
+            || fleet_core::env::is_set(fleet_core::env::AWS_ENDPOINT_URL_S3);
         Self::from_sdk_config(&cfg, path_style)
     }
 
@@ -118,9 +128,17 @@ impl AwsBackend {
         }
     }
 
-    /// Create and delete resources (queues, buses, rules, tables, buckets, KMS keys).
-    pub fn provisioner(&self) -> provision::Provisioner {
-        provision::Provisioner::new(self)
+    /// The SDK clients behind this backend (each with the request-counting interceptor), for
+    /// the test kit's provisioning: creating resources is not a port operation.
+    pub fn sdk_clients(&self) -> SdkClients {
+        SdkClients {
+            sqs: self.sqs.clone(),
+            events: self.events.clone(),
+            dynamodb: self.dynamodb.clone(),
+            s3: self.s3.clone(),
+            kms: self.kms.clone(),
+            sns: self.sns.clone(),
+        }
     }
 
     /// The concrete queue adapter (a URL needs no request).

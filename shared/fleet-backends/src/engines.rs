@@ -6,7 +6,7 @@ use std::sync::Arc;
 use fleet_core::env;
 use fleet_docs::{EntityExtractor, Ocr};
 
-use crate::BackendKind;
+use fleet_runtime::BackendKind;
 
 /// Which OCR engine reads documents.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]

@@ -16,7 +16,7 @@ pub mod requests;
 
 pub use backend::Backend;
 pub use codes::ErrorCode;
-pub use envelope::EventEnvelope;
+pub use envelope::{EventEnvelope, EventFacts, PhiPolicy};
 pub use error::{ErrorKind, PortError};
 pub use failure::FailureMetadata;
 pub use ports::*;

@@ -60,7 +60,7 @@ use fleet_core::error::PortError;
 use fleet_core::ports::{
     Attributes, EventBus, MessageQueue, Notifier, ObjectStore, Record, RecordStore,
 };
-use fleet_core::{Backend, ErrorKind};
+use fleet_core::{Backend, ErrorKind, env};
 
 use crate::db::Db;
 pub use crate::notify::{OutboxEntry, TOPIC_ARN_PREFIX};
@@ -267,10 +267,7 @@ impl Backend for LocalBackend {
 /// in `/etc/passwd`, else `uid:<n>`.
 fn local_user() -> String {
     use std::os::unix::fs::MetadataExt;
-    if let Some(name) = ["USER", "LOGNAME"]
-        .iter()
-        .find_map(|k| std::env::var(k).ok().filter(|v| !v.trim().is_empty()))
-    {
+    if let Some(name) = [env::USER, env::LOGNAME].iter().find_map(|k| env::get(k)) {
         return name;
     }
     // The owner of /proc/self is the process's effective uid (no unsafe libc call needed).

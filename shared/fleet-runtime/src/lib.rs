@@ -8,6 +8,7 @@
 //! It also offers the pieces handlers share: [`EventPublisher`] (batched PutEvents) and
 //! [`IdempotencyStore`]. See DESIGN.md in this crate for the message life cycle.
 
+pub mod args;
 pub mod backoff;
 mod batcher;
 pub mod claim_check;
@@ -21,6 +22,7 @@ mod runtime;
 mod signals;
 pub mod telemetry;
 
+pub use args::{BackendArgs, BackendKind, PhiPolicyArgs, RuntimeArgs, RuntimeDefaults};
 pub use backoff::BackoffPolicy;
 pub use config::{HeartbeatConfig, MetricsFormat, RuntimeConfig, RuntimeError};
 pub use idempotency::{Begin, IdempotencyStore};

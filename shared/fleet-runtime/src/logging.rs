@@ -1,5 +1,6 @@
 //! Process-wide logging setup for worker binaries.
 
+use fleet_core::env;
 use tracing_subscriber::EnvFilter;
 
 /// Third-party crates whose debug/trace output can contain payloads.
@@ -44,9 +45,8 @@ pub fn init_logging(json: bool) {
 /// As [`init_logging`], with `default` as the filter when neither variable is set (the demo
 /// keeps its own output readable with `warn`).
 pub fn init_logging_with_default(json: bool, default: &str) {
-    let filter = std::env::var("FLEET_LOG")
-        .ok()
-        .or_else(|| std::env::var("RUST_LOG").ok())
+    let filter = env::get(env::LOG)
+        .or_else(|| env::get(env::RUST_LOG))
         .and_then(|spec| EnvFilter::try_new(spec).ok())
         .unwrap_or_else(|| EnvFilter::new(default));
     // Libraries never log below info, whatever the filter asks: at debug and trace the SDK and

@@ -50,9 +50,7 @@ pub fn requests_json() -> String {
 /// Logging as `FLEET_LOG_FORMAT` says: JSON unless it is `text`.
 pub fn init_logging_from_env() {
     crate::init_logging(
-        std::env::var(fleet_core::env::LOG_FORMAT)
-            .map(|f| f != "text")
-            .unwrap_or(true),
+        fleet_core::env::get(fleet_core::env::LOG_FORMAT).is_none_or(|f| f != "text"),
     );
 }
 

@@ -1,12 +1,13 @@
 //! Checks specific to the AWS adapter, against moto: request counting, error classification,
 //! queue resolution by name and ARN, and the encryption attributes the guardrail reads.
 
+use fleet_testkit::ProvisionExt as _;
 use std::time::Duration;
 
 use fleet_aws::AwsBackend;
-use fleet_aws::provision::QueueSetup;
 use fleet_core::{Backend, ErrorKind, OutgoingMessage, requests};
-use tests::{MOTO_REGION, aws_backend, unique};
+use fleet_testkit::provision::QueueSetup;
+use fleet_testkit::{MOTO_REGION, aws_backend, unique};
 
 fn count(api: &str) -> u64 {
     requests::snapshot().get(api).copied().unwrap_or(0)

@@ -24,20 +24,21 @@
 //! - moto does not check the queue policy for EventBridge targets (real AWS drops deliveries
 //!   without it); `Provisioner::put_rule_to_queue` writes the policy anyway.
 
+use fleet_testkit::ProvisionExt as _;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
 use fleet_aws::AwsBackend;
-use fleet_aws::provision::{Provisioner, QueueSetup};
 use fleet_core::{
     AttributeValue, Backend, BusEvent, Condition, ConditionalPut, Destination, ErrorKind, EventBus,
     MessageQueue, Notification, ObjectStore, OutgoingMessage, PutOutcome, ReceivedMessage, Record,
     RecordStore, TransactOutcome,
 };
 use fleet_local::{LocalBackend, QueueSpec};
+use fleet_testkit::provision::{Provisioner, QueueSetup};
+use fleet_testkit::{aws_backend, local_backend, unique};
 use tempfile::TempDir;
-use tests::{aws_backend, local_backend, unique};
 
 /// What a check asks of a queue.
 #[derive(Debug, Clone, Copy)]

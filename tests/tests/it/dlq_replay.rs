@@ -5,23 +5,24 @@
 //! `fleet.failure` attribute naming the source queue, and a `seq` attribute the checks use to
 //! follow each message.
 
+use fleet_testkit::ProvisionExt as _;
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::sync::Arc;
 use std::time::Duration;
 
-use fleet_aws::provision::QueueSetup;
 use fleet_core::failure::FAILURE_ATTRIBUTE;
 use fleet_core::{
     AttributeValue, Attributes, Backend, ErrorCode, FailureMetadata, MessageQueue, OutgoingMessage,
     ReceivedMessage,
 };
 use fleet_local::QueueSpec;
+use fleet_testkit::provision::QueueSetup;
+use fleet_testkit::workers::{binary, receive_all};
+use fleet_testkit::{aws_backend, local_backend, moto_env, unique};
 use serde_json::Value;
 use tempfile::TempDir;
-use tests::workers::{binary, receive_all};
-use tests::{aws_backend, local_backend, moto_env, unique};
 
 const SECRET: &str = "PATIENT-SECRET";
 
@@ -218,7 +219,7 @@ impl Run {
             ("dlq-replay stderr", &run.stderr),
             ("dlq-replay audit log", &run.audit),
         ] {
-            tests::workers::assert_no_synthetic_phi(what, text);
+            fleet_testkit::workers::assert_no_synthetic_phi(what, text);
         }
         run
     }

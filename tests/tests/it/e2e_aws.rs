@@ -1,18 +1,19 @@
 //! End to end on moto: the real `hl7-ingest` binary against KMS-encrypted SQS queues with a
 //! redrive policy, an EventBridge rule routing to a tap queue, and a DynamoDB table.
 
+use fleet_testkit::ProvisionExt as _;
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::time::{Duration, Instant};
 
-use fleet_aws::provision::QueueSetup;
 use fleet_core::ports::MessageQueue;
 use fleet_core::{Backend, FailureMetadata};
-use hl7_ingest::samples;
-use tests::workers::{
+use fleet_samples::hl7 as samples;
+use fleet_testkit::provision::QueueSetup;
+use fleet_testkit::workers::{
     Worker, assert_no_phi, final_request_counts, receive_all, sample_secrets, send_all,
     wait_drained,
 };
-use tests::{aws_backend, moto_env, unique};
+use fleet_testkit::{aws_backend, moto_env, unique};
 
 struct Stack {
     source: String,

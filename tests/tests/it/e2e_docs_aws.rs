@@ -3,14 +3,15 @@
 //! (moto emits the real S3 events, and the `s3:TestEvent`), a results bucket, a DynamoDB
 //! table and an EventBridge rule to a tap queue.
 
+use fleet_testkit::ProvisionExt as _;
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
-use doc_pipeline::samples;
-use fleet_aws::provision::QueueSetup;
 use fleet_core::{Backend, FailureMetadata};
-use tests::workers::{Worker, assert_no_phi, receive_all, wait_drained};
-use tests::{aws_backend, moto_env, unique};
+use fleet_samples::docs as samples;
+use fleet_testkit::provision::QueueSetup;
+use fleet_testkit::workers::{Worker, assert_no_phi, receive_all, wait_drained};
+use fleet_testkit::{aws_backend, moto_env, unique};
 
 struct Stack {
     source: String,

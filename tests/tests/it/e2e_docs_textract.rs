@@ -18,8 +18,8 @@ use fleet_core::Backend;
 use fleet_core::ports::OutgoingMessage;
 use fleet_docs::s3event;
 use fleet_local::{LocalBackend, QueueSpec};
+use fleet_testkit::workers::{Worker, assert_no_phi, wait_drained};
 use serde_json::{Value, json};
-use tests::workers::{Worker, assert_no_phi, wait_drained};
 
 const UPLOADS: &str = "uploads";
 const QUEUE: &str = "doc-in";
@@ -179,7 +179,7 @@ fn env(dir: &std::path::Path, textract_url: &str) -> Vec<(&'static str, String)>
 #[tokio::test(flavor = "multi_thread")]
 async fn local_async_textract_job_started_by_one_worker_is_collected_by_a_restarted_one() {
     let dir = tempfile::tempdir().unwrap();
-    let local = tests::local_backend(dir.path());
+    let local = fleet_testkit::local_backend(dir.path());
     provision(&local);
     let (url, seen) = start_replay_server().await;
 

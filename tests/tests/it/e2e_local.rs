@@ -7,8 +7,8 @@ use std::time::{Duration, Instant};
 use fleet_core::Backend;
 use fleet_core::FailureMetadata;
 use fleet_local::{LocalBackend, QueueSpec};
-use hl7_ingest::samples;
-use tests::workers::{Worker, assert_no_phi, sample_secrets, send_all, wait_drained};
+use fleet_samples::hl7 as samples;
+use fleet_testkit::workers::{Worker, assert_no_phi, sample_secrets, send_all, wait_drained};
 
 const SOURCE: &str = "hl7-in";
 const DLQ: &str = "hl7-in-dlq";

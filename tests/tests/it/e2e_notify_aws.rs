@@ -4,14 +4,15 @@
 //! admission was sent twice (hl7-ingest republishes it with the same event id) and the same
 //! EventBridge event is also delivered to the notify queue a second time.
 
+use fleet_testkit::ProvisionExt as _;
 use std::time::Duration;
 
-use fleet_aws::provision::QueueSetup;
 use fleet_core::Backend;
 use fleet_core::ports::OutgoingMessage;
-use hl7_ingest::samples::{SamplePatient, adt};
-use tests::workers::{Worker, assert_no_phi, receive_all, send_all, wait_drained};
-use tests::{aws_backend, moto_env, unique};
+use fleet_samples::hl7::{SamplePatient, adt};
+use fleet_testkit::provision::QueueSetup;
+use fleet_testkit::workers::{Worker, assert_no_phi, receive_all, send_all, wait_drained};
+use fleet_testkit::{aws_backend, moto_env, unique};
 
 fn patient() -> SamplePatient {
     SamplePatient {

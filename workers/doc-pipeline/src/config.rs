@@ -1,28 +1,15 @@
-//! Configuration: one typed struct, bound to flags and the environment variables registered in
-//! `fleet_core::env`. Identities (queues, bus, table, results bucket) have no defaults.
+//! Configuration: the worker's identities and knobs, bound to flags and the environment
+//! variables registered in `fleet_core::env`; the runtime options are the shared
+//! [`RuntimeArgs`] group. The binary (in the launcher crate) adds the backend and the OCR and
+//! extractor choice (`fleet_backends::DocEngineArgs`), since opening those needs the adapters. Identities (queues, bus, table, results bucket) have no defaults.
 
-use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use clap::{Args, Parser, Subcommand};
-use fleet_backends::{BackendArgs, DocEngineArgs};
+use clap::{Args, Subcommand};
 use fleet_core::env;
-
-use crate::events::PhiPolicy;
-
-#[derive(Debug, Parser)]
-#[command(
-    name = "doc-pipeline",
-    version,
-    about = "S3 document uploads to OCR text, medical entities, results and DocumentProcessed events"
-)]
-pub struct Cli {
-    #[command(subcommand)]
-    pub command: Option<Command>,
-    #[command(flatten)]
-    pub worker: WorkerConfig,
-}
+use fleet_runtime::args::required;
+use fleet_runtime::{PhiPolicyArgs, RuntimeArgs, RuntimeDefaults};
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
@@ -37,13 +24,19 @@ pub enum Command {
     },
 }
 
+/// This worker's defaults for the shared runtime options: few slots (each OCR already runs
+/// pages in parallel) and a long drain (an OCR job takes seconds).
+pub const RUNTIME_DEFAULTS: RuntimeDefaults = RuntimeDefaults {
+    concurrency: 2,
+    max_attempts: 4,
+    drain_deadline: Duration::from_secs(60),
+    publish_linger: Duration::from_millis(10),
+    delete_linger: Duration::from_millis(50),
+};
+
 /// The worker's settings. Units are in the names.
 #[derive(Debug, Clone, Args)]
 pub struct WorkerConfig {
-    #[command(flatten)]
-    pub backend: BackendArgs,
-    #[command(flatten)]
-    pub engines: DocEngineArgs,
     /// Upload queue (S3 event notifications, direct, via SNS or via EventBridge): name or URL.
     #[arg(long, env = env::DOC_QUEUE)]
     pub queue: Option<String>,
@@ -66,28 +59,12 @@ pub struct WorkerConfig {
     /// Largest document read, bytes (Textract's asynchronous limit is 500 MB).
     #[arg(long, env = env::DOC_MAX_BYTES, default_value_t = 100 * 1024 * 1024)]
     pub max_document_bytes: u64,
-    /// Whether the event carries the object key (keys can hold names): `minimal` leaves it out.
-    #[arg(long, env = env::PHI_POLICY, value_enum, default_value = "minimal")]
-    pub phi_policy: PhiPolicy,
-    /// Concurrent handlers (each OCR already runs pages in parallel).
-    #[arg(long, env = env::CONCURRENCY, default_value_t = 2)]
-    pub concurrency: usize,
-    /// Attempts before a retryable failure is dead-lettered; keep below the queue's maxReceiveCount.
-    #[arg(long, env = env::MAX_ATTEMPTS, default_value_t = 4)]
-    pub max_attempts: u32,
-    /// Seconds in-flight messages get to finish after SIGTERM.
-    #[arg(long, env = env::DRAIN_DEADLINE_SECS, default_value_t = 60)]
-    pub drain_deadline_secs: u64,
-    /// Long-poll wait, seconds (0..=20).
-    #[arg(long, env = env::WAIT_TIME_SECS, default_value_t = 20)]
-    pub wait_time_secs: u64,
-    /// Start even if a queue or its DLQ is unencrypted (local development only).
-    #[arg(long, env = env::ALLOW_UNENCRYPTED, action = clap::ArgAction::SetTrue,
-          value_parser = clap::builder::BoolishValueParser::new())]
-    pub allow_unencrypted: bool,
-    /// Health and metrics endpoint address (the upload queue's runtime serves it).
-    #[arg(long, env = env::HEALTH_ADDR)]
-    pub health_addr: Option<SocketAddr>,
+    /// `minimal` leaves the object key (keys can hold names) out of events.
+    #[command(flatten)]
+    pub phi: PhiPolicyArgs,
+    /// Runtime options; the health endpoint is served by the upload queue's runtime.
+    #[command(flatten)]
+    pub runtime: RuntimeArgs,
 }
 
 /// The resolved identities.
@@ -101,25 +78,16 @@ pub struct Identities {
 }
 
 impl WorkerConfig {
-    pub fn drain_deadline(&self) -> Duration {
-        Duration::from_secs(self.drain_deadline_secs)
-    }
-    pub fn wait_time(&self) -> Duration {
-        Duration::from_secs(self.wait_time_secs.min(20))
-    }
     /// The identities, or an operator-facing error naming what is missing.
     pub fn identities(&self) -> anyhow::Result<Identities> {
-        fn need(v: &Option<String>, flag: &str, var: &str) -> anyhow::Result<String> {
-            v.clone()
-                .ok_or_else(|| anyhow::anyhow!("no {flag} configured: set {var} or pass --{flag}"))
-        }
         Ok(Identities {
-            queue: need(&self.queue, "queue", env::DOC_QUEUE)?,
+            queue: required(&self.queue, "queue", "queue", env::DOC_QUEUE)?,
             completion_queue: self.completion_queue.clone(),
-            event_bus: need(&self.event_bus, "event-bus", env::EVENT_BUS)?,
-            table: need(&self.table, "table", env::DOC_TABLE)?,
-            results_bucket: need(
+            event_bus: required(&self.event_bus, "event-bus", "event-bus", env::EVENT_BUS)?,
+            table: required(&self.table, "table", "table", env::DOC_TABLE)?,
+            results_bucket: required(
                 &self.results_bucket,
+                "results-bucket",
                 "results-bucket",
                 env::DOC_RESULTS_BUCKET,
             )?,

@@ -2,7 +2,8 @@
 //! It carries counts and where the results are, never document text; the object key (which
 //! can hold a patient's name) only under the `full` PHI policy.
 
-use fleet_core::envelope::{ENVELOPE_VERSION, EventEnvelope, deterministic_event_id};
+pub use fleet_core::PhiPolicy;
+use fleet_core::envelope::{EventEnvelope, EventFacts, deterministic_event_id};
 use fleet_core::ports::BusEvent;
 use serde_json::{Value, json};
 
@@ -13,24 +14,6 @@ pub const DOCUMENT_PROCESSED: &str = "DocumentProcessed";
 /// Payload schema version.
 pub const SCHEMA_VERSION: &str = "1";
 const WORKER: &str = crate::WORKER;
-
-/// How much PHI an event carries.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum PhiPolicy {
-    /// Counts, ids and locations: no object key, no text.
-    Minimal,
-    /// Also the source object key. Never the text.
-    Full,
-}
-
-impl PhiPolicy {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Minimal => "minimal",
-            Self::Full => "full",
-        }
-    }
-}
 
 /// The document id: deterministic from the idempotency key (bucket + key + version), so a
 /// redelivery, a restart or a completion notification all name the same document.
@@ -53,28 +36,23 @@ pub fn build(
     {
         source.insert("key".into(), json!(key));
     }
-    EventEnvelope {
-        event_id: deterministic_event_id(WORKER, document_id),
-        envelope_version: ENVELOPE_VERSION.to_string(),
-        event_type: DOCUMENT_PROCESSED.to_string(),
-        schema_version: SCHEMA_VERSION.to_string(),
-        occurred_at: occurred_at.to_string(),
-        producer: WORKER.to_string(),
-        correlation_id: correlation_id.to_string(),
-        phi_policy: policy.as_str().to_string(),
+    EventEnvelope::new(
+        EventFacts {
+            producer: WORKER,
+            event_type: DOCUMENT_PROCESSED,
+            schema_version: SCHEMA_VERSION,
+            idempotency_key: document_id,
+            occurred_at,
+            correlation_id,
+            policy,
+        },
         payload,
-    }
+    )
 }
 
 /// The bus entry for an envelope (also used to republish a stored envelope).
 pub fn bus_event(envelope: &EventEnvelope) -> BusEvent {
-    BusEvent {
-        source: SOURCE.to_string(),
-        detail_type: envelope.event_type.clone(),
-        detail: serde_json::to_string(envelope).expect("envelope serialises"),
-        resources: Vec::new(),
-        time: Some(envelope.occurred_at.clone()),
-    }
+    envelope.bus_event(SOURCE)
 }
 
 #[cfg(test)]

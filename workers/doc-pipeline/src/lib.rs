@@ -10,26 +10,20 @@ pub mod config;
 pub mod events;
 pub mod extract;
 pub mod handler;
-pub mod samples;
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use fleet_core::Backend;
 use fleet_docs::{EntityExtractor, Ocr};
 use fleet_runtime::{EventPublisher, RunReport, RuntimeConfig};
 use tokio_util::sync::CancellationToken;
 
-pub use config::WorkerConfig;
+pub use config::{RUNTIME_DEFAULTS, WorkerConfig};
 pub use extract::extract;
 pub use handler::{CompletionHandler, Pipeline, Processed, UploadHandler};
 
 /// The worker's name in logs, metrics and failure metadata.
 pub const WORKER: &str = "doc-pipeline";
-
-/// Documents are few and slow; a short linger costs nothing.
-const PUBLISH_LINGER: Duration = Duration::from_millis(10);
-const DELETE_LINGER: Duration = Duration::from_millis(50);
 
 /// What one run did, per queue.
 #[derive(Debug, Clone)]
@@ -64,28 +58,25 @@ pub fn pipeline(
         results: backend.objects(&ids.results_bucket),
         results_bucket: ids.results_bucket,
         results_prefix: config.results_prefix.clone(),
-        publisher: EventPublisher::new(backend.event_bus(&ids.event_bus), PUBLISH_LINGER),
+        publisher: EventPublisher::new(
+            backend.event_bus(&ids.event_bus),
+            config.runtime.publish_linger(&RUNTIME_DEFAULTS),
+        ),
         ocr,
         extractor,
         max_document_bytes: config.max_document_bytes,
-        policy: config.phi_policy,
+        policy: config.phi.phi_policy,
         backend,
     }))
 }
 
 fn runtime_config(config: &WorkerConfig, queue: &str, serve_health: bool) -> RuntimeConfig {
-    let mut rt = RuntimeConfig::new(WORKER, queue);
-    rt.concurrency = config.concurrency.max(1);
-    rt.max_attempts = config.max_attempts.max(1);
-    rt.drain_deadline = config.drain_deadline();
-    rt.wait_time = config.wait_time();
-    rt.allow_unencrypted = config.allow_unencrypted;
-    rt.health_addr = if serve_health {
-        config.health_addr
-    } else {
-        None
-    };
-    rt.delete_linger = DELETE_LINGER;
+    let mut rt = config
+        .runtime
+        .runtime_config(WORKER, queue, &RUNTIME_DEFAULTS);
+    if !serve_health {
+        rt.health_addr = None;
+    }
     rt
 }
 

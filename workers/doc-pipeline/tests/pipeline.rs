@@ -7,7 +7,6 @@ use std::time::Duration;
 
 use doc_pipeline::events::PhiPolicy;
 use doc_pipeline::handler::Stop;
-use doc_pipeline::samples::{self, SampleDoc};
 use doc_pipeline::{Pipeline, Processed, UploadHandler};
 use fleet_core::{Backend, ErrorCode, FailureMetadata};
 use fleet_docs::s3event::{self, Notification, ObjectRef};
@@ -16,6 +15,7 @@ use fleet_docs_local::render;
 use fleet_docs_local::rules::RulesExtractor;
 use fleet_local::{LocalBackend, QueueSpec};
 use fleet_runtime::{EventPublisher, RuntimeConfig};
+use fleet_samples::docs::{self as samples, SampleDoc};
 use serde_json::Value;
 use tokio_util::sync::CancellationToken;
 

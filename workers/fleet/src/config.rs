@@ -1,8 +1,11 @@
 //! The launcher's command line.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
-use clap::{Parser, Subcommand};
+use clap::{Args, Parser, Subcommand};
+use fleet_core::env;
+
+use crate::FleetConfig;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -17,10 +20,12 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Run every worker in this process on the configured backend until SIGTERM/SIGINT.
+    /// Run the whole fleet (hl7-ingest, doc-pipeline, notify) in this process until
+    /// SIGTERM/SIGINT. Workers come from fleet.toml (a section each; a worker without one is not
+    /// started) or, without a file, from the environment (a worker runs when its queue is set).
     Run {
         #[command(flatten)]
-        hl7: hl7_ingest::WorkerConfig,
+        source: ConfigSource,
     },
     /// On a fresh local backend: create queues, a bus rule and a table, seed generated ADT
     /// messages (well-formed and malformed), process them and print what happened.
@@ -38,4 +43,40 @@ pub enum Command {
         #[arg(long, default_value_t = 2026)]
         seed: u64,
     },
+}
+
+/// Where `fleet run` and `fleet status` take the fleet's configuration from.
+#[derive(Debug, Clone, Args)]
+pub struct ConfigSource {
+    /// The local backend in DIR (DIR/fleet.sqlite, DIR/objects) with DIR/fleet.toml. On first
+    /// use the whole local stack (queues, DLQs, the notify rule, the outbox topics) is created
+    /// and a fleet.toml written for it.
+    #[arg(long, conflicts_with = "config")]
+    pub dir: Option<PathBuf>,
+    /// The fleet.toml to use. Default: none (the environment configures the workers).
+    #[arg(long, env = env::FLEET_CONFIG)]
+    pub config: Option<PathBuf>,
+}
+
+impl ConfigSource {
+    /// Resolve the configuration (initialising DIR's local stack for `--dir`).
+    pub fn resolve(&self) -> anyhow::Result<FleetConfig> {
+        match (&self.dir, &self.config) {
+            (Some(dir), _) => {
+                std::fs::create_dir_all(dir)
+                    .map_err(|e| anyhow::anyhow!("creating {}: {e}", dir.display()))?;
+                let file = crate::local_stack::init(dir)?;
+                let mut config = FleetConfig::load(&file)?;
+                config.backend = fleet_runtime::BackendArgs::local_in(dir);
+                Ok(config)
+            }
+            (None, Some(file)) => FleetConfig::load(file),
+            (None, None) => FleetConfig::from_env(),
+        }
+    }
+
+    /// The directory, when `--dir` was given.
+    pub fn dir(&self) -> Option<&Path> {
+        self.dir.as_deref()
+    }
 }

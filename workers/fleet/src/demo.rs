@@ -14,12 +14,9 @@ use fleet_core::{Backend, FailureMetadata};
 use fleet_local::{LocalBackend, QueueSpec};
 use tokio_util::sync::CancellationToken;
 
-pub const SOURCE_QUEUE: &str = "hl7-inbound";
-pub const DLQ: &str = "hl7-inbound-dlq";
+pub use crate::local_stack::{BUS, HL7_DLQ as DLQ, HL7_QUEUE as SOURCE_QUEUE, HL7_TABLE as TABLE};
+/// Where the demo taps the bus to show what was published.
 pub const TAP_QUEUE: &str = "patient-events-tap";
-pub const BUS: &str = "fleet";
-pub const TABLE: &str = "hl7-records";
-const MAX_RECEIVES: u32 = 5;
 
 /// What the demo saw, for its own check and for tests.
 #[derive(Debug, Default)]
@@ -31,24 +28,10 @@ pub struct DemoSummary {
     pub codes_as_expected: bool,
 }
 
-/// Provision the local resources the demo uses.
+/// Provision the local resources the demo uses: hl7-ingest's part of the stack and a tap.
 pub fn provision(local: &LocalBackend) -> anyhow::Result<()> {
     let visibility = Duration::from_secs(30);
-    local.create_queue(
-        DLQ,
-        QueueSpec {
-            visibility_timeout: visibility,
-            ..QueueSpec::default()
-        },
-    )?;
-    local.create_queue(
-        SOURCE_QUEUE,
-        QueueSpec {
-            visibility_timeout: visibility,
-            redrive: Some((DLQ.to_string(), MAX_RECEIVES)),
-            ..QueueSpec::default()
-        },
-    )?;
+    crate::local_stack::provision_hl7(local)?;
     local.create_queue(
         TAP_QUEUE,
         QueueSpec {
@@ -93,7 +76,7 @@ pub async fn run(
         .into_iter()
         .map(|m| m.message_id)
         .collect();
-    let samples = hl7_ingest::samples::generate(seed, total, malformed);
+    let samples = fleet_samples::hl7::generate(seed, total, malformed);
     let source = backend.queue(SOURCE_QUEUE).await?;
     for s in &samples {
         source
@@ -119,8 +102,8 @@ pub async fn run(
     )?;
 
     let shutdown = CancellationToken::new();
-    let mut config = demo_worker_config(dir);
-    config.allow_unencrypted = true;
+    let mut config = demo_worker_config();
+    config.runtime.allow_unencrypted = true;
     let worker = tokio::spawn(hl7_ingest::run(config, backend.clone(), shutdown.clone()));
     let started = Instant::now();
     wait_until_drained(source.as_ref(), Duration::from_secs(60)).await?;
@@ -218,26 +201,14 @@ pub async fn run(
     })
 }
 
-fn demo_worker_config(dir: &Path) -> hl7_ingest::WorkerConfig {
-    use clap::Parser;
-    #[derive(Parser)]
-    struct Wrapper {
-        #[command(flatten)]
-        worker: hl7_ingest::WorkerConfig,
-    }
-    let db = dir.join("fleet.sqlite");
-    let objects = dir.join("objects");
+fn demo_worker_config() -> hl7_ingest::WorkerConfig {
     let args = [
-        "demo".to_string(),
-        "--backend=local".into(),
-        format!("--local-db={}", db.display()),
-        format!("--local-objects={}", objects.display()),
         format!("--queue={SOURCE_QUEUE}"),
         format!("--event-bus={BUS}"),
         format!("--table={TABLE}"),
         "--wait-time-secs=1".into(),
     ];
-    Wrapper::parse_from(args).worker
+    crate::sections::parse("the demo's hl7-ingest", &args).expect("the demo's flags are valid")
 }
 
 pub(crate) async fn wait_until_drained(

@@ -13,20 +13,16 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
-use doc_pipeline::samples::{self, SampleDoc};
 use fleet_backends::BackendKind;
 use fleet_core::ports::OutgoingMessage;
 use fleet_core::{Backend, FailureMetadata};
 use fleet_docs::s3event;
-use fleet_local::{LocalBackend, QueueSpec};
+use fleet_local::LocalBackend;
+use fleet_samples::docs::{self as samples, SampleDoc};
 use serde_json::Value;
 use tokio_util::sync::CancellationToken;
 
-pub const DOC_QUEUE: &str = "doc-uploads";
-pub const DOC_DLQ: &str = "doc-uploads-dlq";
-pub const UPLOADS_BUCKET: &str = "uploads";
-pub const RESULTS_BUCKET: &str = "doc-results";
-pub const DOC_TABLE: &str = "doc-records";
+pub use crate::local_stack::{DOC_DLQ, DOC_QUEUE, DOC_TABLE, RESULTS_BUCKET, UPLOADS_BUCKET};
 const UNSUPPORTED_KEY: &str = "letters/unsupported letter.docx";
 
 /// What the document demo saw.
@@ -37,17 +33,6 @@ pub struct DocsSummary {
     pub dead_lettered: usize,
     /// Every sample's medications found, and its negated condition negated.
     pub entities_as_expected: bool,
-}
-
-fn provision(local: &LocalBackend) -> anyhow::Result<()> {
-    let spec = |redrive| QueueSpec {
-        visibility_timeout: Duration::from_secs(120),
-        redrive,
-        ..QueueSpec::default()
-    };
-    local.create_queue(DOC_DLQ, spec(None))?;
-    local.create_queue(DOC_QUEUE, spec(Some((DOC_DLQ.to_string(), 5))))?;
-    Ok(())
 }
 
 async fn render(doc: &SampleDoc) -> anyhow::Result<(Vec<u8>, &'static str)> {
@@ -74,7 +59,7 @@ async fn render(doc: &SampleDoc) -> anyhow::Result<(Vec<u8>, &'static str)> {
 pub async fn run(dir: &Path, out: &mut impl Write) -> anyhow::Result<DocsSummary> {
     let local = LocalBackend::open(&dir.join("fleet.sqlite"), &dir.join("objects"))
         .context("opening the local backend")?;
-    provision(&local)?;
+    crate::local_stack::provision_docs(&local)?;
     let backend: Arc<dyn Backend> = Arc::new(local.clone());
     let engines = fleet_backends::DocEngineArgs {
         ocr: None,
@@ -124,7 +109,7 @@ pub async fn run(dir: &Path, out: &mut impl Write) -> anyhow::Result<DocsSummary
         "\nuploaded {uploaded} documents to bucket {UPLOADS_BUCKET:?} (a PDF with a text layer, a PNG scan, a text note, a Word file) and queued their S3 events on {DOC_QUEUE:?}"
     )?;
 
-    let config = worker_config(dir);
+    let config = worker_config();
     let shutdown = CancellationToken::new();
     let worker = tokio::spawn(doc_pipeline::run(
         config,
@@ -265,18 +250,8 @@ fn expected_entities(doc: &SampleDoc, entities: &[Value]) -> bool {
     })
 }
 
-fn worker_config(dir: &Path) -> doc_pipeline::WorkerConfig {
-    use clap::Parser;
-    #[derive(Parser)]
-    struct Wrapper {
-        #[command(flatten)]
-        worker: doc_pipeline::WorkerConfig,
-    }
+fn worker_config() -> doc_pipeline::WorkerConfig {
     let args = [
-        "demo".to_string(),
-        "--backend=local".into(),
-        format!("--local-db={}", dir.join("fleet.sqlite").display()),
-        format!("--local-objects={}", dir.join("objects").display()),
         format!("--queue={DOC_QUEUE}"),
         format!("--event-bus={}", crate::demo::BUS),
         format!("--table={DOC_TABLE}"),
@@ -284,5 +259,5 @@ fn worker_config(dir: &Path) -> doc_pipeline::WorkerConfig {
         "--wait-time-secs=1".into(),
         "--allow-unencrypted".into(),
     ];
-    Wrapper::parse_from(args).worker
+    crate::sections::parse("the demo's doc-pipeline", &args).expect("the demo's flags are valid")
 }

@@ -10,15 +10,10 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use fleet_core::Backend;
-use fleet_local::{LocalBackend, QueueSpec};
+use fleet_local::LocalBackend;
 use tokio_util::sync::CancellationToken;
 
-pub const NOTIFY_QUEUE: &str = "notify-inbound";
-pub const NOTIFY_DLQ: &str = "notify-inbound-dlq";
-pub const NOTIFY_TABLE: &str = "notify-records";
-/// The example rules, shipped with the notify worker.
-pub const RULES: &str = include_str!("../../notify/rules.example.toml");
-const TOPICS: &[&str] = &["care-team-4east", "document-review"];
+pub use crate::local_stack::{NOTIFY_DLQ, NOTIFY_QUEUE, NOTIFY_TABLE, RULES};
 
 #[derive(Debug, Default)]
 pub struct NotifySummary {
@@ -30,40 +25,12 @@ pub struct NotifySummary {
 }
 
 fn open(dir: &Path) -> anyhow::Result<LocalBackend> {
-    let objects = dir.join("objects");
-    std::fs::create_dir_all(&objects).with_context(|| format!("creating {}", objects.display()))?;
-    LocalBackend::open(&dir.join("fleet.sqlite"), &objects).context("opening the local backend")
+    crate::local_stack::open(dir)
 }
 
 /// Before the other steps: the notify queue, its rule on the demo bus, the outbox topics.
 pub fn provision(dir: &Path) -> anyhow::Result<()> {
-    let local = open(dir)?;
-    let visibility = Duration::from_secs(30);
-    local.create_queue(
-        NOTIFY_DLQ,
-        QueueSpec {
-            visibility_timeout: visibility,
-            ..QueueSpec::default()
-        },
-    )?;
-    local.create_queue(
-        NOTIFY_QUEUE,
-        QueueSpec {
-            visibility_timeout: visibility,
-            redrive: Some((NOTIFY_DLQ.to_string(), 10)),
-            ..QueueSpec::default()
-        },
-    )?;
-    local.put_rule(
-        crate::demo::BUS,
-        "events-to-notify",
-        r#"{"source":["fleet.hl7-ingest","fleet.doc-pipeline"]}"#,
-        NOTIFY_QUEUE,
-    )?;
-    for t in TOPICS {
-        local.create_topic(t)?;
-    }
-    Ok(())
+    crate::local_stack::provision_notify(&open(dir)?)
 }
 
 pub async fn run(dir: &Path, out: &mut impl Write) -> anyhow::Result<NotifySummary> {
@@ -82,7 +49,7 @@ pub async fn run(dir: &Path, out: &mut impl Write) -> anyhow::Result<NotifySumma
     )?;
 
     let shutdown = CancellationToken::new();
-    let config = worker_config(dir, &rules_path);
+    let config = worker_config(&rules_path);
     let worker = tokio::spawn(notify::run(config, backend.clone(), shutdown.clone()));
     let queue = backend.queue(NOTIFY_QUEUE).await?;
     let started = Instant::now();
@@ -125,18 +92,8 @@ pub async fn run(dir: &Path, out: &mut impl Write) -> anyhow::Result<NotifySumma
     })
 }
 
-fn worker_config(dir: &Path, rules: &Path) -> notify::WorkerConfig {
-    use clap::Parser;
-    #[derive(Parser)]
-    struct Wrapper {
-        #[command(flatten)]
-        worker: notify::WorkerConfig,
-    }
+fn worker_config(rules: &Path) -> notify::WorkerConfig {
     let args = [
-        "demo".to_string(),
-        "--backend=local".into(),
-        format!("--local-db={}", dir.join("fleet.sqlite").display()),
-        format!("--local-objects={}", dir.join("objects").display()),
         format!("--queue={NOTIFY_QUEUE}"),
         format!("--table={NOTIFY_TABLE}"),
         format!("--rules={}", rules.display()),
@@ -145,5 +102,5 @@ fn worker_config(dir: &Path, rules: &Path) -> notify::WorkerConfig {
         "--burst=100".into(),
         "--allow-unencrypted".into(),
     ];
-    Wrapper::parse_from(args).worker
+    crate::sections::parse("the demo's notify", &args).expect("the demo's flags are valid")
 }

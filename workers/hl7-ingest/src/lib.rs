@@ -8,7 +8,6 @@
 pub mod config;
 pub mod events;
 pub mod handler;
-pub mod samples;
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -16,10 +15,10 @@ use std::sync::Arc;
 
 use fleet_core::Backend;
 use fleet_hl7::MapConfig;
-use fleet_runtime::{EventPublisher, RunReport, RuntimeConfig};
+use fleet_runtime::{EventPublisher, RunReport};
 use tokio_util::sync::CancellationToken;
 
-pub use config::WorkerConfig;
+pub use config::{RUNTIME_DEFAULTS, WorkerConfig};
 pub use handler::Hl7Handler;
 
 /// The worker's name in logs, metrics and failure metadata.
@@ -31,24 +30,22 @@ pub async fn run(
     backend: Arc<dyn Backend>,
     shutdown: CancellationToken,
 ) -> anyhow::Result<RunReport> {
-    let (queue, bus, table) = config.identities()?;
+    let ids = config.identities()?;
     let handler = Hl7Handler::new(
-        backend.records(&table),
-        EventPublisher::new(backend.event_bus(&bus), config.publish_linger()),
+        backend.records(&ids.table),
+        EventPublisher::new(
+            backend.event_bus(&ids.event_bus),
+            config.runtime.publish_linger(&RUNTIME_DEFAULTS),
+        ),
         MapConfig {
             timezone: config.timezone,
             max_message_bytes: usize::try_from(config.max_message_bytes).unwrap_or(usize::MAX),
         },
-        config.phi_policy,
+        config.phi.phi_policy,
     );
-    let mut rt = RuntimeConfig::new(WORKER, &queue);
-    rt.concurrency = config.concurrency.max(1);
-    rt.max_attempts = config.max_attempts.max(1);
-    rt.drain_deadline = config.drain_deadline();
-    rt.wait_time = config.wait_time();
-    rt.allow_unencrypted = config.allow_unencrypted;
-    rt.health_addr = config.health_addr;
-    rt.delete_linger = config.delete_linger();
+    let rt = config
+        .runtime
+        .runtime_config(WORKER, &ids.queue, &RUNTIME_DEFAULTS);
     let report = fleet_runtime::run(rt, backend, Arc::new(handler), shutdown).await?;
     Ok(report)
 }

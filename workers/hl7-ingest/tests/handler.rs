@@ -8,9 +8,9 @@ use fleet_core::Backend;
 use fleet_hl7::MapConfig;
 use fleet_local::LocalBackend;
 use fleet_runtime::EventPublisher;
+use fleet_samples::hl7::{self as samples, SamplePatient};
 use hl7_ingest::events::PhiPolicy;
 use hl7_ingest::handler::{Applied, Hl7Handler};
-use hl7_ingest::samples::{self, SamplePatient};
 
 fn setup(dir: &std::path::Path, policy: PhiPolicy) -> (LocalBackend, Hl7Handler) {
     let local = LocalBackend::open(&dir.join("db.sqlite"), &dir.join("objects")).unwrap();

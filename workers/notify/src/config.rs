@@ -1,26 +1,14 @@
-//! Configuration: one typed struct, bound to flags and the environment variables registered in
-//! `fleet_core::env`. Identities (queue, table, rules file) have no defaults.
+//! Configuration: the worker's identities and knobs, bound to flags and the environment
+//! variables registered in `fleet_core::env`; the runtime options are the shared
+//! [`RuntimeArgs`] group. Identities (queue, table, rules file) have no defaults.
 
-use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use clap::{Args, Parser, Subcommand};
-use fleet_backends::BackendArgs;
+use clap::{Args, Subcommand};
 use fleet_core::env;
-
-#[derive(Debug, Parser)]
-#[command(
-    name = "notify",
-    version,
-    about = "EventBridge events from an SQS queue to notifications (SNS) without patient data"
-)]
-pub struct Cli {
-    #[command(subcommand)]
-    pub command: Option<Command>,
-    #[command(flatten)]
-    pub worker: WorkerConfig,
-}
+use fleet_runtime::args::required;
+use fleet_runtime::{RuntimeArgs, RuntimeDefaults};
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
@@ -33,11 +21,17 @@ pub enum Command {
     },
 }
 
+/// This worker's defaults for the shared runtime options. Rate-limit deferrals count as
+/// attempts, so it allows more than other workers.
+pub const RUNTIME_DEFAULTS: RuntimeDefaults = RuntimeDefaults {
+    concurrency: 8,
+    max_attempts: 8,
+    ..RuntimeDefaults::STANDARD
+};
+
 /// The worker's settings. Units are in the names.
 #[derive(Debug, Clone, Args)]
 pub struct WorkerConfig {
-    #[command(flatten)]
-    pub backend: BackendArgs,
     /// Source queue (EventBridge rule → SQS, or SNS → SQS): name or URL.
     #[arg(long, env = env::NOTIFY_QUEUE)]
     pub queue: Option<String>,
@@ -61,53 +55,20 @@ pub struct WorkerConfig {
     #[arg(long, env = env::NOTIFY_STDOUT, action = clap::ArgAction::SetTrue,
           value_parser = clap::builder::BoolishValueParser::new())]
     pub print: bool,
-    /// Concurrent handlers.
-    #[arg(long, env = env::CONCURRENCY, default_value_t = 8)]
-    pub concurrency: usize,
-    /// Attempts before a retryable failure is dead-lettered; keep below the queue's
-    /// maxReceiveCount. Rate-limit deferrals count, so it is higher than other workers'.
-    #[arg(long, env = env::MAX_ATTEMPTS, default_value_t = 8)]
-    pub max_attempts: u32,
-    /// Seconds in-flight messages get to finish after SIGTERM.
-    #[arg(long, env = env::DRAIN_DEADLINE_SECS, default_value_t = 20)]
-    pub drain_deadline_secs: u64,
-    /// Long-poll wait, seconds (0..=20).
-    #[arg(long, env = env::WAIT_TIME_SECS, default_value_t = 20)]
-    pub wait_time_secs: u64,
-    /// Start even if the queue or its DLQ is unencrypted (local development only).
-    #[arg(long, env = env::ALLOW_UNENCRYPTED, action = clap::ArgAction::SetTrue,
-          value_parser = clap::builder::BoolishValueParser::new())]
-    pub allow_unencrypted: bool,
-    /// Health and metrics endpoint address.
-    #[arg(long, env = env::HEALTH_ADDR)]
-    pub health_addr: Option<SocketAddr>,
+    #[command(flatten)]
+    pub runtime: RuntimeArgs,
 }
 
 impl WorkerConfig {
-    pub fn drain_deadline(&self) -> Duration {
-        Duration::from_secs(self.drain_deadline_secs)
-    }
-    pub fn wait_time(&self) -> Duration {
-        Duration::from_secs(self.wait_time_secs.min(20))
-    }
     pub fn max_wait(&self) -> Duration {
         Duration::from_secs(self.max_wait_secs)
     }
     /// The identities, or an operator-facing error naming what is missing.
     pub fn identities(&self) -> anyhow::Result<(String, String, PathBuf)> {
-        let missing = |what: &str, flag: &str, var: &str| {
-            anyhow::anyhow!("no {what} configured: set {var} or pass --{flag}")
-        };
         Ok((
-            self.queue
-                .clone()
-                .ok_or_else(|| missing("queue", "queue", env::NOTIFY_QUEUE))?,
-            self.table
-                .clone()
-                .ok_or_else(|| missing("table", "table", env::NOTIFY_TABLE))?,
-            self.rules
-                .clone()
-                .ok_or_else(|| missing("rules file", "rules", env::NOTIFY_RULES))?,
+            required(&self.queue, "queue", "queue", env::NOTIFY_QUEUE)?,
+            required(&self.table, "table", "table", env::NOTIFY_TABLE)?,
+            required(&self.rules, "rules file", "rules", env::NOTIFY_RULES)?,
         ))
     }
 }

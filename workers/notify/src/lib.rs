@@ -16,10 +16,10 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use fleet_core::Backend;
-use fleet_runtime::{RunReport, RuntimeConfig};
+use fleet_runtime::RunReport;
 use tokio_util::sync::CancellationToken;
 
-pub use config::WorkerConfig;
+pub use config::{RUNTIME_DEFAULTS, WorkerConfig};
 pub use handler::{NotifyHandler, Sent};
 pub use ratelimit::RateLimiter;
 pub use rules::Rules;
@@ -50,13 +50,9 @@ pub async fn run(
 ) -> anyhow::Result<RunReport> {
     let (queue, _, _) = config.identities()?;
     let handler = handler(&config, backend.as_ref())?;
-    let mut rt = RuntimeConfig::new(WORKER, &queue);
-    rt.concurrency = config.concurrency.max(1);
-    rt.max_attempts = config.max_attempts.max(1);
-    rt.drain_deadline = config.drain_deadline();
-    rt.wait_time = config.wait_time();
-    rt.allow_unencrypted = config.allow_unencrypted;
-    rt.health_addr = config.health_addr;
+    let rt = config
+        .runtime
+        .runtime_config(WORKER, &queue, &RUNTIME_DEFAULTS);
     let report = fleet_runtime::run(rt, backend, Arc::new(handler), shutdown).await?;
     Ok(report)
 }

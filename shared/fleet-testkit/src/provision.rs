@@ -1,5 +1,6 @@
-//! Provisioning: create (and delete) the resources the fleet runs on. Used by the test harness
-//! against moto and by the demo/deploy tooling, so the AWS SDK stays inside this crate.
+//! Provisioning: create (and delete) the resources the fleet runs on, for the tests against moto
+//! and the load tool's own stack. Deployments create them with the CloudFormation template;
+//! no worker creates what it consumes, so this is not a port and lives here, not in fleet-aws.
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -18,8 +19,8 @@ use aws_sdk_sqs::types::QueueAttributeName;
 use fleet_core::PortError;
 use serde_json::json;
 
-use crate::AwsBackend;
-use crate::error::classify;
+use fleet_aws::AwsBackend;
+use fleet_aws::error::classify;
 
 /// How to create a queue. The default is SQS's own: standard, 30 s visibility, SSE-SQS.
 #[derive(Debug, Clone)]
@@ -62,14 +63,15 @@ pub struct Provisioner {
 }
 
 impl Provisioner {
-    pub(crate) fn new(b: &AwsBackend) -> Self {
+    pub fn new(b: &AwsBackend) -> Self {
+        let c = b.sdk_clients();
         Self {
-            sqs: b.sqs.clone(),
-            events: b.events.clone(),
-            dynamodb: b.dynamodb.clone(),
-            s3: b.s3.clone(),
-            kms: b.kms.clone(),
-            sns: b.sns.clone(),
+            sqs: c.sqs,
+            events: c.events,
+            dynamodb: c.dynamodb,
+            s3: c.s3,
+            kms: c.kms,
+            sns: c.sns,
         }
     }
 
@@ -516,5 +518,16 @@ impl Provisioner {
         let sid = format!("sns-{topic_name}");
         self.allow_service_to_send(queue_url, queue_arn, &sid, "sns.amazonaws.com", topic_arn)
             .await
+    }
+}
+
+/// `backend.provisioner()`, as the backend offered it before provisioning moved here.
+pub trait ProvisionExt {
+    fn provisioner(&self) -> Provisioner;
+}
+
+impl ProvisionExt for AwsBackend {
+    fn provisioner(&self) -> Provisioner {
+        Provisioner::new(self)
     }
 }

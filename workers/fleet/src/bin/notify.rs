@@ -1,9 +1,26 @@
-//! The `notify` binary: wiring only.
+//! The `notify` binary: wiring only. It lives in the launcher crate so the worker library links no
+//! adapter: this is where the chosen backend is opened (`fleet_backends`).
 
 use std::process::ExitCode;
 
 use clap::Parser;
-use notify::config::{Cli, Command};
+use fleet_runtime::BackendArgs;
+use notify::config::{Command, WorkerConfig};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "notify",
+    version,
+    about = "EventBridge events from an SQS queue to notifications (SNS) without patient data"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+    #[command(flatten)]
+    backend: BackendArgs,
+    #[command(flatten)]
+    worker: WorkerConfig,
+}
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -23,7 +40,7 @@ fn main() -> ExitCode {
     }
     fleet_runtime::init_logging_from_env();
     fleet_runtime::run_worker(notify::WORKER, |shutdown| async move {
-        let backend = cli.worker.backend.open().await?;
+        let backend = fleet_backends::open(&cli.backend).await?;
         notify::run(cli.worker.clone(), backend, shutdown).await
     })
 }

@@ -53,6 +53,8 @@ impl Worker {
     }
 
     /// Send SIGTERM and wait for the exit; returns how long the worker took and its status.
+    // A test helper polling a child process: blocking for 20 ms is what it is for.
+    #[allow(clippy::disallowed_methods)]
     pub fn terminate(&mut self, limit: Duration) -> (Duration, std::process::ExitStatus) {
         let started = Instant::now();
         let status = Command::new("kill")
@@ -77,6 +79,8 @@ impl Worker {
     }
 
     /// Wait for the process to exit on its own.
+    // A test helper polling a child process: blocking for 20 ms is what it is for.
+    #[allow(clippy::disallowed_methods)]
     pub fn wait_exit(&mut self, limit: Duration) -> std::process::ExitStatus {
         let started = Instant::now();
         loop {
@@ -114,7 +118,7 @@ impl Drop for Worker {
 /// Fail on any synthetic patient name, MRN or birth date in `text` (a worker log, a CLI's
 /// output). Reports line numbers and kinds only, never the matched text.
 pub fn assert_no_synthetic_phi(what: &str, text: &str) {
-    let hits = hl7_ingest::samples::synthetic_phi_in(text);
+    let hits = fleet_samples::hl7::synthetic_phi_in(text);
     assert!(
         hits.is_empty(),
         "{what} holds synthetic patient data at (line, kind) {:?}",
@@ -141,7 +145,7 @@ pub fn assert_no_phi(log: &str, secrets: &[String]) {
 }
 
 /// The PHI of generated samples: names, MRNs, birth dates.
-pub fn sample_secrets(samples: &[hl7_ingest::samples::Sample]) -> Vec<String> {
+pub fn sample_secrets(samples: &[fleet_samples::hl7::Sample]) -> Vec<String> {
     let mut s: Vec<String> = samples
         .iter()
         .flat_map(|x| {

@@ -1,7 +1,8 @@
-//! End-to-end and contract tests for the fleet: real binaries against moto and the local backend.
-//!
-//! This library is the harness the `it` test binary shares: where moto is, unique resource
-//! names, and both backends ready to use. The AWS side always runs against a real
+//! The fleet's test kit, a dev-dependency of every crate's tests (and of the load tool): where
+//! moto is, unique resource names, both backends ready to use, provisioning of AWS resources
+//! ([`provision`]), running the real binaries and scanning their logs ([`workers`]), and the
+//! synthetic samples ([`samples`], re-exported from `fleet-samples`). No deployable crate
+//! depends on it (`tests/it/arch.rs` checks the manifests). The AWS side always runs against a real
 //! `moto_server` (started by `scripts/test` / `scripts/moto start`); when its endpoint is not
 //! given the tests fail, never skip.
 
@@ -12,16 +13,16 @@ use fleet_aws::AwsBackend;
 use fleet_local::LocalBackend;
 
 /// Environment variable with the moto_server endpoint ("http://127.0.0.1:PORT").
-pub const MOTO_ENDPOINT_ENV: &str = "FLEET_MOTO_ENDPOINT";
+pub const MOTO_ENDPOINT_ENV: &str = fleet_core::env::MOTO_ENDPOINT;
 
 /// The region every moto-backed test uses.
 pub const MOTO_REGION: &str = "us-east-1";
 
 /// The moto endpoint. Panics (failing the test) when it is not set.
 pub fn moto_endpoint() -> String {
-    match std::env::var(MOTO_ENDPOINT_ENV) {
-        Ok(url) if !url.trim().is_empty() => url.trim().to_string(),
-        _ => panic!(
+    match fleet_core::env::get(MOTO_ENDPOINT_ENV) {
+        Some(url) => url,
+        None => panic!(
             "{MOTO_ENDPOINT_ENV} is not set. The AWS tests run against a real moto_server: run \
              them with `scripts/test`, or `scripts/moto install && scripts/moto start` and \
              `export {MOTO_ENDPOINT_ENV}=$(scripts/moto url)`."
@@ -63,4 +64,8 @@ pub fn local_backend(dir: &Path) -> LocalBackend {
         .expect("opening a local backend in a fresh temporary directory")
 }
 
+pub mod provision;
 pub mod workers;
+
+pub use fleet_samples as samples;
+pub use provision::{ProvisionExt, Provisioner, QueueSetup};

@@ -169,14 +169,14 @@ fn every_corpus_adt_message_maps_and_every_other_type_is_refused() {
 #[test]
 fn inspect_reads_batches_mllp_and_any_line_endings_and_reports_unreadable_files() {
     let dir = tempfile::tempdir().unwrap();
-    let p = hl7_ingest::samples::SamplePatient {
+    let p = fleet_samples::hl7::SamplePatient {
         mrn: "MRN1".into(),
         family: "A".into(),
         given: "B".into(),
         birth_date: "19700101".into(),
     };
-    let a = hl7_ingest::samples::adt("A01", "X1", &p, 1, 1);
-    let b = hl7_ingest::samples::adt("A03", "X2", &p, 2, 1);
+    let a = fleet_samples::hl7::adt("A01", "X1", &p, 1, 1);
+    let b = fleet_samples::hl7::adt("A03", "X2", &p, 2, 1);
     let batch = format!(
         "\u{feff}FHS|^~\\&\nBHS|^~\\&\n{}\n{}\nBTS|2\nFTS|1\n",
         a.replace('\r', "\n"),

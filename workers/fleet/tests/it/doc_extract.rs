@@ -3,7 +3,7 @@
 
 use std::process::Command;
 
-use doc_pipeline::samples;
+use fleet_samples::docs as samples;
 use serde_json::Value;
 
 fn extract(

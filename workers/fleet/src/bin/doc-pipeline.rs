@@ -1,21 +1,40 @@
-//! The `doc-pipeline` binary: wiring only.
+//! The `doc-pipeline` binary: wiring only. It lives in the launcher crate so the worker library
+//! links no adapter: this is where the backend, the OCR engine and the extractor are opened.
 
 use std::process::ExitCode;
 
 use clap::Parser;
-use doc_pipeline::config::{Cli, Command};
+use doc_pipeline::config::{Command, WorkerConfig};
+use fleet_backends::{BackendArgs, DocEngineArgs};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "doc-pipeline",
+    version,
+    about = "S3 document uploads to OCR text, medical entities, results and DocumentProcessed events"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+    #[command(flatten)]
+    backend: BackendArgs,
+    #[command(flatten)]
+    engines: DocEngineArgs,
+    #[command(flatten)]
+    worker: WorkerConfig,
+}
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     fleet_runtime::init_logging_from_env();
-    let backend_kind = cli.worker.backend.kind();
+    let backend_kind = cli.backend.kind();
     if let Some(Command::Extract { files }) = &cli.command {
         return extract(&cli, files, backend_kind);
     }
     fleet_runtime::run_worker(doc_pipeline::WORKER, |shutdown| async move {
-        let backend = cli.worker.backend.open().await?;
-        let ocr = cli.worker.engines.open_ocr(backend_kind).await?;
-        let extractor = cli.worker.engines.open_extractor(backend_kind).await?;
+        let backend = fleet_backends::open(&cli.backend).await?;
+        let ocr = cli.engines.open_ocr(backend_kind).await?;
+        let extractor = cli.engines.open_extractor(backend_kind).await?;
         doc_pipeline::run(cli.worker.clone(), backend, ocr, extractor, shutdown).await
     })
 }
@@ -38,8 +57,8 @@ fn extract(
     };
     rt.block_on(async move {
         let engines = async {
-            let ocr = cli.worker.engines.open_ocr(backend_kind).await?;
-            let extractor = cli.worker.engines.open_extractor(backend_kind).await?;
+            let ocr = cli.engines.open_ocr(backend_kind).await?;
+            let extractor = cli.engines.open_extractor(backend_kind).await?;
             anyhow::Ok((ocr, extractor))
         };
         let (ocr, extractor) = match engines.await {

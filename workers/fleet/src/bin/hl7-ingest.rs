@@ -1,9 +1,26 @@
-//! The `hl7-ingest` binary: wiring only.
+//! The `hl7-ingest` binary: wiring only. It lives in the launcher crate so the worker library links no
+//! adapter: this is where the chosen backend is opened (`fleet_backends`).
 
 use std::process::ExitCode;
 
 use clap::Parser;
-use hl7_ingest::config::{Cli, Command};
+use fleet_runtime::BackendArgs;
+use hl7_ingest::config::{Command, WorkerConfig};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "hl7-ingest",
+    version,
+    about = "HL7 v2 ADT messages from an SQS queue to records and Patient* events"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+    #[command(flatten)]
+    backend: BackendArgs,
+    #[command(flatten)]
+    worker: WorkerConfig,
+}
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -20,7 +37,7 @@ fn main() -> ExitCode {
     }
     fleet_runtime::init_logging_from_env();
     fleet_runtime::run_worker(hl7_ingest::WORKER, |shutdown| async move {
-        let backend = cli.worker.backend.open().await?;
+        let backend = fleet_backends::open(&cli.backend).await?;
         hl7_ingest::run(cli.worker.clone(), backend, shutdown).await
     })
 }

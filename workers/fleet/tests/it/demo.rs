@@ -16,7 +16,7 @@ fn demo(dir: &std::path::Path) -> String {
         ("stderr", String::from_utf8_lossy(&out.stderr).into_owned()),
         ("stdout", stdout.clone()),
     ] {
-        let hits = hl7_ingest::samples::synthetic_phi_in(&text);
+        let hits = fleet_samples::hl7::synthetic_phi_in(&text);
         assert!(
             hits.is_empty(),
             "demo {what} holds patient data at (line, kind) {hits:?}"
@@ -113,9 +113,9 @@ fn the_demo_runs_to_completion_and_is_idempotent_on_a_reused_directory() {
         "the second run wrote new records"
     );
     // The demo prints identifiers only as control ids: no generated name reaches the output.
-    for name in hl7_ingest::samples::FAMILY
+    for name in fleet_samples::hl7::FAMILY
         .iter()
-        .chain(hl7_ingest::samples::GIVEN)
+        .chain(fleet_samples::hl7::GIVEN)
     {
         assert!(!first.contains(name));
         assert!(!outbox.contains(name), "a name reached a notification");

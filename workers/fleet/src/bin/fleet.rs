@@ -17,7 +17,7 @@ async fn main() -> ExitCode {
             seed,
         } => {
             fleet_runtime::init_logging_with_default(
-                std::env::var(fleet_core::env::LOG_FORMAT).is_ok_and(|f| f == "json"),
+                fleet_core::env::get(fleet_core::env::LOG_FORMAT).is_some_and(|f| f == "json"),
                 "warn",
             );
             let temp;
@@ -85,21 +85,29 @@ async fn main() -> ExitCode {
                 }
             }
         }
-        Command::Run { hl7 } => {
+        Command::Run { source } => {
             fleet_runtime::init_logging(
-                std::env::var(fleet_core::env::LOG_FORMAT)
-                    .map(|f| f != "text")
-                    .unwrap_or(true),
+                fleet_core::env::get(fleet_core::env::LOG_FORMAT).is_none_or(|f| f != "text"),
             );
             let shutdown = CancellationToken::new();
             tokio::spawn(fleet_runtime::shutdown_on_signals(shutdown.clone()));
             let result = async {
-                let backend = hl7.backend.open().await?;
-                fleet::run(hl7, backend, shutdown).await
+                let config = source.resolve()?;
+                let backend = fleet_backends::open(&config.backend).await?;
+                // Operators read this line to know what is running (stdout, not the log).
+                println!(
+                    "fleet: running {} on the {} backend",
+                    config.workers().join(", "),
+                    match config.backend.kind() {
+                        fleet_runtime::BackendKind::Local => "local",
+                        fleet_runtime::BackendKind::Aws => "aws",
+                    }
+                );
+                fleet::run(config, backend, shutdown).await
             }
             .await;
             match result {
-                Ok(()) => ExitCode::SUCCESS,
+                Ok(_) => ExitCode::SUCCESS,
                 Err(e) => {
                     eprintln!("fleet: {e:#}");
                     ExitCode::from(1)

@@ -1,0 +1,171 @@
+//! `fleet run --dir DIR`: one process runs the whole fleet on the local backend. An ADT
+//! admission, a malformed message and a document upload go in; the admission and the document
+//! come out as notifications in the outbox, the malformed message in hl7-ingest's DLQ with its
+//! code; SIGTERM drains all three workers and the process exits 0.
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use fleet_core::FailureMetadata;
+use fleet_core::ports::OutgoingMessage;
+use fleet_local::LocalBackend;
+use fleet_samples::{docs, hl7};
+use fleet_testkit::workers::Worker;
+
+/// Poll `f` until it returns `Some` or `limit` passes (then fail with `what` and the log).
+async fn wait_for<T>(
+    worker: &Worker,
+    what: &str,
+    limit: Duration,
+    mut f: impl FnMut() -> Option<T>,
+) -> T {
+    let started = Instant::now();
+    loop {
+        if let Some(v) = f() {
+            return v;
+        }
+        assert!(
+            started.elapsed() < limit,
+            "{what} did not happen within {limit:?}; log:\n{}",
+            worker.log_text()
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+fn local(dir: &Path) -> LocalBackend {
+    LocalBackend::open(&dir.join("fleet.sqlite"), &dir.join("objects")).unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fleet_run_dir_runs_all_three_workers_in_one_process() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("fleet");
+    let dir_arg = dir.display().to_string();
+    let mut fleet = Worker::start(
+        "fleet",
+        &["run", "--dir", &dir_arg],
+        &[
+            ("FLEET_WAIT_TIME_SECS", "1".to_string()),
+            ("FLEET_LOG_FORMAT", "json".to_string()),
+        ],
+        tmp.path().join("fleet.log"),
+    );
+    let running = "fleet: running hl7-ingest, doc-pipeline, notify on the local backend";
+    wait_for(&fleet, "the start line", Duration::from_secs(60), || {
+        fleet.log_text().contains(running).then_some(())
+    })
+    .await;
+    assert!(dir.join("fleet.toml").is_file(), "fleet.toml written");
+
+    let backend = local(&dir);
+    use fleet_core::Backend;
+    let patient = hl7::SamplePatient {
+        mrn: "MRN5550001".into(),
+        family: hl7::FAMILY[0].into(),
+        given: hl7::GIVEN[0].into(),
+        birth_date: "19700101".into(),
+    };
+    let hl7_queue = backend.queue("hl7-inbound").await.unwrap();
+    for body in [
+        hl7::adt("A01", "RUN1", &patient, 1, 1),
+        hl7::malformed(0, "RUN2", &patient, 2).0,
+    ] {
+        hl7_queue
+            .send(OutgoingMessage {
+                body,
+                ..OutgoingMessage::default()
+            })
+            .await
+            .unwrap();
+    }
+    let (_, expected_code) = hl7::malformed(0, "RUN2", &patient, 2);
+    let uploads = backend.objects("uploads");
+    let key = "letters/lab note.txt";
+    let meta = uploads
+        .put(key, docs::LAB_NOTE.text.as_bytes().to_vec(), "text/plain")
+        .await
+        .unwrap();
+    backend
+        .queue("doc-uploads")
+        .await
+        .unwrap()
+        .send(OutgoingMessage {
+            body: fleet_docs::s3event::object_created_event(
+                "uploads",
+                key,
+                meta.size,
+                &meta.etag.unwrap_or_default(),
+            ),
+            ..OutgoingMessage::default()
+        })
+        .await
+        .unwrap();
+
+    // Both notifications: the admission (hl7-ingest → bus → notify) and the document
+    // (doc-pipeline → bus → notify), rendered by the example rules.
+    let rules = wait_for(
+        &fleet,
+        "two notifications",
+        Duration::from_secs(120),
+        || {
+            let outbox = backend.outbox().ok()?;
+            let mut rules: Vec<String> = outbox
+                .iter()
+                .filter_map(|o| o.notification.attributes.get("fleet.rule").cloned())
+                .collect();
+            rules.sort();
+            (rules.len() >= 2).then_some(rules)
+        },
+    )
+    .await;
+    assert_eq!(
+        rules,
+        ["documents-with-medications", "inpatient-admissions"]
+    );
+    let dead = wait_for(
+        &fleet,
+        "the malformed message dead-lettered",
+        Duration::from_secs(60),
+        || {
+            let dead = backend.queue_messages_snapshot("hl7-inbound-dlq").ok()?;
+            (!dead.is_empty()).then_some(dead)
+        },
+    )
+    .await;
+    assert_eq!(dead.len(), 1);
+    let failure = FailureMetadata::from_attributes(&dead[0].attributes).expect("failure attribute");
+    assert_eq!(failure.code, expected_code);
+    assert_eq!(failure.worker, "hl7-ingest");
+    assert!(
+        backend
+            .queue_messages_snapshot("doc-uploads-dlq")
+            .unwrap()
+            .is_empty()
+            && backend
+                .queue_messages_snapshot("notify-inbound-dlq")
+                .unwrap()
+                .is_empty(),
+        "nothing else dead-lettered"
+    );
+
+    let (took, status) = fleet.terminate(Duration::from_secs(90));
+    assert!(
+        status.success(),
+        "exit {status:?}; log:\n{}",
+        fleet.log_text()
+    );
+    assert!(took < Duration::from_secs(60), "drained in {took:?}");
+    let log = fleet.log_text();
+    for worker in ["hl7-ingest", "doc-pipeline", "notify"] {
+        assert!(
+            log.lines()
+                .any(|l| l.contains("worker stopped") && l.contains(&format!("\"{worker}\""))),
+            "{worker} stopped cleanly; log:\n{log}"
+        );
+    }
+    // Nothing of the letter reaches the log (the synthetic patients are scanned on drop).
+    for secret in docs::secrets() {
+        assert!(!log.contains(secret), "document text in the fleet log");
+    }
+}

@@ -1,0 +1,8 @@
+//! The launcher crate's one integration-test binary: the real binaries it builds (`fleet`,
+//! `hl7-ingest`, `doc-pipeline`, `notify`) run as child processes.
+
+mod demo;
+mod doc_extract;
+mod fleet_run;
+mod hl7_inspect;
+mod notify_check;
