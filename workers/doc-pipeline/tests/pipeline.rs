@@ -6,7 +6,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use doc_pipeline::events::PhiPolicy;
-use doc_pipeline::handler::Stop;
 use doc_pipeline::samples::{self, SampleDoc};
 use doc_pipeline::{Pipeline, Processed, UploadHandler};
 use fleet_core::{Backend, ErrorCode, FailureMetadata};
@@ -15,6 +14,7 @@ use fleet_docs_local::ocr::{LocalOcrConfig, TesseractOcr};
 use fleet_docs_local::render;
 use fleet_docs_local::rules::RulesExtractor;
 use fleet_local::{LocalBackend, QueueSpec};
+use fleet_runtime::Failure;
 use fleet_runtime::{EventPublisher, RuntimeConfig};
 use serde_json::Value;
 use tokio_util::sync::CancellationToken;
@@ -248,9 +248,9 @@ async fn a_redelivery_writes_nothing_and_republishes_the_same_event_id() {
     check_entities(&results, &samples::LAB_NOTE);
 }
 
-fn code(stop: Stop) -> ErrorCode {
+fn code(stop: Failure) -> ErrorCode {
     match stop {
-        Stop::Fail { code, .. } => code,
+        Failure::Permanent { code, .. } => code,
         other => panic!("expected a permanent failure, got {other:?}"),
     }
 }

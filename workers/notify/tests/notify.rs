@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use fleet_core::{Backend, Destination, ErrorCode};
 use fleet_local::LocalBackend;
-use fleet_runtime::Outcome;
+use fleet_runtime::Failure;
 use notify::{NotifyHandler, RateLimiter, Rules};
 use serde_json::{Value, json};
 
@@ -124,7 +124,7 @@ async fn a_phi_field_in_the_rendered_text_is_refused_and_nothing_is_sent() {
         .await
         .unwrap_err();
     match err {
-        Outcome::Fail { code, detail } => {
+        Failure::Permanent { code, detail } => {
             assert_eq!(code, ErrorCode::NotifyPhiInText);
             assert!(detail.contains("leaky"), "{detail}");
             assert!(
@@ -148,7 +148,7 @@ async fn a_field_outside_the_allow_list_is_not_visible_to_the_template() {
     assert!(
         matches!(
             err,
-            Outcome::Fail {
+            Failure::Permanent {
                 code: ErrorCode::NotifyTemplateInvalid,
                 ..
             }
@@ -188,7 +188,7 @@ async fn bodies_that_are_not_events_and_missing_topics_are_permanent_failures() 
     assert!(
         matches!(
             err,
-            Outcome::Fail {
+            Failure::Permanent {
                 code: ErrorCode::NotifyEventInvalid,
                 ..
             }
@@ -208,7 +208,7 @@ async fn bodies_that_are_not_events_and_missing_topics_are_permanent_failures() 
     assert!(
         matches!(
             err,
-            Outcome::Fail {
+            Failure::Permanent {
                 code: ErrorCode::NotifyDestinationInvalid,
                 ..
             }
@@ -278,9 +278,10 @@ async fn the_rate_limit_defers_the_excess_and_later_delivers_it() {
         other => panic!("expected one sent and one deferred, got {other:?}"),
     };
     assert_eq!(sent.sent.len(), 1);
-    let Outcome::Retry {
+    let Failure::Retryable {
         retry_after: Some(after),
         reason,
+        ..
     } = deferred
     else {
         panic!("expected a deferral, got {deferred:?}");
