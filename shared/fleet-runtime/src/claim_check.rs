@@ -249,4 +249,17 @@ mod tests {
             }
         );
     }
+
+    #[test]
+    fn a_failed_fetch_uses_the_fleet_mapping_but_blames_a_bad_pointer() {
+        use fleet_core::ErrorKind::*;
+        for kind in [Throttled, Transient, AccessDenied, Other] {
+            let e = PortError::new(kind, "s3.GetObject", "x");
+            assert_eq!(fetch_failure(e.clone()), Failure::from_port(&e), "{kind:?}");
+        }
+        for kind in [NotFound, Invalid] {
+            let f = fetch_failure(PortError::new(kind, "s3.GetObject", "x"));
+            assert_eq!(f.code(), Some(ErrorCode::ClaimCheckInvalid), "{kind:?}");
+        }
+    }
 }
