@@ -13,6 +13,7 @@ pub mod failure;
 pub mod phi;
 pub mod ports;
 pub mod requests;
+pub mod retry;
 
 pub use backend::Backend;
 pub use codes::ErrorCode;
@@ -20,3 +21,4 @@ pub use envelope::{EventEnvelope, EventFacts, PhiPolicy};
 pub use error::{ErrorKind, PortError};
 pub use failure::FailureMetadata;
 pub use ports::*;
+pub use retry::Failure;

@@ -2,14 +2,12 @@
 //! (Textract, Comprehend Medical DetectEntitiesV2, in `fleet-aws`) and a local one (Tesseract
 //! with poppler, the rules extractor, in `fleet-docs-local`); the worker sees only these traits.
 //!
-//! Errors are classified once, at the adapter: [`DocError::Permanent`] carries a code from the
-//! closed list and goes to the DLQ; [`DocError::Retryable`] is retried with backoff. Details
-//! are the adapter's own words and service error codes, never document text or object keys.
-
-use std::time::Duration;
+//! Errors are classified once, at the adapter, as the fleet's [`fleet_core::Failure`]:
+//! `Permanent` carries a code from the closed list and goes to the DLQ; `Retryable` is retried
+//! with backoff. Details are the adapter's own words and service error codes, never document
+//! text or object keys.
 
 use async_trait::async_trait;
-use fleet_core::ErrorCode;
 use fleet_core::phi::Phi;
 
 use crate::schema::{Entity, OcrResult};
@@ -87,40 +85,9 @@ pub struct Document {
     pub location: Option<ObjectLocation>,
 }
 
-/// A failure of an OCR or extraction adapter.
-#[derive(Debug, Clone, PartialEq, thiserror::Error)]
-pub enum DocError {
-    /// Retrying cannot help: dead-letter with this code.
-    #[error("{code}: {detail}")]
-    Permanent { code: ErrorCode, detail: String },
-    /// Throttling, a timeout, a 5xx, a job still running: try again later.
-    #[error("retryable ({reason}): {detail}")]
-    Retryable {
-        /// A short fixed word for metrics ("throttled", "transient", "in_progress", ...).
-        reason: &'static str,
-        detail: String,
-        retry_after: Option<Duration>,
-    },
-}
-
-impl DocError {
-    pub fn permanent(code: ErrorCode, detail: impl Into<String>) -> Self {
-        Self::Permanent {
-            code,
-            detail: detail.into(),
-        }
-    }
-    pub fn retryable(reason: &'static str, detail: impl Into<String>) -> Self {
-        Self::Retryable {
-            reason,
-            detail: detail.into(),
-            retry_after: None,
-        }
-    }
-    pub fn is_retryable(&self) -> bool {
-        matches!(self, Self::Retryable { .. })
-    }
-}
+/// A failure of an OCR or extraction adapter: the fleet's one failure type, under the name
+/// the document ports have always used for it (so adapters read as before).
+pub type DocError = fleet_core::Failure;
 
 /// What starting OCR gave.
 #[derive(Debug, Clone, PartialEq)]
@@ -229,14 +196,5 @@ mod tests {
         assert!(MediaType::Pdf.multi_page() && MediaType::Tiff.multi_page());
         assert!(!MediaType::Png.multi_page() && !MediaType::Jpeg.multi_page());
         assert_eq!(MediaType::Jpeg.mime(), "image/jpeg");
-    }
-
-    #[test]
-    fn errors_say_whether_to_retry() {
-        let p = DocError::permanent(ErrorCode::DocumentCorrupt, "no pages");
-        assert!(!p.is_retryable());
-        assert_eq!(p.to_string(), "DOCUMENT_CORRUPT: no pages");
-        let r = DocError::retryable("throttled", "ThrottlingException");
-        assert!(r.is_retryable());
     }
 }

@@ -8,9 +8,7 @@
 //! what a dead-lettered message keeps, so a replay offloads nothing twice. The S3 object is not
 //! deleted here: its lifetime is the producer's bucket lifecycle rule.
 
-use std::time::Duration;
-
-use fleet_core::{Attributes, Backend, ErrorCode};
+use fleet_core::{Attributes, Backend, ErrorCode, ErrorKind, Failure, PortError};
 
 pub const POINTER_CLASS: &str = "software.amazon.payloadoffloading.PayloadS3Pointer";
 /// Attributes the extended clients set on offloaded messages.
@@ -81,80 +79,64 @@ fn parse_pointer(body: &str) -> Result<S3Pointer, &'static str> {
     Ok(S3Pointer { bucket, key })
 }
 
-/// Why a body could not be handed to the handler.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum ResolveError {
-    Permanent {
-        code: ErrorCode,
-        detail: &'static str,
-    },
-    /// The object store failed in a way that may pass.
-    Retryable {
-        reason: &'static str,
-        retry_after: Option<Duration>,
-    },
-}
-
 /// The body the handler sees: inline bodies as they are, pointers fetched, both bounded by
-/// `max_body_bytes`. Details are fixed strings: bucket and key names are not logged.
+/// `max_body_bytes`. A body that cannot be handed to the handler is a [`Failure`]; details
+/// are fixed strings or port-error words: bucket and key names are not logged.
 pub async fn resolve(
     body: &str,
     attributes: &Attributes,
     backend: &dyn Backend,
     max_body_bytes: usize,
-) -> Result<Option<String>, ResolveError> {
-    let too_large = ResolveError::Permanent {
-        code: ErrorCode::BodyTooLarge,
-        detail: "body exceeds max_body_bytes",
-    };
+) -> Result<Option<String>, Failure> {
+    let too_large = || Failure::permanent(ErrorCode::BodyTooLarge, "body exceeds max_body_bytes");
     match detect(body, attributes) {
         ClaimCheck::Inline => {
             if body.len() > max_body_bytes {
-                return Err(too_large);
+                return Err(too_large());
             }
             Ok(None)
         }
-        ClaimCheck::Invalid(detail) => Err(ResolveError::Permanent {
-            code: ErrorCode::ClaimCheckInvalid,
-            detail,
-        }),
+        ClaimCheck::Invalid(detail) => {
+            Err(Failure::permanent(ErrorCode::ClaimCheckInvalid, detail))
+        }
         ClaimCheck::Pointer {
             pointer,
             declared_size,
         } => {
             // Refuse a declared-too-large payload without downloading it.
             if declared_size.is_some_and(|n| n > max_body_bytes as u64) {
-                return Err(too_large);
+                return Err(too_large());
             }
             let store = backend.objects(&pointer.bucket);
-            let fetched = store.get(&pointer.key).await.map_err(|e| match e.kind {
-                fleet_core::ErrorKind::NotFound | fleet_core::ErrorKind::Invalid => {
-                    ResolveError::Permanent {
-                        code: ErrorCode::ClaimCheckInvalid,
-                        detail: "claim-check bucket not found or request invalid",
-                    }
-                }
-                _ => ResolveError::Retryable {
-                    reason: "claim-check object fetch failed",
-                    retry_after: e.retry_after,
-                },
-            })?;
+            let fetched = store.get(&pointer.key).await.map_err(fetch_failure)?;
             let Some((bytes, _meta)) = fetched else {
-                return Err(ResolveError::Permanent {
-                    code: ErrorCode::ClaimCheckInvalid,
-                    detail: "claim-check object not found",
-                });
+                return Err(Failure::permanent(
+                    ErrorCode::ClaimCheckInvalid,
+                    "claim-check object not found",
+                ));
             };
             if bytes.len() > max_body_bytes {
-                return Err(too_large);
+                return Err(too_large());
             }
-            String::from_utf8(bytes)
-                .map(Some)
-                .map_err(|_| ResolveError::Permanent {
-                    code: ErrorCode::BodyEncoding,
-                    detail: "claim-check object is not UTF-8",
-                })
+            String::from_utf8(bytes).map(Some).map_err(|_| {
+                Failure::permanent(ErrorCode::BodyEncoding, "claim-check object is not UTF-8")
+            })
         }
+    }
+}
+
+/// A failed pointer fetch: the fleet's mapping, with one documented override. The bucket and
+/// key come from the message, not from this deployment's configuration, so a bucket that does
+/// not exist or a request S3 refuses as invalid is the message's defect
+/// (`CLAIM_CHECK_INVALID`), not an outage to wait out. Throttling, outages and a denied
+/// permission (our IAM or KMS policy) retry as everywhere else.
+fn fetch_failure(e: PortError) -> Failure {
+    match e.kind {
+        ErrorKind::NotFound | ErrorKind::Invalid => Failure::permanent(
+            ErrorCode::ClaimCheckInvalid,
+            "claim-check bucket not found or request invalid",
+        ),
+        _ => Failure::from_port(&e),
     }
 }
 
@@ -266,5 +248,18 @@ mod tests {
                 declared_size: None
             }
         );
+    }
+
+    #[test]
+    fn a_failed_fetch_uses_the_fleet_mapping_but_blames_a_bad_pointer() {
+        use fleet_core::ErrorKind::*;
+        for kind in [Throttled, Transient, AccessDenied, Other] {
+            let e = PortError::new(kind, "s3.GetObject", "x");
+            assert_eq!(fetch_failure(e.clone()), Failure::from_port(&e), "{kind:?}");
+        }
+        for kind in [NotFound, Invalid] {
+            let f = fetch_failure(PortError::new(kind, "s3.GetObject", "x"));
+            assert_eq!(f.code(), Some(ErrorCode::ClaimCheckInvalid), "{kind:?}");
+        }
     }
 }

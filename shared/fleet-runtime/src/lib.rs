@@ -15,6 +15,7 @@ pub mod claim_check;
 pub mod config;
 pub mod dead_letter;
 pub mod fifo;
+mod handler;
 pub mod idempotency;
 mod logging;
 pub mod publisher;
@@ -25,10 +26,11 @@ pub mod telemetry;
 pub use args::{BackendArgs, BackendKind, PhiPolicyArgs, RuntimeArgs, RuntimeDefaults};
 pub use backoff::BackoffPolicy;
 pub use config::{HeartbeatConfig, MetricsFormat, RuntimeConfig, RuntimeError};
+pub use handler::{CORRELATION_ATTRIBUTE, Delivery, Failure, Handler, Outcome};
 pub use idempotency::{Begin, IdempotencyStore};
 pub use logging::{init_logging, init_logging_with_default};
 pub use publisher::EventPublisher;
-pub use runtime::{CORRELATION_ATTRIBUTE, Delivery, Handler, Outcome, RunReport, run};
+pub use runtime::{RunReport, run};
 pub use signals::{
     FinishedRun, init_logging_from_env, requests_json, run_worker, shutdown_on_signals,
 };

@@ -13,8 +13,8 @@ use fleet_core::{
 };
 use fleet_local::{LocalBackend, QueueSpec};
 use fleet_runtime::{
-    BackoffPolicy, Begin, Delivery, EventPublisher, Handler, IdempotencyStore, Outcome, RunReport,
-    RuntimeConfig, RuntimeError,
+    BackoffPolicy, Begin, Delivery, EventPublisher, Failure, Handler, IdempotencyStore, Outcome,
+    RunReport, RuntimeConfig, RuntimeError,
 };
 use tokio_util::sync::CancellationToken;
 
@@ -396,9 +396,10 @@ async fn retries_back_off_then_dead_letter_with_retries_exhausted() {
     env.send(&q, "always-fails", &[("correlation_id", "corr-1")], None)
         .await;
     // The hint must win over the (tiny) FAST_TESTS backoff, up to the cap.
-    let h = handler(|_| Outcome::Retry {
-        reason: "downstream unavailable",
-        retry_after: Some(Duration::from_millis(400)),
+    let h = handler(|_| {
+        Failure::retry("downstream unavailable")
+            .after(Duration::from_millis(400))
+            .into()
     });
     let mut cfg = config(&q);
     cfg.max_attempts = 3;

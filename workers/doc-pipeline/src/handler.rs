@@ -15,14 +15,14 @@ use std::time::Duration;
 use async_trait::async_trait;
 use fleet_core::phi::Phi;
 use fleet_core::ports::{Condition, ConditionalPut, ObjectStore, PutOutcome, Record, RecordStore};
-use fleet_core::{Backend, ErrorCode, ErrorKind, EventEnvelope, PortError};
+use fleet_core::{Backend, ErrorCode, EventEnvelope};
 use fleet_docs::completion::{self, JobStatus};
 use fleet_docs::s3event::{self, Notification, ObjectRef};
 use fleet_docs::schema::{Category, Entity, OcrResult, TraitName};
-use fleet_docs::{
-    DocError, Document, EntityExtractor, MediaType, ObjectLocation, Ocr, OcrJob, OcrStart,
-};
-use fleet_runtime::{Delivery, EventPublisher, Handler, Outcome};
+use fleet_docs::{Document, EntityExtractor, MediaType, ObjectLocation, Ocr, OcrJob, OcrStart};
+// A step stops with the fleet's failure type: a port error becomes one through
+// `Failure::from_port` (the `?`s below); an OCR or extraction error already is one.
+use fleet_runtime::{Delivery, EventPublisher, Failure, Handler, Outcome};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
@@ -47,80 +47,6 @@ pub enum Processed {
     Republished { document_id: String },
     /// An asynchronous OCR job was started; the completion handler finishes it.
     JobStarted { document_id: String },
-}
-
-/// Why a step stopped: dead-letter with a code, or try again.
-#[derive(Debug, Clone, PartialEq)]
-pub enum Stop {
-    Fail {
-        code: ErrorCode,
-        detail: String,
-    },
-    Retry {
-        reason: &'static str,
-        retry_after: Option<Duration>,
-    },
-}
-
-impl Stop {
-    fn fail(code: ErrorCode, detail: impl Into<String>) -> Self {
-        Self::Fail {
-            code,
-            detail: detail.into(),
-        }
-    }
-    fn into_outcome(self) -> Outcome {
-        match self {
-            Stop::Fail { code, detail } => Outcome::Fail { code, detail },
-            Stop::Retry {
-                reason,
-                retry_after,
-            } => Outcome::Retry {
-                reason,
-                retry_after,
-            },
-        }
-    }
-}
-
-impl From<DocError> for Stop {
-    fn from(e: DocError) -> Self {
-        match e {
-            DocError::Permanent { code, detail } => Stop::Fail { code, detail },
-            DocError::Retryable {
-                reason,
-                detail,
-                retry_after,
-            } => {
-                tracing::warn!(reason, detail = %detail, "OCR or extraction failed; will retry");
-                Stop::Retry {
-                    reason,
-                    retry_after,
-                }
-            }
-        }
-    }
-}
-
-impl From<PortError> for Stop {
-    fn from(e: PortError) -> Self {
-        if e.kind == ErrorKind::Invalid {
-            // The store, bucket or bus rejected the request itself: retrying cannot help.
-            return Stop::fail(
-                ErrorCode::DownstreamRejected,
-                format!("{}: {}", e.op, e.message),
-            );
-        }
-        tracing::warn!(
-            op = e.op,
-            kind = e.kind.as_str(),
-            "store or bus call failed; will retry"
-        );
-        Stop::Retry {
-            reason: e.kind.as_str(),
-            retry_after: e.retry_after,
-        }
-    }
 }
 
 /// The document as the records know it. The key is PHI-bearing: it is stored (encrypted),
@@ -169,7 +95,7 @@ impl Pipeline {
         &self,
         obj: &ObjectRef,
         correlation_id: &str,
-    ) -> Result<Processed, Stop> {
+    ) -> Result<Processed, Failure> {
         let document_id = events::document_id(&obj.idempotency_key());
         if self.republish_if_done(&document_id).await? {
             return Ok(Processed::Republished { document_id });
@@ -177,7 +103,7 @@ impl Pipeline {
         let key = obj.key.expose();
         let store = self.backend.objects(&obj.bucket);
         let not_found = || {
-            Stop::fail(
+            Failure::permanent(
                 ErrorCode::DocumentNotFound,
                 "the object no longer exists (deleted before it was processed)",
             )
@@ -188,7 +114,7 @@ impl Pipeline {
         self.check_size(bytes.len() as u64)?;
         let media_type =
             MediaType::sniff(&bytes, key, meta.content_type.as_deref()).ok_or_else(|| {
-                Stop::fail(
+                Failure::permanent(
                     ErrorCode::DocumentUnsupportedType,
                     format!(
                         "content is not PDF, PNG, JPEG, TIFF or UTF-8 text (content type {})",
@@ -212,7 +138,7 @@ impl Pipeline {
         );
         if media_type == MediaType::Text {
             let text = std::str::from_utf8(&bytes)
-                .map_err(|_| Stop::fail(ErrorCode::DocumentCorrupt, "text is not UTF-8"))?;
+                .map_err(|_| Failure::permanent(ErrorCode::DocumentCorrupt, "text is not UTF-8"))?;
             let ocr = OcrResult::from_plain_text(text);
             return self
                 .finish(&document_id, &source, ocr, "none", correlation_id)
@@ -249,17 +175,17 @@ impl Pipeline {
     }
 
     /// Finish a document whose asynchronous OCR job has completed.
-    pub async fn process_completion(&self, body: &str) -> Result<Processed, Stop> {
+    pub async fn process_completion(&self, body: &str) -> Result<Processed, Failure> {
         let done = completion::parse(body)
-            .map_err(|e| Stop::fail(ErrorCode::OcrCompletionInvalid, e.to_string()))?;
+            .map_err(|e| Failure::permanent(ErrorCode::OcrCompletionInvalid, e.to_string()))?;
         if done.api != "StartDocumentTextDetection" {
-            return Err(Stop::fail(
+            return Err(Failure::permanent(
                 ErrorCode::OcrCompletionInvalid,
                 format!("completion of {}, which this worker never starts", done.api),
             ));
         }
         let tag = done.job_tag.as_deref().ok_or_else(|| {
-            Stop::fail(
+            Failure::permanent(
                 ErrorCode::OcrCompletionInvalid,
                 "the completion has no JobTag",
             )
@@ -269,14 +195,14 @@ impl Pipeline {
             .get(&job_pk(tag), SK_JOB)
             .await?
             .ok_or_else(|| {
-                Stop::fail(
+                Failure::permanent(
                     ErrorCode::OcrCompletionInvalid,
                     "no job record for this JobTag: not started by this deployment",
                 )
             })?;
         let document_id = job.data["document_id"].as_str().unwrap_or("").to_string();
         let source: Source = serde_json::from_value(job.data["source"].clone()).map_err(|_| {
-            Stop::fail(
+            Failure::permanent(
                 ErrorCode::OcrCompletionInvalid,
                 "the job record is not readable",
             )
@@ -286,7 +212,7 @@ impl Pipeline {
         }
         match done.status {
             JobStatus::Failed | JobStatus::Error => {
-                return Err(Stop::fail(
+                return Err(Failure::permanent(
                     ErrorCode::OcrFailed,
                     format!("the OCR job ended {:?}", done.status),
                 ));
@@ -294,10 +220,9 @@ impl Pipeline {
             JobStatus::Succeeded | JobStatus::PartialSuccess => {}
         }
         match self.ocr.collect(&done.job_id).await? {
-            OcrJob::InProgress => Err(Stop::Retry {
-                reason: "ocr_in_progress",
-                retry_after: Some(JOB_IN_PROGRESS_RETRY),
-            }),
+            OcrJob::InProgress => {
+                Err(Failure::retry("ocr_in_progress").after(JOB_IN_PROGRESS_RETRY))
+            }
             OcrJob::Done(ocr) => {
                 let correlation = job.data["correlation_id"]
                     .as_str()
@@ -310,15 +235,15 @@ impl Pipeline {
         }
     }
 
-    fn check_size(&self, size: u64) -> Result<(), Stop> {
+    fn check_size(&self, size: u64) -> Result<(), Failure> {
         if size == 0 {
-            return Err(Stop::fail(
+            return Err(Failure::permanent(
                 ErrorCode::DocumentEmpty,
                 "the object has zero bytes",
             ));
         }
         if size > self.max_document_bytes {
-            return Err(Stop::fail(
+            return Err(Failure::permanent(
                 ErrorCode::DocumentTooLarge,
                 format!(
                     "{size} bytes, above the configured maximum of {}",
@@ -336,7 +261,7 @@ impl Pipeline {
         source: &Source,
         job_id: Option<&str>,
         correlation_id: &str,
-    ) -> Result<(), Stop> {
+    ) -> Result<(), Failure> {
         let now = chrono::Utc::now().timestamp();
         self.records
             .put(ConditionalPut {
@@ -359,7 +284,7 @@ impl Pipeline {
     }
 
     /// Publish the stored event again when the document's record exists.
-    async fn republish_if_done(&self, document_id: &str) -> Result<bool, Stop> {
+    async fn republish_if_done(&self, document_id: &str) -> Result<bool, Failure> {
         let Some(stored) = self
             .records
             .get(&document_pk(document_id), SK_DOCUMENT)
@@ -369,7 +294,7 @@ impl Pipeline {
         };
         let envelope: EventEnvelope = serde_json::from_value(stored.data["envelope"].clone())
             .map_err(|_| {
-                Stop::fail(
+                Failure::permanent(
                     ErrorCode::DownstreamRejected,
                     "stored document record has no readable envelope",
                 )
@@ -386,7 +311,7 @@ impl Pipeline {
         ocr: OcrResult,
         ocr_engine: &str,
         correlation_id: &str,
-    ) -> Result<Processed, Stop> {
+    ) -> Result<Processed, Failure> {
         let text = ocr.text();
         let entities = self.extractor.detect(&text).await?;
         let results_key = format!("{}{document_id}.json", self.results_prefix);
@@ -532,8 +457,8 @@ impl Handler for UploadHandler {
             Err(e) => return Outcome::fail(e.code(), e.to_string()),
         };
         for obj in &objects {
-            if let Err(stop) = self.0.process_object(obj, &delivery.correlation_id).await {
-                return stop.into_outcome();
+            if let Err(failure) = self.0.process_object(obj, &delivery.correlation_id).await {
+                return failure.into();
             }
         }
         Outcome::Done
@@ -546,9 +471,6 @@ pub struct CompletionHandler(pub Arc<Pipeline>);
 #[async_trait]
 impl Handler for CompletionHandler {
     async fn handle(&self, delivery: &Delivery) -> Outcome {
-        match self.0.process_completion(&delivery.body).await {
-            Ok(_) => Outcome::Done,
-            Err(stop) => stop.into_outcome(),
-        }
+        self.0.process_completion(&delivery.body).await.into()
     }
 }

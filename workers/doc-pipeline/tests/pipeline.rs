@@ -6,7 +6,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use doc_pipeline::events::PhiPolicy;
-use doc_pipeline::handler::Stop;
 use doc_pipeline::{Pipeline, Processed, UploadHandler};
 use fleet_core::{Backend, ErrorCode, FailureMetadata};
 use fleet_docs::s3event::{self, Notification, ObjectRef};
@@ -14,6 +13,7 @@ use fleet_docs_local::ocr::{LocalOcrConfig, TesseractOcr};
 use fleet_docs_local::render;
 use fleet_docs_local::rules::RulesExtractor;
 use fleet_local::{LocalBackend, QueueSpec};
+use fleet_runtime::Failure;
 use fleet_runtime::{EventPublisher, RuntimeConfig};
 use fleet_samples::docs::{self as samples, SampleDoc};
 use serde_json::Value;
@@ -248,9 +248,9 @@ async fn a_redelivery_writes_nothing_and_republishes_the_same_event_id() {
     check_entities(&results, &samples::LAB_NOTE);
 }
 
-fn code(stop: Stop) -> ErrorCode {
+fn code(stop: Failure) -> ErrorCode {
     match stop {
-        Stop::Fail { code, .. } => code,
+        Failure::Permanent { code, .. } => code,
         other => panic!("expected a permanent failure, got {other:?}"),
     }
 }
@@ -442,4 +442,98 @@ async fn the_runtime_dead_letters_bad_uploads_with_codes_and_ignores_the_test_ev
             .is_empty()
     );
     assert_eq!(events(&local).len(), 1, "only the note was processed");
+}
+
+/// One test per port-error kind: this worker's handler, given a valid message and a record
+/// store that fails with that kind, answers exactly what the fleet's one mapping
+/// (`Failure::from_port`) says. hl7-ingest, doc-pipeline and notify each carry this module,
+/// so all three give the same answer for the same port error.
+mod port_errors {
+    use super::*;
+    use async_trait::async_trait;
+    use fleet_core::ports::{ConditionalPut, PutOutcome, Record, TransactOutcome};
+    use fleet_core::{ErrorKind, PortError, RecordStore};
+    use fleet_runtime::{Delivery, Failure, Handler, Outcome};
+
+    /// A record store whose every call fails with the injected error.
+    struct FailingRecords(PortError);
+
+    #[async_trait]
+    impl RecordStore for FailingRecords {
+        fn id(&self) -> &str {
+            "failing"
+        }
+        async fn put(&self, _put: ConditionalPut) -> Result<PutOutcome, PortError> {
+            Err(self.0.clone())
+        }
+        async fn get(&self, _pk: &str, _sk: &str) -> Result<Option<Record>, PortError> {
+            Err(self.0.clone())
+        }
+        async fn transact_put(&self, _p: &[ConditionalPut]) -> Result<TransactOutcome, PortError> {
+            Err(self.0.clone())
+        }
+        async fn query(&self, _pk: &str) -> Result<Vec<Record>, PortError> {
+            Err(self.0.clone())
+        }
+    }
+
+    fn delivery(body: String) -> Delivery {
+        Delivery {
+            message_id: "m-port".into(),
+            body,
+            attributes: Default::default(),
+            receive_count: 1,
+            group_id: None,
+            correlation_id: "c-port".into(),
+            sent_timestamp_ms: 0,
+        }
+    }
+
+    async fn check(kind: ErrorKind) {
+        let err = PortError {
+            retry_after: Some(Duration::from_secs(3)),
+            ..PortError::new(kind, "records.injected", "injected failure")
+        };
+        let got = outcome_with_failing_records(Arc::new(FailingRecords(err.clone()))).await;
+        assert_eq!(got, Outcome::Failed(Failure::from_port(&err)), "{kind:?}");
+    }
+
+    macro_rules! per_kind {
+        ($($name:ident => $kind:ident),* $(,)?) => {$(
+            #[tokio::test]
+            async fn $name() {
+                check(ErrorKind::$kind).await;
+            }
+        )*};
+    }
+
+    per_kind! {
+        throttled => Throttled,
+        transient => Transient,
+        not_found => NotFound,
+        invalid => Invalid,
+        access_denied => AccessDenied,
+        other => Other,
+    }
+
+    async fn outcome_with_failing_records(records: Arc<dyn RecordStore>) -> Outcome {
+        let dir = tempfile::tempdir().unwrap();
+        let (_local, ok) = setup(dir.path());
+        let pipeline = Pipeline {
+            backend: ok.backend.clone(),
+            records,
+            results: ok.results.clone(),
+            results_bucket: ok.results_bucket.clone(),
+            results_prefix: ok.results_prefix.clone(),
+            publisher: EventPublisher::new(ok.backend.event_bus(BUS), Duration::from_millis(1)),
+            ocr: ok.ocr.clone(),
+            extractor: ok.extractor.clone(),
+            max_document_bytes: ok.max_document_bytes,
+            policy: ok.policy,
+        };
+        let body = s3event::object_created_event(UPLOADS, "scans/a.pdf", 100, "etag");
+        UploadHandler(Arc::new(pipeline))
+            .handle(&delivery(body))
+            .await
+    }
 }

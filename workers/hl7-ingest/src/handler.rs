@@ -10,9 +10,9 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use fleet_core::ports::{Condition, ConditionalPut, Record, RecordStore, TransactOutcome};
-use fleet_core::{ErrorCode, ErrorKind, EventEnvelope, PortError};
+use fleet_core::{ErrorCode, EventEnvelope, PortError};
 use fleet_hl7::{AdtMessage, Hl7Error, MapConfig};
-use fleet_runtime::{Delivery, EventPublisher, Handler, Outcome};
+use fleet_runtime::{Delivery, EventPublisher, Failure, Handler, Outcome};
 use serde_json::json;
 
 use crate::events::{self, PhiPolicy};
@@ -249,31 +249,11 @@ impl Handler for Hl7Handler {
     async fn handle(&self, delivery: &Delivery) -> Outcome {
         let messages = match self.parse_body(delivery.body.as_bytes()) {
             Ok(m) => m,
-            Err(e) => {
-                return Outcome::Fail {
-                    code: e.code,
-                    detail: e.detail,
-                };
-            }
+            Err(e) => return Outcome::fail(e.code, e.detail),
         };
         for msg in &messages {
             if let Err(e) = self.apply(msg, &delivery.correlation_id).await {
-                if e.kind == ErrorKind::Invalid {
-                    // The store or bus rejected the request itself: retrying cannot help.
-                    return Outcome::Fail {
-                        code: ErrorCode::DownstreamRejected,
-                        detail: format!("{}: {}", e.op, e.message),
-                    };
-                }
-                tracing::warn!(
-                    op = e.op,
-                    kind = e.kind.as_str(),
-                    "write or publish failed; will retry"
-                );
-                return Outcome::Retry {
-                    reason: e.kind.as_str(),
-                    retry_after: e.retry_after,
-                };
+                return Failure::from_port(&e).into();
             }
         }
         Outcome::Done

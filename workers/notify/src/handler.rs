@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use fleet_core::{ErrorCode, ErrorKind, Notification, Notifier, PortError, RecordStore};
-use fleet_runtime::{Begin, Delivery, Handler, IdempotencyStore, Outcome};
+use fleet_runtime::{Begin, Delivery, Failure, Handler, IdempotencyStore, Outcome};
 use serde_json::Value;
 
 use crate::event;
@@ -73,9 +73,9 @@ impl NotifyHandler {
     }
 
     /// Handle one body.
-    pub async fn handle_body(&self, body: &str) -> Result<Handled, Outcome> {
-        let ev =
-            event::parse(body).map_err(|why| Outcome::fail(ErrorCode::NotifyEventInvalid, why))?;
+    pub async fn handle_body(&self, body: &str) -> Result<Handled, Failure> {
+        let ev = event::parse(body)
+            .map_err(|why| Failure::permanent(ErrorCode::NotifyEventInvalid, why))?;
         let mut handled = Handled {
             sent: Vec::new(),
             duplicates: Vec::new(),
@@ -86,7 +86,7 @@ impl NotifyHandler {
                 self.rules
                     .render(rule, &ev.value)
                     .map_err(|RenderError::Template(what)| {
-                        Outcome::fail(
+                        Failure::permanent(
                             ErrorCode::NotifyTemplateInvalid,
                             format!("rule {}: {what}", rule.name),
                         )
@@ -97,7 +97,7 @@ impl NotifyHandler {
             ];
             if texts.iter().any(|t| event::leaks(t, &phi)) {
                 tracing::warn!(rule = %rule.name, "rendered notification contains a PHI value of the event; refused");
-                return Err(Outcome::fail(
+                return Err(Failure::permanent(
                     ErrorCode::NotifyPhiInText,
                     format!(
                         "rule {}: the rendered text contains one of the event's PHI values",
@@ -119,23 +119,22 @@ impl NotifyHandler {
         rule: &Rule,
         event_key: &str,
         notification: Notification,
-    ) -> Result<Option<Sent>, Outcome> {
+    ) -> Result<Option<Sent>, Failure> {
         let key = format!("notify#{event_key}#{}", rule.name);
         match self
             .dedup
             .begin(&key, CLAIM_TTL)
             .await
-            .map_err(retry_from)?
+            .map_err(Failure::from)?
         {
             Begin::Completed => {
                 tracing::info!(rule = %rule.name, "already notified; redelivery skipped");
                 return Ok(None);
             }
             Begin::InProgress => {
-                return Err(Outcome::Retry {
-                    reason: "notification in progress elsewhere",
-                    retry_after: Some(CLAIM_TTL / 4),
-                });
+                return Err(
+                    Failure::retry("notification in progress elsewhere").after(CLAIM_TTL / 4)
+                );
             }
             Begin::Started => {}
         }
@@ -153,10 +152,7 @@ impl NotifyHandler {
             Slot::Defer(wait) => {
                 let _ = self.dedup.abandon(&key).await;
                 tracing::info!(rule = %rule.name, defer_ms = wait.as_millis() as u64, "rate limited; deferred");
-                return Err(Outcome::Retry {
-                    reason: "destination rate limit",
-                    retry_after: Some(wait),
-                });
+                return Err(Failure::retry("destination rate limit").after(wait));
             }
         }
         match self
@@ -194,7 +190,7 @@ impl NotifyHandler {
             Err(e) => {
                 self.limiter.release(&dest_key);
                 let _ = self.dedup.abandon(&key).await;
-                Err(publish_outcome(&rule.name, &e))
+                Err(publish_failure(&rule.name, &e))
             }
         }
     }
@@ -224,42 +220,20 @@ fn notification_for(
     }
 }
 
-fn retry_from(e: PortError) -> Outcome {
-    tracing::warn!(
-        op = e.op,
-        kind = e.kind.as_str(),
-        "delivery record failed; will retry"
-    );
-    Outcome::Retry {
-        reason: e.kind.as_str(),
-        retry_after: e.retry_after,
-    }
-}
-
-/// Throttling and transient failures are retried; a missing topic, an invalid destination or
-/// a refused publish is permanent.
-pub fn publish_outcome(rule: &str, e: &PortError) -> Outcome {
+/// A failed publish: the fleet's mapping ([`Failure::from_port`]) with one documented
+/// override. The destination is named by a rule, and SNS answers a topic that does not exist
+/// (`NotFound`), a number or ARN it refuses (`Invalid`) and a publish it does not authorise
+/// for that topic or number (`AccessDenied`: a topic policy, an SMS sandbox) for that one
+/// destination only; the other rules and events go on. So the event is dead-lettered as
+/// `NOTIFY_DESTINATION_INVALID` naming the rule: the operator fixes the rule or the topic and
+/// replays, and the delivery records send only what is missing. Throttling and outages retry.
+pub fn publish_failure(rule: &str, e: &PortError) -> Failure {
     match e.kind {
-        ErrorKind::NotFound | ErrorKind::Invalid | ErrorKind::AccessDenied => Outcome::fail(
+        ErrorKind::NotFound | ErrorKind::Invalid | ErrorKind::AccessDenied => Failure::permanent(
             ErrorCode::NotifyDestinationInvalid,
             format!("rule {rule}: {}: {}", e.op, e.message),
         ),
-        kind => {
-            tracing::warn!(
-                rule,
-                op = e.op,
-                kind = kind.as_str(),
-                "publish failed; will retry"
-            );
-            Outcome::Retry {
-                reason: if kind == ErrorKind::Throttled {
-                    "destination throttled"
-                } else {
-                    "publish failed"
-                },
-                retry_after: e.retry_after,
-            }
-        }
+        _ => Failure::from_port(e),
     }
 }
 
@@ -273,7 +247,7 @@ impl Handler for NotifyHandler {
                 }
                 Outcome::Done
             }
-            Err(outcome) => outcome,
+            Err(failure) => failure.into(),
         }
     }
 }

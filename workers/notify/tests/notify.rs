@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use fleet_core::{Backend, Destination, ErrorCode};
 use fleet_local::LocalBackend;
-use fleet_runtime::Outcome;
+use fleet_runtime::Failure;
 use notify::{NotifyHandler, RateLimiter, Rules};
 use serde_json::{Value, json};
 
@@ -124,7 +124,7 @@ async fn a_phi_field_in_the_rendered_text_is_refused_and_nothing_is_sent() {
         .await
         .unwrap_err();
     match err {
-        Outcome::Fail { code, detail } => {
+        Failure::Permanent { code, detail } => {
             assert_eq!(code, ErrorCode::NotifyPhiInText);
             assert!(detail.contains("leaky"), "{detail}");
             assert!(
@@ -148,7 +148,7 @@ async fn a_field_outside_the_allow_list_is_not_visible_to_the_template() {
     assert!(
         matches!(
             err,
-            Outcome::Fail {
+            Failure::Permanent {
                 code: ErrorCode::NotifyTemplateInvalid,
                 ..
             }
@@ -188,7 +188,7 @@ async fn bodies_that_are_not_events_and_missing_topics_are_permanent_failures() 
     assert!(
         matches!(
             err,
-            Outcome::Fail {
+            Failure::Permanent {
                 code: ErrorCode::NotifyEventInvalid,
                 ..
             }
@@ -208,7 +208,7 @@ async fn bodies_that_are_not_events_and_missing_topics_are_permanent_failures() 
     assert!(
         matches!(
             err,
-            Outcome::Fail {
+            Failure::Permanent {
                 code: ErrorCode::NotifyDestinationInvalid,
                 ..
             }
@@ -278,9 +278,10 @@ async fn the_rate_limit_defers_the_excess_and_later_delivers_it() {
         other => panic!("expected one sent and one deferred, got {other:?}"),
     };
     assert_eq!(sent.sent.len(), 1);
-    let Outcome::Retry {
+    let Failure::Retryable {
         retry_after: Some(after),
         reason,
+        ..
     } = deferred
     else {
         panic!("expected a deferral, got {deferred:?}");
@@ -305,4 +306,91 @@ async fn the_rate_limit_defers_the_excess_and_later_delivers_it() {
     sorted.sort();
     assert_eq!(sorted, ["rl-0", "rl-1", "rl-2", "rl-3", "rl-4"]);
     assert_eq!(ids[..3], ["rl-0", "rl-1", "rl-2"]);
+}
+
+/// One test per port-error kind: this worker's handler, given a valid message and a record
+/// store that fails with that kind, answers exactly what the fleet's one mapping
+/// (`Failure::from_port`) says. hl7-ingest, doc-pipeline and notify each carry this module,
+/// so all three give the same answer for the same port error.
+mod port_errors {
+    use super::*;
+    use async_trait::async_trait;
+    use fleet_core::ports::{ConditionalPut, PutOutcome, Record, TransactOutcome};
+    use fleet_core::{ErrorKind, PortError, RecordStore};
+    use fleet_runtime::{Delivery, Failure, Handler, Outcome};
+
+    /// A record store whose every call fails with the injected error.
+    struct FailingRecords(PortError);
+
+    #[async_trait]
+    impl RecordStore for FailingRecords {
+        fn id(&self) -> &str {
+            "failing"
+        }
+        async fn put(&self, _put: ConditionalPut) -> Result<PutOutcome, PortError> {
+            Err(self.0.clone())
+        }
+        async fn get(&self, _pk: &str, _sk: &str) -> Result<Option<Record>, PortError> {
+            Err(self.0.clone())
+        }
+        async fn transact_put(&self, _p: &[ConditionalPut]) -> Result<TransactOutcome, PortError> {
+            Err(self.0.clone())
+        }
+        async fn query(&self, _pk: &str) -> Result<Vec<Record>, PortError> {
+            Err(self.0.clone())
+        }
+    }
+
+    fn delivery(body: String) -> Delivery {
+        Delivery {
+            message_id: "m-port".into(),
+            body,
+            attributes: Default::default(),
+            receive_count: 1,
+            group_id: None,
+            correlation_id: "c-port".into(),
+            sent_timestamp_ms: 0,
+        }
+    }
+
+    async fn check(kind: ErrorKind) {
+        let err = PortError {
+            retry_after: Some(Duration::from_secs(3)),
+            ..PortError::new(kind, "records.injected", "injected failure")
+        };
+        let got = outcome_with_failing_records(Arc::new(FailingRecords(err.clone()))).await;
+        assert_eq!(got, Outcome::Failed(Failure::from_port(&err)), "{kind:?}");
+    }
+
+    macro_rules! per_kind {
+        ($($name:ident => $kind:ident),* $(,)?) => {$(
+            #[tokio::test]
+            async fn $name() {
+                check(ErrorKind::$kind).await;
+            }
+        )*};
+    }
+
+    per_kind! {
+        throttled => Throttled,
+        transient => Transient,
+        not_found => NotFound,
+        invalid => Invalid,
+        access_denied => AccessDenied,
+        other => Other,
+    }
+
+    async fn outcome_with_failing_records(records: Arc<dyn RecordStore>) -> Outcome {
+        let e = env();
+        let h = NotifyHandler::new(
+            Arc::new(Rules::parse(RULES).unwrap()),
+            e.backend.notifier(),
+            records,
+            Arc::new(generous()),
+        );
+        h.handle(&delivery(
+            event("PatientAdmitted", "ev-port", "eb-port").to_string(),
+        ))
+        .await
+    }
 }

@@ -1,0 +1,203 @@
+//! One message from receive to outcome: its span, the shutdown check, the claim check, the
+//! handler in its own task (panics caught) and the heartbeat that keeps it invisible meanwhile.
+//! What the outcome then does to the message is [`super::settle`].
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering::Relaxed;
+use std::time::Duration;
+
+use fleet_core::ReceivedMessage;
+use tokio::sync::OwnedSemaphorePermit;
+use tokio::task::JoinHandle;
+use tokio::time::Instant;
+use tracing::Instrument;
+
+use super::Ctx;
+use super::lease::Lease;
+use super::settle::{delete, fail, release, retry_or_exhaust};
+use crate::claim_check;
+use crate::fifo::{self, Disposition};
+use crate::handler::{CORRELATION_ATTRIBUTE, Delivery, Outcome};
+use crate::telemetry::{self, ReleaseReason};
+
+pub(super) async fn process_group(
+    ctx: Arc<Ctx>,
+    group: Vec<ReceivedMessage>,
+    mut slots: Option<OwnedSemaphorePermit>,
+    received_at: Instant,
+) {
+    let lease = Lease::new(&ctx, &group, received_at);
+    let ctx_ref = &ctx;
+    let lease_ref = &lease;
+    let rest = fifo::run_in_order(group, |msg| {
+        let slot = slots.as_mut().and_then(|s| s.split(1));
+        async move {
+            let d = process_one(ctx_ref, msg, lease_ref).await;
+            drop(slot);
+            d
+        }
+    })
+    .await;
+    if rest.is_empty() {
+        return;
+    }
+    let reason = if ctx.shutdown.is_cancelled() {
+        ReleaseReason::Shutdown
+    } else {
+        ReleaseReason::FifoHold
+    };
+    for msg in &rest {
+        release(&ctx, msg);
+    }
+    telemetry::Released {
+        count: rest.len() as u64,
+        reason,
+    }
+    .emit(&ctx.telemetry);
+}
+
+async fn process_one(ctx: &Ctx, msg: ReceivedMessage, lease: &Lease) -> Disposition {
+    let correlation_id = msg
+        .attributes
+        .get(CORRELATION_ATTRIBUTE)
+        .and_then(|v| v.as_str())
+        .unwrap_or(&msg.message_id)
+        .to_string();
+    let span = tracing::info_span!(
+        "message",
+        worker = %ctx.cfg.worker,
+        queue = %ctx.telemetry.queue,
+        message_id = %msg.message_id,
+        receive_count = msg.receive_count,
+        correlation_id = %correlation_id,
+    );
+    let receipt = msg.receipt.clone();
+    let disposition = tokio::select! {
+        biased;
+        d = handle_message(ctx, &msg, lease, correlation_id).instrument(span.clone()) => d,
+        // Dropping handle_message aborts the handler task (AbortOnDrop).
+        _ = ctx.abandon.cancelled() => Disposition::Abandoned,
+    };
+    if disposition == Disposition::Abandoned {
+        ctx.abandoned.fetch_add(1, Relaxed);
+    }
+    lease.remove(&receipt);
+    disposition
+}
+
+/// Aborts the handler task if its supervisor is dropped (drain deadline).
+struct AbortOnDrop<T>(JoinHandle<T>);
+
+impl<T> Drop for AbortOnDrop<T> {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+enum Finished {
+    Outcome(Outcome),
+    Panicked,
+}
+
+async fn handle_message(
+    ctx: &Ctx,
+    msg: &ReceivedMessage,
+    lease: &Lease,
+    correlation_id: String,
+) -> Disposition {
+    if ctx.shutdown.is_cancelled() {
+        // Received but not started: hand it back at once rather than run it during a drain.
+        release(ctx, msg);
+        telemetry::Released {
+            count: 1,
+            reason: ReleaseReason::Shutdown,
+        }
+        .emit(&ctx.telemetry);
+        return Disposition::Released;
+    }
+    let lag_ms = now_epoch_ms().saturating_sub(msg.sent_timestamp_ms).max(0);
+    telemetry::MessageStarted {
+        queue_lag: Duration::from_millis(lag_ms.unsigned_abs()),
+    }
+    .emit(&ctx.telemetry);
+
+    let body = match claim_check::resolve(
+        &msg.body,
+        &msg.attributes,
+        ctx.backend.as_ref(),
+        ctx.cfg.max_body_bytes,
+    )
+    .await
+    {
+        Ok(Some(resolved)) => {
+            telemetry::ClaimCheckResolved {
+                bytes: resolved.len(),
+            }
+            .emit(&ctx.telemetry);
+            resolved
+        }
+        Ok(None) => msg.body.clone(),
+        Err(failure) => return fail(ctx, msg, lease, failure).await,
+    };
+    let delivery = Arc::new(Delivery {
+        message_id: msg.message_id.clone(),
+        body,
+        attributes: msg.attributes.clone(),
+        receive_count: msg.receive_count,
+        group_id: msg.group_id.clone(),
+        correlation_id,
+        sent_timestamp_ms: msg.sent_timestamp_ms,
+    });
+
+    let started = Instant::now();
+    let handler = ctx.handler.clone();
+    let task = AbortOnDrop(tokio::spawn(
+        async move { handler.handle(&delivery).await }.instrument(tracing::Span::current()),
+    ));
+    let finished = supervise(ctx, task, lease).await;
+    let elapsed = started.elapsed();
+    telemetry::HandlerFinished { elapsed }.emit(&ctx.telemetry);
+
+    match finished {
+        Finished::Outcome(Outcome::Done) => {
+            delete(ctx, msg);
+            telemetry::Succeeded { elapsed }.emit(&ctx.telemetry);
+            Disposition::Settled
+        }
+        Finished::Outcome(Outcome::Failed(failure)) => fail(ctx, msg, lease, failure).await,
+        Finished::Panicked => {
+            telemetry::HandlerPanicked.emit(&ctx.telemetry);
+            retry_or_exhaust(ctx, msg, lease, "handler panicked", None, true).await
+        }
+    }
+}
+
+/// Waits for the handler while keeping the lease's messages invisible.
+async fn supervise(ctx: &Ctx, mut task: AbortOnDrop<Outcome>, lease: &Lease) -> Finished {
+    loop {
+        let due = lease.next_due();
+        let heartbeat = async {
+            match due {
+                Some(at) => tokio::time::sleep_until(at).await,
+                None => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            biased;
+            joined = &mut task.0 => {
+                return match joined {
+                    Ok(outcome) => Finished::Outcome(outcome),
+                    Err(e) if e.is_panic() => Finished::Panicked,
+                    // Only AbortOnDrop cancels the task, and then nobody is waiting here.
+                    Err(_) => Finished::Outcome(Outcome::retry("handler task cancelled")),
+                };
+            }
+            _ = heartbeat => lease.extend(ctx).await,
+        }
+    }
+}
+
+fn now_epoch_ms() -> i64 {
+    i64::try_from(time::OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000)
+        .unwrap_or(i64::MAX)
+}
