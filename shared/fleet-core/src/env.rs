@@ -50,6 +50,8 @@ pub const HL7_MAX_MESSAGE_BYTES: &str = "FLEET_HL7_MAX_MESSAGE_BYTES";
 
 /// Third-party corpora (tests, benchmarks); default `../shared/corpus` beside the checkout.
 pub const CORPUS_DIR: &str = "FLEET_CORPUS_DIR";
+/// Tests: the cargo that runs them (set by cargo), for `cargo metadata`.
+pub const CARGO: &str = "CARGO";
 /// moto_server endpoint for the AWS-side tests (set by `scripts/test`).
 pub const MOTO_ENDPOINT: &str = "FLEET_MOTO_ENDPOINT";
 
