@@ -16,7 +16,7 @@ pub fn worker_bin() -> PathBuf {
             .and_then(Path::file_name)
             .is_some_and(|n| n == "release");
         let mut cmd = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
-        cmd.args(["build", "-p", "hl7-ingest", "--bin", "hl7-ingest"]);
+        cmd.args(["build", "-p", "fleet", "--bin", "hl7-ingest"]);
         if release {
             cmd.arg("--release");
         }
