@@ -205,7 +205,7 @@ pub async fn run(scenario: &Scenario, opts: &Options) -> anyhow::Result<Report> 
                     worker.kill9()?;
                 }
                 DisruptionKind::Term => {
-                    let exit = worker.terminate(drain + Duration::from_secs(15));
+                    let exit = worker.terminate(drain + Duration::from_secs(15)).await;
                     d.exit_s = Some(at.elapsed().as_secs_f64());
                     d.exit_ok = Some(exit.as_ref().is_ok_and(|s| s.success()));
                     d.in_flight_after_exit = Some(source.attributes().await?.approximate_in_flight);
@@ -265,7 +265,7 @@ pub async fn run(scenario: &Scenario, opts: &Options) -> anyhow::Result<Report> 
     cpu += worker.cpu_time().unwrap_or_default();
     let exit = match worker_died {
         Some(s) => s,
-        None => worker.terminate(Duration::from_secs(60))?,
+        None => worker.terminate(Duration::from_secs(60)).await?,
     };
     // The worker flushed its deletes on exit: what is left on the source is final.
     let left = source.attributes().await?;

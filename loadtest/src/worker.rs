@@ -89,8 +89,8 @@ impl WorkerProcess {
         Ok(self.child.wait()?)
     }
 
-    /// SIGTERM, then wait up to `limit` for the exit.
-    pub fn terminate(&mut self, limit: Duration) -> anyhow::Result<std::process::ExitStatus> {
+    /// SIGTERM, then wait up to `limit` for the exit, polling without blocking the runtime.
+    pub async fn terminate(&mut self, limit: Duration) -> anyhow::Result<std::process::ExitStatus> {
         let ok = Command::new("kill")
             .arg("-TERM")
             .arg(self.pid().to_string())
@@ -107,7 +107,7 @@ impl WorkerProcess {
                 let _ = self.child.kill();
                 anyhow::bail!("the worker did not exit within {limit:?} of SIGTERM");
             }
-            std::thread::sleep(Duration::from_millis(20));
+            tokio::time::sleep(Duration::from_millis(20)).await;
         }
     }
 

@@ -15,7 +15,9 @@ pub fn worker_bin() -> PathBuf {
             .parent()
             .and_then(Path::file_name)
             .is_some_and(|n| n == "release");
-        let mut cmd = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
+        let mut cmd = Command::new(
+            fleet_core::env::get(fleet_core::env::CARGO).unwrap_or_else(|| "cargo".into()),
+        );
         cmd.args(["build", "-p", "fleet", "--bin", "hl7-ingest"]);
         if release {
             cmd.arg("--release");

@@ -138,6 +138,14 @@ pub fn is_set(name: &str) -> bool {
     std::env::var_os(name).is_some_and(|v| !v.is_empty())
 }
 
+/// The third-party corpora: `FLEET_CORPUS_DIR`, or `../shared/corpus` beside the checkout
+/// (every crate sits two levels below the repository root, as this one does).
+pub fn corpus_dir() -> std::path::PathBuf {
+    get(CORPUS_DIR).map(Into::into).unwrap_or_else(|| {
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/corpus")
+    })
+}
+
 /// Whether the environment configures AWS (region, profile or endpoint).
 pub fn aws_configured() -> bool {
     AWS_CONFIGURED_BY.iter().any(|k| is_set(k))

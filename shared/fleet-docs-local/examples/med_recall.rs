@@ -175,10 +175,7 @@ fn ratio(a: usize, b: usize) -> f64 {
 }
 
 fn corpus_dir() -> PathBuf {
-    match std::env::var_os("FLEET_CORPUS_DIR") {
-        Some(dir) => PathBuf::from(dir),
-        None => Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/corpus"),
-    }
+    fleet_core::env::corpus_dir()
 }
 
 fn main() -> ExitCode {

@@ -66,11 +66,7 @@ fn parse_args() -> Result<Args, String> {
 }
 
 fn corpus_dir() -> PathBuf {
-    match std::env::var_os("FLEET_CORPUS_DIR") {
-        Some(dir) => dir.into(),
-        // The repository root is two levels above this crate.
-        None => Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/corpus"),
-    }
+    fleet_core::env::corpus_dir()
 }
 
 /// `synthetic-*` then `curated-*`, each sorted by name, at most `limit`.

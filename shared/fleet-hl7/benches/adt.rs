@@ -6,11 +6,11 @@ use fleet_hl7::{MapConfig, parse_adt};
 use std::hint::black_box;
 
 fn corpus_file(name: &str) -> Vec<u8> {
-    let dir = std::env::var("FLEET_CORPUS_DIR")
-        .unwrap_or_else(|_| concat!(env!("CARGO_MANIFEST_DIR"), "/../../../shared/corpus").into());
-    let path = format!("{dir}/hl7/fhir-converter/{name}");
+    let path = fleet_core::env::corpus_dir()
+        .join("hl7/fhir-converter")
+        .join(name);
     std::fs::read(&path)
-        .unwrap_or_else(|e| panic!("corpus file {path}: {e} (set FLEET_CORPUS_DIR)"))
+        .unwrap_or_else(|e| panic!("corpus file {}: {e} (set FLEET_CORPUS_DIR)", path.display()))
 }
 
 fn bench(c: &mut Criterion) {

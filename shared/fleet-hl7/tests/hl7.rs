@@ -663,10 +663,7 @@ proptest! {
 // everything else is refused as not ADT; nothing panics.
 
 fn corpus_dir() -> std::path::PathBuf {
-    match std::env::var_os("FLEET_CORPUS_DIR") {
-        Some(d) => d.into(),
-        None => concat!(env!("CARGO_MANIFEST_DIR"), "/../../../shared/corpus").into(),
-    }
+    fleet_core::env::corpus_dir()
 }
 
 /// What a naive reader sees in one message: lines split on CR/LF, fields on `|`, parts on `^`.

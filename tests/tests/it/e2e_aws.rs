@@ -194,7 +194,7 @@ async fn aws_200_messages_give_190_events_10_dead_letters_and_an_empty_source() 
     assert_eq!((a.approximate_visible, a.approximate_in_flight), (0, 0));
 
     assert_no_phi(&log, &sample_secrets(&set));
-    if std::env::var_os("FLEET_E2E_DUMP_LOG").is_some() {
+    if fleet_core::env::is_set(fleet_core::env::E2E_DUMP_LOG) {
         std::fs::write("/tmp/e2e-aws-worker.log", &log).unwrap();
     }
 

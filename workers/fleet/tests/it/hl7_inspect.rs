@@ -6,9 +6,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 fn corpus_dir() -> PathBuf {
-    let dir = std::env::var_os("FLEET_CORPUS_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/corpus"));
+    let dir = fleet_core::env::corpus_dir();
     let hl7 = dir.join("hl7");
     assert!(
         hl7.is_dir(),
