@@ -1,0 +1,214 @@
+//! Queue administration: create, delete, list, snapshot, and the queue's attributes.
+
+use std::time::Duration;
+
+use fleet_core::PortError;
+use fleet_core::ports::{Attributes, QueueAttributes, RedrivePolicy};
+use fleet_core::requests::count;
+use rusqlite::{OptionalExtension, params};
+
+use super::{LocalQueue, MAX_DELAY, MAX_VISIBILITY, QueueSpec, invalid, load_config};
+use crate::db::{Cached, Db, json_err, sql_err};
+use crate::{QUEUE_ARN_PREFIX, QueuedMessage, duration_ms, now_ms};
+
+fn validate_name(name: &str, fifo: bool) -> Result<(), PortError> {
+    const OP: &str = "local.create_queue";
+    let base = name.strip_suffix(".fifo");
+    if fifo != base.is_some() {
+        return Err(invalid(
+            OP,
+            "a FIFO queue's name must end in \".fifo\", and only a FIFO queue's",
+        ));
+    }
+    let base = base.unwrap_or(name);
+    let ok_chars = base
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
+    if name.is_empty() || name.len() > 80 || base.is_empty() || !ok_chars {
+        return Err(invalid(
+            OP,
+            "queue names are 1-80 characters: letters, digits, '-' and '_'",
+        ));
+    }
+    Ok(())
+}
+
+pub(crate) fn create_queue(db: &Db, name: &str, spec: &QueueSpec) -> Result<(), PortError> {
+    const OP: &str = "local.create_queue";
+    validate_name(name, spec.fifo)?;
+    if spec.visibility_timeout > MAX_VISIBILITY {
+        return Err(invalid(OP, "visibility timeout above 12 hours"));
+    }
+    if spec.delay > MAX_DELAY {
+        return Err(invalid(OP, "delay above 15 minutes"));
+    }
+    if spec.content_based_dedup && !spec.fifo {
+        return Err(invalid(
+            OP,
+            "content-based deduplication applies to FIFO queues only",
+        ));
+    }
+    let name = name.to_string();
+    let spec = spec.clone();
+    db.run_sync(OP, move |tx| {
+        if let Some((dlq, max)) = &spec.redrive {
+            if !(1..=1000).contains(max) {
+                return Err(invalid(OP, "maxReceiveCount must be 1..=1000"));
+            }
+            let dlq_fifo: Option<bool> = tx
+                .row("SELECT fifo FROM queues WHERE name = ?1", [dlq], |r| r.get(0))
+                .optional()
+                .map_err(sql_err(OP))?;
+            match dlq_fifo {
+                None => return Err(PortError::not_found(OP, format!("dead-letter queue {dlq:?} does not exist"))),
+                Some(f) if f != spec.fifo => {
+                    return Err(invalid(OP, "a FIFO queue needs a FIFO dead-letter queue, a standard one a standard one"));
+                }
+                Some(_) => {}
+            }
+        }
+        let existing: Option<bool> = tx
+            .row("SELECT fifo FROM queues WHERE name = ?1", [&name], |r| r.get(0))
+            .optional()
+            .map_err(sql_err(OP))?;
+        if existing.is_some_and(|f| f != spec.fifo) {
+            return Err(invalid(OP, format!("queue {name:?} exists with a different FIFO setting")));
+        }
+        let (dlq, max) = spec.redrive.clone().unzip();
+        tx.exec(
+            "INSERT INTO queues (name, fifo, visibility_ms, delay_ms, dlq, max_receives, content_dedup, kms_key_id)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)
+             ON CONFLICT (name) DO UPDATE SET visibility_ms = excluded.visibility_ms, delay_ms = excluded.delay_ms,
+                dlq = excluded.dlq, max_receives = excluded.max_receives,
+                content_dedup = excluded.content_dedup, kms_key_id = excluded.kms_key_id",
+            params![
+                name,
+                spec.fifo,
+                duration_ms(spec.visibility_timeout),
+                duration_ms(spec.delay),
+                dlq,
+                max,
+                spec.content_based_dedup,
+                spec.kms_key_id
+            ],
+        )
+        .map_err(sql_err(OP))?;
+        Ok(())
+    })
+}
+
+pub(crate) fn delete_queue(db: &Db, name: &str) -> Result<(), PortError> {
+    const OP: &str = "local.delete_queue";
+    let name = name.to_owned();
+    db.run_sync(OP, move |tx| {
+        let n = tx
+            .exec("DELETE FROM queues WHERE name = ?1", [&name])
+            .map_err(sql_err(OP))?;
+        if n == 0 {
+            return Err(PortError::not_found(
+                OP,
+                format!("queue {name:?} does not exist"),
+            ));
+        }
+        for sql in [
+            "DELETE FROM messages WHERE queue = ?1",
+            "DELETE FROM receipts WHERE queue = ?1",
+            "DELETE FROM fifo_dedup WHERE queue = ?1",
+        ] {
+            tx.exec(sql, [&name]).map_err(sql_err(OP))?;
+        }
+        Ok(())
+    })
+}
+
+pub(crate) fn list_queues(db: &Db) -> Result<Vec<String>, PortError> {
+    const OP: &str = "local.list_queues";
+    db.run_sync(OP, |tx| {
+        let mut st = tx
+            .prepare("SELECT name FROM queues ORDER BY name")
+            .map_err(sql_err(OP))?;
+        let rows = st.query_map([], |r| r.get(0)).map_err(sql_err(OP))?;
+        rows.collect::<Result<Vec<String>, _>>()
+            .map_err(sql_err(OP))
+    })
+}
+
+pub(crate) fn snapshot(db: &Db, name: &str) -> Result<Vec<QueuedMessage>, PortError> {
+    const OP: &str = "local.queue_snapshot";
+    let name = name.to_owned();
+    db.run_sync(OP, move |tx| {
+        load_config(tx, &name, OP)?;
+        let now = now_ms();
+        let mut st = tx
+            .prepare(
+                "SELECT message_id, body, attributes, receive_count, sent_ms, visible_at_ms, receipt, group_id, dedup_id
+                 FROM messages WHERE queue = ?1 ORDER BY seq",
+            )
+            .map_err(sql_err(OP))?;
+        let rows = st
+            .query_map([name], |r| {
+                let receipt: Option<String> = r.get(6)?;
+                let visible_at_ms: i64 = r.get(5)?;
+                Ok((
+                    QueuedMessage {
+                        message_id: r.get(0)?,
+                        body: r.get(1)?,
+                        attributes: Attributes::new(),
+                        receive_count: r.get(3)?,
+                        sent_timestamp_ms: r.get(4)?,
+                        visible_at_ms,
+                        in_flight: receipt.is_some() && visible_at_ms > now,
+                        group_id: r.get(7)?,
+                        dedup_id: r.get(8)?,
+                    },
+                    r.get::<_, String>(2)?,
+                ))
+            })
+            .map_err(sql_err(OP))?;
+        let mut out = Vec::new();
+        for row in rows {
+            let (mut m, attrs) = row.map_err(sql_err(OP))?;
+            m.attributes = serde_json::from_str(&attrs).map_err(json_err(OP))?;
+            out.push(m);
+        }
+        Ok(out)
+    })
+}
+
+pub(super) async fn attributes(q: &LocalQueue) -> Result<QueueAttributes, PortError> {
+    const OP: &str = "sqs.GetQueueAttributes";
+    count(OP);
+    let name = q.name.clone();
+    q.db.read(OP, move |tx| {
+        let cfg = load_config(tx, &name, OP)?;
+        let now = now_ms();
+        let (visible, in_flight, delayed): (i64, i64, i64) = tx
+            .row(
+                "SELECT COALESCE(SUM(visible_at_ms <= ?2), 0),
+                            COALESCE(SUM(visible_at_ms > ?2 AND receipt IS NOT NULL), 0),
+                            COALESCE(SUM(visible_at_ms > ?2 AND receipt IS NULL), 0)
+                     FROM messages WHERE queue = ?1",
+                params![&*name, now],
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+            )
+            .map_err(sql_err(OP))?;
+        let to_u64 = |n: i64| u64::try_from(n).unwrap_or(0);
+        Ok(QueueAttributes {
+            fifo: cfg.fifo,
+            kms_key_id: cfg.kms_key_id,
+            sqs_managed_sse: false,
+            redrive_policy: cfg.redrive.map(|(dlq, max)| RedrivePolicy {
+                dead_letter_target: dlq,
+                max_receive_count: max,
+            }),
+            visibility_timeout: Duration::from_millis(
+                u64::try_from(cfg.visibility_ms).unwrap_or(0),
+            ),
+            approximate_visible: to_u64(visible),
+            approximate_in_flight: to_u64(in_flight),
+            approximate_delayed: to_u64(delayed),
+            arn: format!("{QUEUE_ARN_PREFIX}{name}"),
+        })
+    })
+    .await
+}
