@@ -15,23 +15,40 @@
 //!
 //! A batch that cannot be sent at all (the destination was deleted, permission was revoked)
 //! ends the run: everything not yet sent stays in the DLQ and the report lists it.
+//!
+//! # Code map
+//!
+//! - this file: the request and report types, the confirmation, the run's rounds, release at
+//!   the end;
+//! - `selection`: the scan of each round, what is selected and which FIFO groups stop;
+//! - `destination`: where a message goes, and opening its destination queue;
+//! - `send`: batching, pacing and sending, the outgoing message;
+//! - `delete`: deleting from the DLQ what was sent (purge: what was selected).
 
-use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
+mod delete;
+mod destination;
+mod selection;
+mod send;
+#[cfg(test)]
+mod tests;
+
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::io::{BufRead, Write};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use backon::{ExponentialBuilder, Retryable};
-use fleet_core::{Backend, BatchResult, MessageQueue, OutgoingMessage, PortError};
+use backon::ExponentialBuilder;
+use fleet_core::{Backend, MessageQueue, PortError};
 use serde::Serialize;
-use sha2::{Digest, Sha256};
 
 use crate::archive::{self, ArchiveSpec, ArchivedMessage};
-use crate::inspect::Topology;
 use crate::message::{Dead, format_ms, now_ms};
 use crate::progress::Progress;
 use crate::scan::Scanner;
 use crate::select::Filter;
+use destination::Destination;
+
+pub use send::outgoing;
 
 /// What to do.
 #[derive(Debug, Clone)]
@@ -122,12 +139,6 @@ impl<R: BufRead, W: Write> Confirm for LineConfirm<R, W> {
         }
         Ok(Some(line.trim().to_string()))
     }
-}
-
-/// A destination queue, opened once.
-struct Destination {
-    queue: Arc<dyn MessageQueue>,
-    fifo: bool,
 }
 
 /// Everything a run keeps between rounds.
@@ -310,338 +321,6 @@ impl Run<'_> {
             self.dlq_id
         )
     }
-
-    /// Receive until nothing new is visible; returns the selected messages of this round in
-    /// receive order. Messages not selected stay held until the run ends.
-    async fn scan_round(
-        &mut self,
-        scanner: &mut Scanner,
-        fifo: bool,
-    ) -> Result<Vec<Dead>, PortError> {
-        let mut selected = Vec::new();
-        while scanner.held() < self.req.scan_limit {
-            let Some(batch) = scanner.next_batch().await? else {
-                break;
-            };
-            for d in batch {
-                self.report.scanned += 1;
-                let group = d.msg.group_id.clone().filter(|_| fifo);
-                if d.msg.sent_timestamp_ms > self.started_ms {
-                    self.report.arrived_during_run += 1;
-                    self.stop_group(group);
-                    continue;
-                }
-                if let Some(g) = &group
-                    && self.stopped_groups.contains(g)
-                {
-                    self.report.held_behind_group += 1;
-                    continue;
-                }
-                let under_max = self
-                    .req
-                    .filter
-                    .max
-                    .is_none_or(|max| self.report.selected < max);
-                if !under_max || !self.req.filter.matches(&d, self.started_ms) {
-                    self.report.not_selected += 1;
-                    self.stop_group(group);
-                    continue;
-                }
-                self.report.selected += 1;
-                selected.push(d);
-            }
-        }
-        if scanner.held() >= self.req.scan_limit {
-            self.report.scan_limit_reached = true;
-        }
-        Ok(selected)
-    }
-
-    fn stop_group(&mut self, group: Option<String>) {
-        if let Some(g) = group {
-            self.stopped_groups.insert(g);
-        }
-    }
-
-    /// Where a message goes: `--to`, else its failure attribute's source queue, else the one
-    /// queue whose redrive policy names this DLQ. `None` for purge.
-    async fn destination_name(&mut self, d: &Dead) -> Result<Option<String>, PortError> {
-        if self.req.purge {
-            return Ok(None);
-        }
-        if let Some(to) = &self.req.to {
-            return Ok(Some(to.clone()));
-        }
-        if let Some(src) = d.source_queue() {
-            return Ok(Some(src.to_string()));
-        }
-        if self.redrive_sources.is_none() {
-            let topology = Topology::load(self.backend, "").await?;
-            let dlq = self.backend.queue(&self.dlq_id).await?;
-            let attrs = dlq.attributes().await?;
-            self.redrive_sources = Some(topology.sources_of(dlq.as_ref(), &attrs));
-        }
-        match self.redrive_sources.as_deref() {
-            Some([only]) => Ok(Some(only.clone())),
-            _ => Ok(None),
-        }
-    }
-
-    async fn destination(&mut self, name: &str) -> Result<&Destination, String> {
-        if !self.destinations.contains_key(name) {
-            let opened = async {
-                let queue = self.backend.queue(name).await?;
-                let fifo = queue.attributes().await?.fifo;
-                Ok::<_, PortError>(Destination { queue, fifo })
-            }
-            .await
-            .map_err(|e| reason_of(&e));
-            self.destinations.insert(name.to_string(), opened);
-        }
-        self.destinations[name].as_ref().map_err(Clone::clone)
-    }
-
-    fn not_moved(&mut self, d: &Dead, reason: &str, fifo: bool) {
-        self.report.not_moved.push(NotMoved {
-            message_id: d.id().to_string(),
-            reason: reason.to_string(),
-        });
-        if fifo && let Some(g) = &d.msg.group_id {
-            self.failed_groups.insert(g.clone());
-            self.stopped_groups.insert(g.clone());
-        }
-    }
-
-    async fn move_selected(
-        &mut self,
-        scanner: &mut Scanner,
-        selected: Vec<Dead>,
-        fifo: bool,
-        progress: &mut Progress,
-    ) -> anyhow::Result<()> {
-        // Resolve destinations; messages without one stay.
-        let mut queued: Vec<(Option<String>, Dead)> = Vec::with_capacity(selected.len());
-        for d in selected {
-            match self.destination_name(&d).await? {
-                Some(dest) => queued.push((Some(dest), d)),
-                None if self.req.purge => queued.push((None, d)),
-                None => self.not_moved(&d, "NO_SOURCE_QUEUE", fifo),
-            }
-        }
-        let mut pending: VecDeque<(Option<String>, Dead)> = queued.into();
-        while !pending.is_empty() {
-            if fifo {
-                // A group that stopped (a message of it failed to send) moves no further.
-                let (stay, go): (VecDeque<_>, VecDeque<_>) = std::mem::take(&mut pending)
-                    .into_iter()
-                    .partition(|(_, d)| {
-                        d.msg
-                            .group_id
-                            .as_ref()
-                            .is_some_and(|g| self.failed_groups.contains(g))
-                    });
-                for (_, d) in stay {
-                    self.not_moved(&d, "HELD_BEHIND_GROUP", false);
-                }
-                pending = go;
-                if pending.is_empty() {
-                    break;
-                }
-            }
-            if let Some(reason) = &self.report.aborted {
-                let reason = reason.clone();
-                for (_, d) in std::mem::take(&mut pending) {
-                    self.not_moved(&d, &reason, fifo);
-                }
-                break;
-            }
-            scanner.keep_alive().await?;
-            // Below 10 messages per second, smaller batches keep each second's burst under the rate.
-            let max_batch = self
-                .req
-                .rate
-                .map_or(10, |r| (r.floor() as usize).clamp(1, 10));
-            let batch = take_batch(&mut pending, fifo, max_batch);
-            self.pace(batch.len()).await;
-            let dest = batch[0].0.clone();
-            let sent = match &dest {
-                None => batch.into_iter().map(|(_, d)| d).collect(),
-                Some(name) => self.send(name, batch, fifo).await,
-            };
-            self.delete(scanner, sent, dest.as_deref(), fifo, progress)
-                .await?;
-        }
-        Ok(())
-    }
-
-    async fn pace(&mut self, n: usize) {
-        let Some(rate) = self.req.rate.filter(|r| *r > 0.0) else {
-            return;
-        };
-        let since = *self.moving_since.get_or_insert_with(Instant::now);
-        let due = since + Duration::from_secs_f64(self.moved_total as f64 / rate);
-        tokio::time::sleep_until(due.into()).await;
-        self.moved_total += n;
-    }
-
-    /// Send a batch to one destination; returns the messages that were sent.
-    async fn send(
-        &mut self,
-        dest_name: &str,
-        batch: Vec<(Option<String>, Dead)>,
-        fifo: bool,
-    ) -> Vec<Dead> {
-        let dest = match self.destination(dest_name).await {
-            Ok(d) => (d.queue.clone(), d.fifo),
-            Err(reason) => {
-                for (_, d) in &batch {
-                    self.not_moved(d, &reason, fifo);
-                }
-                return Vec::new();
-            }
-        };
-        let (queue, dest_fifo) = dest;
-        let outgoing: Vec<OutgoingMessage> =
-            batch.iter().map(|(_, d)| outgoing(d, dest_fifo)).collect();
-        let result = (|| async { queue.send_batch(&outgoing).await })
-            .retry(retry_policy())
-            .when(PortError::is_retryable)
-            .await;
-        let failed = match result {
-            Ok(r) => r,
-            Err(e) => {
-                let reason = reason_of(&e);
-                self.report.aborted = Some(format!(
-                    "sending to {dest_name} failed ({reason}); the run stopped and unsent messages stay in the DLQ"
-                ));
-                for (_, d) in &batch {
-                    self.not_moved(d, &reason, fifo);
-                }
-                return Vec::new();
-            }
-        };
-        let failed_at: HashMap<usize, String> = failed
-            .failed
-            .iter()
-            .map(|f| (f.index, f.code.clone()))
-            .collect();
-        let mut sent = Vec::with_capacity(batch.len());
-        for (i, (_, d)) in batch.into_iter().enumerate() {
-            match failed_at.get(&i) {
-                Some(code) => self.not_moved(&d, code, fifo),
-                None => sent.push(d),
-            }
-        }
-        sent
-    }
-
-    /// Delete what was sent (purge: what was selected).
-    async fn delete(
-        &mut self,
-        scanner: &mut Scanner,
-        sent: Vec<Dead>,
-        dest: Option<&str>,
-        fifo: bool,
-        progress: &mut Progress,
-    ) -> anyhow::Result<()> {
-        if sent.is_empty() {
-            return Ok(());
-        }
-        let receipts: Vec<String> = sent
-            .iter()
-            .map(|d| scanner.receipt(d.id()).unwrap_or_default().to_string())
-            .collect();
-        let queue = scanner.queue().clone();
-        let result = (|| async { queue.delete_batch(&receipts).await })
-            .retry(retry_policy())
-            .when(PortError::is_retryable)
-            .await;
-        let failed: HashSet<usize> = match &result {
-            Ok(BatchResult { failed }) => failed.iter().map(|f| f.index).collect(),
-            Err(_) => (0..sent.len()).collect(),
-        };
-        for (i, d) in sent.into_iter().enumerate() {
-            if failed.contains(&i) {
-                if dest.is_some() {
-                    self.report.sent_not_deleted.push(d.id().to_string());
-                } else {
-                    self.not_moved(&d, "DELETE_FAILED", fifo);
-                }
-                continue;
-            }
-            scanner.forget(d.id());
-            self.report.moved += 1;
-            self.report.moved_ids.push(d.id().to_string());
-            if let Some(dest) = dest {
-                *self
-                    .report
-                    .destinations
-                    .entry(dest.to_string())
-                    .or_default() += 1;
-            }
-            progress.inc(1);
-        }
-        if let Err(e) = result {
-            self.report.aborted = Some(format!(
-                "deleting from the DLQ failed ({}); the run stopped",
-                reason_of(&e)
-            ));
-        }
-        Ok(())
-    }
-}
-
-/// Up to `max` (at most 10) messages for the destination of the first pending one. Standard queues: any of
-/// the pending messages with that destination. FIFO: consecutive messages only, at most one per
-/// group, so the order within each group holds whatever fails.
-fn take_batch(
-    pending: &mut VecDeque<(Option<String>, Dead)>,
-    fifo: bool,
-    max: usize,
-) -> Vec<(Option<String>, Dead)> {
-    let Some(dest) = pending.front().map(|(d, _)| d.clone()) else {
-        return Vec::new();
-    };
-    let mut batch = Vec::new();
-    let mut groups = HashSet::new();
-    let mut i = 0;
-    while i < pending.len() && batch.len() < max.min(10) {
-        let (d_dest, d) = &pending[i];
-        if fifo {
-            if *d_dest != dest || !groups.insert(d.msg.group_id.clone()) {
-                break;
-            }
-        } else if *d_dest != dest {
-            i += 1;
-            continue;
-        }
-        if let Some(item) = pending.remove(i) {
-            batch.push(item);
-        }
-    }
-    batch
-}
-
-/// The message as it goes back: body and every attribute (the failure attribute included, so a
-/// second failure keeps the time of the first); on a FIFO destination the group id and a new
-/// deduplication id derived from the DLQ message id, so a retried send in this run is deduplicated.
-pub fn outgoing(d: &Dead, dest_fifo: bool) -> OutgoingMessage {
-    let (group_id, dedup_id) = if dest_fifo {
-        let digest = hex::encode(Sha256::digest(d.id().as_bytes()));
-        (
-            Some(d.msg.group_id.clone().unwrap_or_else(|| d.id().to_string())),
-            Some(format!("replay-{}", &digest[..40])),
-        )
-    } else {
-        (None, None)
-    };
-    OutgoingMessage {
-        body: d.msg.body.clone(),
-        attributes: d.msg.attributes.clone(),
-        delay: None,
-        group_id,
-        dedup_id,
-    }
 }
 
 fn retry_policy() -> ExponentialBuilder {
@@ -655,85 +334,4 @@ fn retry_policy() -> ExponentialBuilder {
 /// A short, body-free reason from a port error.
 fn reason_of(e: &PortError) -> String {
     format!("{} {}", e.op, e.kind.as_str())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use fleet_core::ReceivedMessage;
-
-    fn dead(id: &str, group: Option<&str>) -> Dead {
-        Dead::new(ReceivedMessage {
-            message_id: id.into(),
-            receipt: format!("r-{id}"),
-            body: "b".into(),
-            attributes: [("a".to_string(), fleet_core::AttributeValue::string("v"))].into(),
-            receive_count: 1,
-            sent_timestamp_ms: 0,
-            group_id: group.map(str::to_string),
-            dedup_id: None,
-            sequence_number: None,
-        })
-    }
-
-    fn ids(batch: &[(Option<String>, Dead)]) -> Vec<&str> {
-        batch.iter().map(|(_, d)| d.id()).collect()
-    }
-
-    #[test]
-    fn standard_batches_gather_one_destination_up_to_ten() {
-        let mut pending: VecDeque<(Option<String>, Dead)> = (0..25)
-            .map(|i| {
-                let dest = if i % 3 == 0 { "b" } else { "a" };
-                (Some(dest.to_string()), dead(&format!("m{i}"), None))
-            })
-            .collect();
-        // The first pending message's destination: "b" has m0, m3, ..., m24.
-        let first = take_batch(&mut pending, false, 10);
-        assert_eq!(
-            ids(&first),
-            ["m0", "m3", "m6", "m9", "m12", "m15", "m18", "m21", "m24"]
-        );
-        let second = take_batch(&mut pending, false, 10);
-        assert_eq!(second.len(), 10);
-        assert!(second.iter().all(|(d, _)| d.as_deref() == Some("a")));
-        assert_eq!(ids(&second)[..3], ["m1", "m2", "m4"]);
-        assert_eq!(pending.len(), 25 - 9 - 10);
-        // A rate below 10 per second caps the batch.
-        assert_eq!(ids(&take_batch(&mut pending, false, 2)), ["m16", "m17"]);
-    }
-
-    #[test]
-    fn fifo_batches_are_consecutive_with_one_message_per_group() {
-        let groups = ["g1", "g2", "g1", "g3"];
-        let mut pending: VecDeque<(Option<String>, Dead)> = groups
-            .iter()
-            .enumerate()
-            .map(|(i, g)| (Some("q.fifo".to_string()), dead(&format!("m{i}"), Some(g))))
-            .collect();
-        assert_eq!(ids(&take_batch(&mut pending, true, 10)), ["m0", "m1"]);
-        assert_eq!(ids(&take_batch(&mut pending, true, 10)), ["m2", "m3"]);
-        assert!(take_batch(&mut pending, true, 10).is_empty());
-    }
-
-    #[test]
-    fn outgoing_keeps_body_attributes_and_group_with_a_stable_new_dedup_id() {
-        let d = dead("dlq-7", Some("patient-1"));
-        let fifo = outgoing(&d, true);
-        assert_eq!(fifo.body, "b");
-        assert_eq!(fifo.attributes, d.msg.attributes);
-        assert_eq!(fifo.group_id.as_deref(), Some("patient-1"));
-        let dedup = fifo.dedup_id.clone().unwrap();
-        assert!(
-            dedup.starts_with("replay-") && dedup.len() <= 128,
-            "{dedup}"
-        );
-        assert_eq!(outgoing(&d, true).dedup_id, Some(dedup.clone()));
-        assert_ne!(
-            outgoing(&dead("dlq-8", Some("patient-1")), true).dedup_id,
-            Some(dedup)
-        );
-        let standard = outgoing(&d, false);
-        assert_eq!((standard.group_id, standard.dedup_id), (None, None));
-    }
 }
