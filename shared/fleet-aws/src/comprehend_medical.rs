@@ -35,7 +35,7 @@ use fleet_docs::schema::{Category, Entity, EntityAttribute, Trait, TraitName};
 use fleet_docs::{DocError, EntityExtractor};
 
 use crate::count::CountRequests;
-use crate::textract::{Failure, InCallRetry, failure, service_detail};
+use crate::doc_service::{Failure, InCallRetry, failure, service_detail};
 
 const OP: &str = "comprehendmedical.DetectEntitiesV2";
 

@@ -16,6 +16,7 @@ use fleet_core::{Backend, EventBus, MessageQueue, Notifier, ObjectStore, PortErr
 
 pub mod comprehend_medical;
 mod count;
+mod doc_service;
 pub mod dynamo;
 pub mod error;
 pub mod events;

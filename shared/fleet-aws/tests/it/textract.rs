@@ -32,8 +32,7 @@ use serde_json::Value;
 // ---------------------------------------------------------------------------------------------
 // Fixture → SDK types (the generic JSON helpers are in `support`).
 
-mod support;
-use support::{f32_of, fixture, i32_of, items, str_of};
+use crate::support::{f32_of, fixture, i32_of, items, str_of};
 
 fn block(v: &Value) -> Block {
     let geometry = v.get("Geometry").map(|g| {

@@ -1,6 +1,4 @@
-//! Reading the wire-shaped JSON fixtures both service test files convert into SDK types.
-
-#![allow(dead_code)]
+//! Reading the wire-shaped JSON fixtures both service test modules convert into SDK types.
 
 use serde_json::Value;
 

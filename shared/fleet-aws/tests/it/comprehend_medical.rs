@@ -26,8 +26,7 @@ use serde_json::{Value, json};
 // ---------------------------------------------------------------------------------------------
 // Fixture → SDK types (the generic JSON helpers are in `support`).
 
-mod support;
-use support::{f32_of, fixture, i32_of, items, str_of};
+use crate::support::{f32_of, fixture, i32_of, items, str_of};
 
 fn traits(v: &Value) -> Option<Vec<Trait>> {
     v.get("Traits").map(|_| {
