@@ -18,6 +18,9 @@ pub const LOG: &str = "FLEET_LOG";
 pub const LOG_FORMAT: &str = "FLEET_LOG_FORMAT";
 /// Address of the health and metrics endpoint, e.g. `127.0.0.1:9464`. Unset: no endpoint.
 pub const HEALTH_ADDR: &str = "FLEET_HEALTH_ADDR";
+/// Metrics output: `prometheus` (default: `/metrics` on the health endpoint), `emf`
+/// (CloudWatch Embedded Metric Format lines on stdout) or `both`.
+pub const METRICS: &str = "FLEET_METRICS";
 /// Key for hashing identifiers in log lines.
 pub const LOG_HASH_KEY: &str = "FLEET_LOG_HASH_KEY";
 /// Concurrent handlers per worker.
@@ -113,6 +116,9 @@ pub const AWS_DEFAULT_REGION: &str = "AWS_DEFAULT_REGION";
 pub const AWS_PROFILE: &str = "AWS_PROFILE";
 pub const AWS_ENDPOINT_URL: &str = "AWS_ENDPOINT_URL";
 pub const AWS_ENDPOINT_URL_S3: &str = "AWS_ENDPOINT_URL_S3";
+/// Static credentials (set only for moto-backed tests and the load tool's children).
+pub const AWS_ACCESS_KEY_ID: &str = "AWS_ACCESS_KEY_ID";
+pub const AWS_SECRET_ACCESS_KEY: &str = "AWS_SECRET_ACCESS_KEY";
 /// Any of these set (non-empty) means "AWS is configured": the default backend is then `aws`.
 pub const AWS_CONFIGURED_BY: [&str; 4] = [
     AWS_REGION,

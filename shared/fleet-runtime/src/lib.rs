@@ -22,6 +22,8 @@ pub mod publisher;
 mod runtime;
 mod signals;
 pub mod telemetry;
+#[cfg(feature = "testing")]
+pub mod testing;
 
 pub use args::{BackendArgs, BackendKind, PhiPolicyArgs, RuntimeArgs, RuntimeDefaults};
 pub use backoff::BackoffPolicy;

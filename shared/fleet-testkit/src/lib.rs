@@ -10,6 +10,7 @@ use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use fleet_aws::AwsBackend;
+use fleet_core::env;
 use fleet_local::LocalBackend;
 
 /// Environment variable with the moto_server endpoint ("http://127.0.0.1:PORT").
@@ -45,11 +46,11 @@ pub fn unique(prefix: &str) -> String {
 /// The environment that points a real binary at moto with the aws backend.
 pub fn moto_env() -> Vec<(&'static str, String)> {
     vec![
-        ("FLEET_BACKEND", "aws".into()),
-        ("AWS_ENDPOINT_URL", moto_endpoint()),
-        ("AWS_REGION", MOTO_REGION.into()),
-        ("AWS_ACCESS_KEY_ID", "testing".into()),
-        ("AWS_SECRET_ACCESS_KEY", "testing".into()),
+        (env::BACKEND, "aws".into()),
+        (env::AWS_ENDPOINT_URL, moto_endpoint()),
+        (env::AWS_REGION, MOTO_REGION.into()),
+        (env::AWS_ACCESS_KEY_ID, "testing".into()),
+        (env::AWS_SECRET_ACCESS_KEY, "testing".into()),
     ]
 }
 

@@ -6,6 +6,7 @@
 //! and documents on a fresh local backend, processes them, and prints what happened and what
 //! the notifications would have said.
 
+pub mod cli;
 pub mod config;
 pub mod demo;
 pub mod demo_docs;

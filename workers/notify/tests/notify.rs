@@ -314,71 +314,11 @@ async fn the_rate_limit_defers_the_excess_and_later_delivers_it() {
 /// so all three give the same answer for the same port error.
 mod port_errors {
     use super::*;
-    use async_trait::async_trait;
-    use fleet_core::ports::{ConditionalPut, PutOutcome, Record, TransactOutcome};
-    use fleet_core::{ErrorKind, PortError, RecordStore};
-    use fleet_runtime::{Delivery, Failure, Handler, Outcome};
+    use fleet_core::RecordStore;
+    use fleet_runtime::testing::delivery;
+    use fleet_runtime::{Handler, Outcome};
 
-    /// A record store whose every call fails with the injected error.
-    struct FailingRecords(PortError);
-
-    #[async_trait]
-    impl RecordStore for FailingRecords {
-        fn id(&self) -> &str {
-            "failing"
-        }
-        async fn put(&self, _put: ConditionalPut) -> Result<PutOutcome, PortError> {
-            Err(self.0.clone())
-        }
-        async fn get(&self, _pk: &str, _sk: &str) -> Result<Option<Record>, PortError> {
-            Err(self.0.clone())
-        }
-        async fn transact_put(&self, _p: &[ConditionalPut]) -> Result<TransactOutcome, PortError> {
-            Err(self.0.clone())
-        }
-        async fn query(&self, _pk: &str) -> Result<Vec<Record>, PortError> {
-            Err(self.0.clone())
-        }
-    }
-
-    fn delivery(body: String) -> Delivery {
-        Delivery {
-            message_id: "m-port".into(),
-            body,
-            attributes: Default::default(),
-            receive_count: 1,
-            group_id: None,
-            correlation_id: "c-port".into(),
-            sent_timestamp_ms: 0,
-        }
-    }
-
-    async fn check(kind: ErrorKind) {
-        let err = PortError {
-            retry_after: Some(Duration::from_secs(3)),
-            ..PortError::new(kind, "records.injected", "injected failure")
-        };
-        let got = outcome_with_failing_records(Arc::new(FailingRecords(err.clone()))).await;
-        assert_eq!(got, Outcome::Failed(Failure::from_port(&err)), "{kind:?}");
-    }
-
-    macro_rules! per_kind {
-        ($($name:ident => $kind:ident),* $(,)?) => {$(
-            #[tokio::test]
-            async fn $name() {
-                check(ErrorKind::$kind).await;
-            }
-        )*};
-    }
-
-    per_kind! {
-        throttled => Throttled,
-        transient => Transient,
-        not_found => NotFound,
-        invalid => Invalid,
-        access_denied => AccessDenied,
-        other => Other,
-    }
+    fleet_runtime::port_error_tests!(outcome_with_failing_records);
 
     async fn outcome_with_failing_records(records: Arc<dyn RecordStore>) -> Outcome {
         let e = env();

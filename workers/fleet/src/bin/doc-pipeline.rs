@@ -3,29 +3,17 @@
 
 use std::process::ExitCode;
 
-use clap::Parser;
 use doc_pipeline::config::{Command, WorkerConfig};
-use fleet_backends::{BackendArgs, DocEngineArgs};
+use fleet::cli::WorkerCli;
+use fleet_backends::DocEngineArgs;
 
-#[derive(Debug, Parser)]
-#[command(
-    name = "doc-pipeline",
-    version,
-    about = "S3 document uploads to OCR text, medical entities, results and DocumentProcessed events"
-)]
-struct Cli {
-    #[command(subcommand)]
-    command: Option<Command>,
-    #[command(flatten)]
-    backend: BackendArgs,
-    #[command(flatten)]
-    engines: DocEngineArgs,
-    #[command(flatten)]
-    worker: WorkerConfig,
-}
+type Cli = WorkerCli<Command, WorkerConfig, DocEngineArgs>;
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = Cli::parse_as(
+        "doc-pipeline",
+        "S3 document uploads to OCR text, medical entities, results and DocumentProcessed events",
+    );
     fleet_runtime::init_logging_from_env();
     let backend_kind = cli.backend.kind();
     if let Some(Command::Extract { files }) = &cli.command {

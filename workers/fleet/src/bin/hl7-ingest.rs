@@ -3,27 +3,16 @@
 
 use std::process::ExitCode;
 
-use clap::Parser;
-use fleet_runtime::BackendArgs;
+use fleet::cli::WorkerCli;
 use hl7_ingest::config::{Command, WorkerConfig};
 
-#[derive(Debug, Parser)]
-#[command(
-    name = "hl7-ingest",
-    version,
-    about = "HL7 v2 ADT messages from an SQS queue to records and Patient* events"
-)]
-struct Cli {
-    #[command(subcommand)]
-    command: Option<Command>,
-    #[command(flatten)]
-    backend: BackendArgs,
-    #[command(flatten)]
-    worker: WorkerConfig,
-}
+type Cli = WorkerCli<Command, WorkerConfig>;
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = Cli::parse_as(
+        "hl7-ingest",
+        "HL7 v2 ADT messages from an SQS queue to records and Patient* events",
+    );
     if let Some(Command::Inspect { files, timezone }) = &cli.command {
         let stdout = std::io::stdout();
         return match hl7_ingest::inspect(files, *timezone, &mut stdout.lock()) {

@@ -3,27 +3,16 @@
 
 use std::process::ExitCode;
 
-use clap::Parser;
-use fleet_runtime::BackendArgs;
+use fleet::cli::WorkerCli;
 use notify::config::{Command, WorkerConfig};
 
-#[derive(Debug, Parser)]
-#[command(
-    name = "notify",
-    version,
-    about = "EventBridge events from an SQS queue to notifications (SNS) without patient data"
-)]
-struct Cli {
-    #[command(subcommand)]
-    command: Option<Command>,
-    #[command(flatten)]
-    backend: BackendArgs,
-    #[command(flatten)]
-    worker: WorkerConfig,
-}
+type Cli = WorkerCli<Command, WorkerConfig>;
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = Cli::parse_as(
+        "notify",
+        "EventBridge events from an SQS queue to notifications (SNS) without patient data",
+    );
     if let Some(Command::Check { rules }) = &cli.command {
         return match notify::Rules::load(rules) {
             Ok(r) => {
