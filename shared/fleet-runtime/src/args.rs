@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use fleet_core::env;
 
-use crate::RuntimeConfig;
+use crate::{MetricsFormat, RuntimeConfig};
 
 /// Runtime options shared by every worker. Unset fields take the worker's [`RuntimeDefaults`].
 #[derive(Debug, Clone, Default, clap::Args)]
@@ -49,6 +49,11 @@ pub struct RuntimeArgs {
     /// Health and metrics endpoint address. Unset: no endpoint.
     #[arg(long, env = env::HEALTH_ADDR)]
     pub health_addr: Option<SocketAddr>,
+    /// Metrics output: `prometheus` (text on the health endpoint's `/metrics`), `emf`
+    /// (CloudWatch Embedded Metric Format lines on stdout every 60 s and at shutdown) or `both`.
+    /// Default `prometheus`.
+    #[arg(long, env = env::METRICS, value_enum)]
+    pub metrics: Option<MetricsFormat>,
 }
 
 /// A worker's defaults for the options [`RuntimeArgs`] leaves unset.
@@ -92,6 +97,7 @@ impl RuntimeArgs {
             .map_or(defaults.delete_linger, Duration::from_millis);
         rt.allow_unencrypted = self.allow_unencrypted;
         rt.health_addr = self.health_addr;
+        rt.metrics_format = self.metrics.unwrap_or_default();
         rt
     }
 
@@ -213,6 +219,7 @@ mod tests {
         );
         assert_eq!(unset.publish_linger(&DEFAULTS), Duration::from_millis(4));
         assert!(!rt.allow_unencrypted);
+        assert_eq!(rt.metrics_format, MetricsFormat::Prometheus);
 
         let set = Cli::try_parse_from([
             "w",
@@ -225,10 +232,14 @@ mod tests {
             "--delete-linger-ms",
             "1",
             "--allow-unencrypted",
+            "--metrics",
+            "emf",
         ])
         .unwrap()
         .runtime;
         let rt = set.runtime_config("w", "q", &DEFAULTS);
+        assert_eq!(rt.metrics_format, MetricsFormat::Emf);
+        assert!(rt.metrics_format.emf() && !rt.metrics_format.prometheus());
         assert_eq!(rt.concurrency, 1, "at least one slot");
         assert_eq!(rt.max_attempts, 6);
         assert_eq!(rt.wait_time, Duration::from_secs(20), "SQS's maximum");
@@ -250,5 +261,26 @@ mod tests {
     fn out_of_range_lingers_are_refused() {
         assert!(Cli::try_parse_from(["w", "--publish-linger-ms", "5001"]).is_err());
         assert!(Cli::try_parse_from(["w", "--delete-linger-ms", "10001"]).is_err());
+    }
+
+    #[test]
+    fn metrics_outputs_are_named_and_others_refused() {
+        for (value, format) in [
+            ("prometheus", MetricsFormat::Prometheus),
+            ("emf", MetricsFormat::Emf),
+            ("both", MetricsFormat::Both),
+        ] {
+            let args = Cli::try_parse_from(["w", "--metrics", value])
+                .unwrap()
+                .runtime;
+            assert_eq!(args.metrics, Some(format));
+        }
+        assert!(Cli::try_parse_from(["w", "--metrics", "statsd"]).is_err());
+        // The flag reads FLEET_METRICS when it is not given.
+        let arg = <Cli as clap::CommandFactory>::command()
+            .get_arguments()
+            .find(|a| a.get_id() == "metrics")
+            .map(|a| a.get_env().map(|e| e.to_os_string()));
+        assert_eq!(arg, Some(Some(env::METRICS.into())));
     }
 }

@@ -12,13 +12,14 @@ use tokio::sync::{Semaphore, mpsc, oneshot};
 use tokio::task::JoinHandle;
 use tokio_util::task::TaskTracker;
 
-use crate::telemetry::{self, Telemetry};
+use crate::telemetry::{self, DeleteFailure, Telemetry};
 
 /// SQS batch calls take at most 10 entries.
 pub const MAX_BATCH: usize = 10;
 /// Batch calls in flight at once per batcher.
 const MAX_FLIGHTS: usize = 8;
-/// The per-entry code SQS returns for a receipt that is no longer valid.
+/// The per-entry code SQS returns for a receipt that is no longer valid. Classified here (and in
+/// the heartbeat): telemetry is told what happened, not which SQS code it was.
 pub const RECEIPT_INVALID: &str = "ReceiptHandleIsInvalid";
 
 /// Waits for a first item, then gathers more until `max` or until `linger` has passed since the
@@ -104,14 +105,14 @@ async fn flush_deletes(queue: &dyn MessageQueue, batch: Vec<DeleteRequest>, tele
                         Some((code, _)) if code == RECEIPT_INVALID => telemetry::DeleteFailed {
                             message_id: &req.message_id,
                             code: &code,
-                            last_attempt: true,
+                            failure: DeleteFailure::StaleReceipt,
                         }
                         .emit(telemetry),
                         Some((code, sender_fault)) if sender_fault || last_attempt => {
                             telemetry::DeleteFailed {
                                 message_id: &req.message_id,
                                 code: &code,
-                                last_attempt: true,
+                                failure: DeleteFailure::Failed,
                             }
                             .emit(telemetry)
                         }
@@ -119,7 +120,7 @@ async fn flush_deletes(queue: &dyn MessageQueue, batch: Vec<DeleteRequest>, tele
                             telemetry::DeleteFailed {
                                 message_id: &req.message_id,
                                 code: &code,
-                                last_attempt: false,
+                                failure: DeleteFailure::Retrying,
                             }
                             .emit(telemetry);
                             retry.push(req);
@@ -134,7 +135,11 @@ async fn flush_deletes(queue: &dyn MessageQueue, batch: Vec<DeleteRequest>, tele
                     telemetry::DeleteFailed {
                         message_id: &req.message_id,
                         code: e.kind.as_str(),
-                        last_attempt: last,
+                        failure: if last {
+                            DeleteFailure::Failed
+                        } else {
+                            DeleteFailure::Retrying
+                        },
                     }
                     .emit(telemetry);
                 }

@@ -7,14 +7,16 @@ use fleet_core::PortError;
 
 use crate::backoff::BackoffPolicy;
 
-/// Which metrics outputs the runtime produces.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+/// Which metrics outputs the runtime produces (`--metrics` / `FLEET_METRICS`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
 pub enum MetricsFormat {
-    /// Prometheus text on `GET /metrics` (needs `health_addr`).
+    /// Prometheus text on `GET /metrics` of the health endpoint (needs `health_addr`).
     #[default]
     Prometheus,
-    /// CloudWatch Embedded Metric Format JSON lines on stdout every `emf_interval`.
+    /// CloudWatch Embedded Metric Format JSON lines on stdout every `emf_interval` and at
+    /// shutdown; no `/metrics`.
     Emf,
+    /// Both of the above.
     Both,
 }
 

@@ -22,7 +22,7 @@ use tokio_util::task::TaskTracker;
 use crate::batcher::{self, DeleteRequest, VisibilityRequest};
 use crate::config::{RuntimeConfig, RuntimeError};
 use crate::handler::Handler;
-use crate::telemetry::{self, Telemetry};
+use crate::telemetry::{self, Count, EmfOutput, Telemetry};
 
 /// What a run did.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -45,24 +45,25 @@ pub struct RunReport {
 }
 
 impl RunReport {
+    /// What the run added to its metric series (read back from the process's recorder).
     fn from_telemetry(t: &Telemetry) -> Self {
-        let c = &t.counters;
+        let run = t.run_totals();
         Self {
-            received: c.received.load(Relaxed),
-            succeeded: c.succeeded.load(Relaxed),
-            retried: c.retried.load(Relaxed),
-            dead_lettered: c.dead_lettered.load(Relaxed),
-            released_on_shutdown: c.released_on_shutdown.load(Relaxed),
-            released_fifo_hold: c.released_fifo_hold.load(Relaxed),
-            abandoned: c.abandoned.load(Relaxed),
-            deleted: c.deleted.load(Relaxed),
-            delete_failures: c.delete_failures.load(Relaxed),
-            panics: c.panics.load(Relaxed),
-            heartbeat_extensions: c.heartbeat_extensions.load(Relaxed),
-            visibility_failures: c.visibility_failures.load(Relaxed),
-            receive_errors: c.receive_errors.load(Relaxed),
-            dead_letter_send_failures: c.dead_letter_send_failures.load(Relaxed),
-            claim_checks_resolved: c.claim_checks_resolved.load(Relaxed),
+            received: run.count(Count::Received),
+            succeeded: run.count(Count::Succeeded),
+            retried: run.count(Count::Retried),
+            dead_lettered: run.count(Count::DeadLettered),
+            released_on_shutdown: run.count(Count::ReleasedOnShutdown),
+            released_fifo_hold: run.count(Count::ReleasedFifoHold),
+            abandoned: run.count(Count::Abandoned),
+            deleted: run.count(Count::Deleted),
+            delete_failures: run.count(Count::DeleteFailures),
+            panics: run.count(Count::Panics),
+            heartbeat_extensions: run.count(Count::HeartbeatExtensions),
+            visibility_failures: run.count(Count::VisibilityFailures),
+            receive_errors: run.count(Count::ReceiveErrors),
+            dead_letter_send_failures: run.count(Count::DeadLetterSendFailures),
+            claim_checks_resolved: run.count(Count::ClaimChecksResolved),
         }
     }
 }
@@ -133,10 +134,11 @@ pub async fn run(
         ),
         None => None,
     };
-    let emf = cfg
-        .metrics_format
-        .emf()
-        .then(|| telemetry::spawn_emf(telemetry.clone(), cfg.emf_interval, side_stop.clone()));
+    let emf = cfg.metrics_format.emf().then(|| EmfOutput {
+        interval: cfg.emf_interval,
+        out: Box::new(std::io::stdout()),
+    });
+    let periodic = telemetry::spawn_periodic(telemetry.clone(), emf, side_stop.clone());
 
     let (deletes, deleter) =
         batcher::spawn_deleter(queue.clone(), cfg.delete_linger, telemetry.clone());
@@ -219,9 +221,8 @@ pub async fn run(
     if let Some(task) = server {
         finish("health endpoint", task, Duration::from_secs(5)).await;
     }
-    if let Some(task) = emf {
-        finish("metrics", task, Duration::from_secs(5)).await;
-    }
+    finish("metrics", periodic, Duration::from_secs(5)).await;
+    telemetry.metrics.set_up(false);
     let report = RunReport::from_telemetry(&telemetry);
     tracing::info!(
         received = report.received,
