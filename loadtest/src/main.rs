@@ -129,6 +129,15 @@ fn main() -> ExitCode {
             }
         }
         Cmd::Run(args) => {
+            // Everything before the run (scenario file, worker binary, output directory) is
+            // read here; the runtime then does only async I/O.
+            let (scenario, opts) = match prepare(args) {
+                Ok(p) => p,
+                Err(e) => {
+                    eprintln!("loadtest: {e:#}");
+                    return ExitCode::from(2);
+                }
+            };
             let rt = match tokio::runtime::Builder::new_multi_thread()
                 .enable_all()
                 .build()
@@ -139,7 +148,7 @@ fn main() -> ExitCode {
                     return ExitCode::from(2);
                 }
             };
-            match rt.block_on(run(args)) {
+            match rt.block_on(run(&scenario, &opts)) {
                 Ok(true) => ExitCode::SUCCESS,
                 Ok(false) => ExitCode::from(1),
                 Err(e) => {
@@ -197,7 +206,8 @@ fn describe(path: &Path, messages: Option<usize>) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn run(a: RunArgs) -> anyhow::Result<bool> {
+/// The scenario with the command line's overrides, and the run's options.
+fn prepare(a: RunArgs) -> anyhow::Result<(Scenario, Options)> {
     let mut s = load(&a.scenario, a.messages)?;
     if let Some(m) = a.mode {
         s.mode = m;
@@ -225,18 +235,25 @@ async fn run(a: RunArgs) -> anyhow::Result<bool> {
         endpoint: a.endpoint,
         region: a.region,
         worker_bin,
-        work_dir: a.out.clone(),
+        work_dir: a.out,
         command: std::env::args().collect::<Vec<_>>().join(" "),
     };
-    let report = loadtest::run::run(&s, &opts).await?;
+    Ok((s, opts))
+}
+
+/// Run, write report.json and chart.svg into the output directory, print the table; whether
+/// the run passed.
+async fn run(s: &Scenario, opts: &Options) -> anyhow::Result<bool> {
+    let out = &opts.work_dir;
+    let report = loadtest::run::run(s, opts).await?;
     let json = serde_json::to_string_pretty(&report)?;
-    std::fs::write(a.out.join("report.json"), format!("{json}\n"))?;
-    std::fs::write(a.out.join("chart.svg"), report.svg())?;
+    tokio::fs::write(out.join("report.json"), format!("{json}\n")).await?;
+    tokio::fs::write(out.join("chart.svg"), report.svg()?).await?;
     print!("{}", report.table());
     println!(
         "report: {}  chart: {}",
-        a.out.join("report.json").display(),
-        a.out.join("chart.svg").display()
+        out.join("report.json").display(),
+        out.join("chart.svg").display()
     );
     Ok(report.passed())
 }

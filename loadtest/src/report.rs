@@ -1,4 +1,5 @@
-//! The report: JSON (the keys the issue fixes, and more), a human table, an SVG chart.
+//! The report: JSON (the keys the issue fixes, and more), a human table, an SVG chart
+//! (`chart`, drawn with plotters).
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -8,6 +9,8 @@ use serde::Serialize;
 use crate::chaos::{Disruption, DisruptionKind, RecordCheck};
 use crate::proxy::ProxySummary;
 use crate::scenario::Faults;
+
+mod chart;
 
 #[derive(Debug, Clone, Copy, Default, Serialize, PartialEq)]
 pub struct Percentiles {
@@ -178,6 +181,54 @@ impl FaultsReport {
             .collect();
         Percentiles::of(&mut v)
     }
+
+    /// The table's rows for the disruptions and the fault proxy.
+    fn rows(&self, drain_deadline_s: u64) -> Vec<(&'static str, String)> {
+        let mut rows = Vec::new();
+        let kills = self
+            .disruptions
+            .iter()
+            .filter(|d| d.kind == DisruptionKind::Kill)
+            .count();
+        let terms: Vec<&Disruption> = self
+            .disruptions
+            .iter()
+            .filter(|d| d.kind == DisruptionKind::Term)
+            .collect();
+        let rec = self.recovery();
+        rows.push((
+            "disruptions",
+            format!(
+                "{kills} of {} kill -9, {} of {} SIGTERM; recovery p50 {:.2} s, max {:.2} s",
+                self.planned.kills,
+                terms.len(),
+                self.planned.sigterms,
+                rec.p50,
+                rec.max
+            ),
+        ));
+        if !terms.is_empty() {
+            let slowest = terms.iter().filter_map(|d| d.exit_s).fold(0.0, f64::max);
+            let clean = terms.iter().filter(|d| d.exit_ok == Some(true)).count();
+            let invisible: u64 = terms.iter().filter_map(|d| d.in_flight_after_exit).sum();
+            rows.push((
+                "SIGTERM exits",
+                format!(
+                    "{clean} clean, slowest {slowest:.2} s (deadline {drain_deadline_s} s), {invisible} left invisible"
+                ),
+            ));
+        }
+        if let Some(p) = &self.proxy {
+            rows.push((
+                "fault proxy",
+                format!(
+                    "{} requests, injected {:?}, {} retries, highest attempt {} of {}",
+                    p.requests, p.injected, p.retries, p.max_attempt, p.max_attempts_allowed
+                ),
+            ));
+        }
+        rows
+    }
 }
 
 /// What a SIGTERM'd worker may take beyond its drain deadline: the last delete and visibility
@@ -204,7 +255,55 @@ impl Report {
     /// The human table printed on stdout.
     pub fn table(&self) -> String {
         let mut s = String::new();
-        let rows: Vec<(&str, String)> = vec![
+        for (k, v) in self.rows() {
+            let _ = writeln!(s, "{k:<26} {v}");
+        }
+        let partial = self.faults.as_ref().is_some_and(|f| f.requests_partial);
+        let _ = writeln!(
+            s,
+            "requests per message:{}",
+            if partial {
+                " (partial: a killed worker writes no counts)"
+            } else {
+                ""
+            }
+        );
+        for (k, v) in &self.requests_per_message {
+            let n = self
+                .requests
+                .get(k)
+                .copied()
+                .unwrap_or_else(|| self.requests.values().sum());
+            let _ = writeln!(s, "  {k:<34} {v:>7.3}  ({n})");
+        }
+        let _ = writeln!(s, "targets (design brief §10):");
+        for t in &self.targets {
+            let verdict = match t.met {
+                Some(true) => "met",
+                Some(false) => "NOT MET",
+                None => "n/a here",
+            };
+            let _ = writeln!(
+                s,
+                "  {:<44} target {:<14} measured {:<14} {verdict}",
+                t.what, t.target, t.measured
+            );
+        }
+        let _ = writeln!(
+            s,
+            "{}",
+            if self.passed() {
+                "PASS: every message accounted for"
+            } else {
+                "FAIL: messages lost or misrouted"
+            }
+        );
+        s
+    }
+
+    /// The table's rows above the requests and the targets.
+    fn rows(&self) -> Vec<(&'static str, String)> {
+        let mut rows: Vec<(&'static str, String)> = vec![
             ("scenario", self.scenario.clone()),
             (
                 "backend / mode",
@@ -254,7 +353,6 @@ impl Report {
                 ),
             ),
         ];
-        let mut rows = rows;
         if let Some(r) = &self.records {
             rows.push((
                 "event records",
@@ -278,222 +376,10 @@ impl Report {
             format!("{} messages with more than one", self.event_ids_conflicting),
         ));
         if let Some(f) = &self.faults {
-            let kills = f
-                .disruptions
-                .iter()
-                .filter(|d| d.kind == DisruptionKind::Kill)
-                .count();
-            let terms: Vec<&Disruption> = f
-                .disruptions
-                .iter()
-                .filter(|d| d.kind == DisruptionKind::Term)
-                .collect();
-            let rec = f.recovery();
-            rows.push((
-                "disruptions",
-                format!(
-                    "{kills} of {} kill -9, {} of {} SIGTERM; recovery p50 {:.2} s, max {:.2} s",
-                    f.planned.kills,
-                    terms.len(),
-                    f.planned.sigterms,
-                    rec.p50,
-                    rec.max
-                ),
-            ));
-            if !terms.is_empty() {
-                let slowest = terms.iter().filter_map(|d| d.exit_s).fold(0.0, f64::max);
-                let clean = terms.iter().filter(|d| d.exit_ok == Some(true)).count();
-                let invisible: u64 = terms.iter().filter_map(|d| d.in_flight_after_exit).sum();
-                rows.push((
-                    "SIGTERM exits",
-                    format!(
-                        "{clean} clean, slowest {slowest:.2} s (deadline {} s), {invisible} left invisible",
-                        self.worker_drain_deadline_s
-                    ),
-                ));
-            }
-            if let Some(p) = &f.proxy {
-                rows.push((
-                    "fault proxy",
-                    format!(
-                        "{} requests, injected {:?}, {} retries, highest attempt {} of {}",
-                        p.requests, p.injected, p.retries, p.max_attempt, p.max_attempts_allowed
-                    ),
-                ));
-            }
+            rows.extend(f.rows(self.worker_drain_deadline_s));
         }
-        for (k, v) in rows {
-            let _ = writeln!(s, "{k:<26} {v}");
-        }
-        let partial = self.faults.as_ref().is_some_and(|f| f.requests_partial);
-        let _ = writeln!(
-            s,
-            "requests per message:{}",
-            if partial {
-                " (partial: a killed worker writes no counts)"
-            } else {
-                ""
-            }
-        );
-        for (k, v) in &self.requests_per_message {
-            let n = self
-                .requests
-                .get(k)
-                .copied()
-                .unwrap_or_else(|| self.requests.values().sum());
-            let _ = writeln!(s, "  {k:<34} {v:>7.3}  ({n})");
-        }
-        let _ = writeln!(s, "targets (design brief §10):");
-        for t in &self.targets {
-            let verdict = match t.met {
-                Some(true) => "met",
-                Some(false) => "NOT MET",
-                None => "n/a here",
-            };
-            let _ = writeln!(
-                s,
-                "  {:<44} target {:<14} measured {:<14} {verdict}",
-                t.what, t.target, t.measured
-            );
-        }
-        let _ = writeln!(
-            s,
-            "{}",
-            if self.passed() {
-                "PASS: every message accounted for"
-            } else {
-                "FAIL: messages lost or misrouted"
-            }
-        );
-        s
+        rows
     }
-
-    /// Latency (p50, p99, max per second, log scale) over time above throughput per second.
-    pub fn svg(&self) -> String {
-        const W: f64 = 900.0;
-        const H: f64 = 560.0;
-        const L: f64 = 70.0;
-        const R: f64 = 20.0;
-        let pw = W - L - R;
-        let (t1, b1) = (50.0, 280.0); // latency panel top/bottom
-        let (t2, b2) = (340.0, 520.0); // throughput panel
-        let n = self.timeline.len().max(1) as f64;
-        let x = |i: f64| L + pw * (i + 0.5) / n;
-        let max_lat = self
-            .timeline
-            .iter()
-            .map(|s| s.latency_max_ms)
-            .fold(1.0_f64, f64::max);
-        let decades = max_lat.log10().ceil().max(1.0);
-        // log scale from 0.1 ms (10^-1) to 10^decades ms
-        let ylat = |ms: f64| {
-            let v = ms.max(0.1).log10();
-            b1 - (b1 - t1) * (v + 1.0) / (decades + 1.0)
-        };
-        let max_ev = self
-            .timeline
-            .iter()
-            .map(|s| s.events)
-            .max()
-            .unwrap_or(1)
-            .max(1) as f64;
-        let yev = |e: f64| b2 - (b2 - t2) * e / max_ev;
-        let mut s = String::new();
-        let _ = write!(
-            s,
-            r##"<svg xmlns="http://www.w3.org/2000/svg" width="{W}" height="{H}" viewBox="0 0 {W} {H}" font-family="sans-serif" font-size="12">
-<rect width="100%" height="100%" fill="white"/>
-<text x="{L}" y="22" font-size="15" font-weight="bold">{} — {} backend, {} mode, {} messages: {:.0} msg/s, p99 {:.1} ms, lost {}</text>
-<text x="{L}" y="{}" >end-to-end latency per second (ms, log scale): p50 blue, p99 orange, max grey</text>
-<text x="{L}" y="{}" >events observed per second (max {max_ev:.0})</text>
-"##,
-            esc(&self.scenario),
-            esc(&self.backend),
-            esc(&self.mode),
-            self.messages_sent,
-            self.throughput_per_s,
-            self.latency_ms.p99,
-            self.lost,
-            t1 - 8.0,
-            t2 - 8.0
-        );
-        for d in -1..=(decades as i32) {
-            let ms = 10f64.powi(d);
-            let y = ylat(ms);
-            let _ = writeln!(
-                s,
-                r##"<line x1="{L}" x2="{}" y1="{y:.1}" y2="{y:.1}" stroke="#ddd"/><text x="{}" y="{:.1}" text-anchor="end">{}</text>"##,
-                W - R,
-                L - 6.0,
-                y + 4.0,
-                if ms < 1.0 {
-                    format!("{ms}")
-                } else {
-                    format!("{ms:.0}")
-                }
-            );
-        }
-        for frac in [0.0, 0.5, 1.0] {
-            let y = yev(max_ev * frac);
-            let _ = writeln!(
-                s,
-                r##"<line x1="{L}" x2="{}" y1="{y:.1}" y2="{y:.1}" stroke="#ddd"/><text x="{}" y="{:.1}" text-anchor="end">{:.0}</text>"##,
-                W - R,
-                L - 6.0,
-                y + 4.0,
-                max_ev * frac
-            );
-        }
-        let bw = (pw / n * 0.8).max(1.0);
-        for (i, sec) in self.timeline.iter().enumerate() {
-            let y = yev(sec.events as f64);
-            let _ = writeln!(
-                s,
-                r##"<rect x="{:.1}" y="{y:.1}" width="{bw:.1}" height="{:.1}" fill="#4c9a5b"/>"##,
-                x(i as f64) - bw / 2.0,
-                b2 - y
-            );
-        }
-        let line = |f: &dyn Fn(&Second) -> f64, color: &str| {
-            let pts: Vec<String> = self
-                .timeline
-                .iter()
-                .enumerate()
-                .filter(|(_, sec)| sec.events > 0)
-                .map(|(i, sec)| format!("{:.1},{:.1}", x(i as f64), ylat(f(sec))))
-                .collect();
-            format!(
-                r##"<polyline fill="none" stroke="{color}" stroke-width="1.5" points="{}"/>"##,
-                pts.join(" ")
-            )
-        };
-        let _ = writeln!(s, "{}", line(&|x| x.latency_max_ms, "#999"));
-        let _ = writeln!(s, "{}", line(&|x| x.latency_p99_ms, "#e8871e"));
-        let _ = writeln!(s, "{}", line(&|x| x.latency_p50_ms, "#2b6cb0"));
-        let ticks = (self.timeline.len() / 10).max(1);
-        for i in (0..self.timeline.len()).step_by(ticks) {
-            let _ = writeln!(
-                s,
-                r##"<text x="{:.1}" y="{}" text-anchor="middle">{}s</text>"##,
-                x(i as f64),
-                b2 + 16.0,
-                i
-            );
-        }
-        let _ = writeln!(
-            s,
-            r##"<line x1="{L}" x2="{L}" y1="{t1}" y2="{b1}" stroke="black"/><line x1="{L}" x2="{L}" y1="{t2}" y2="{b2}" stroke="black"/><line x1="{L}" x2="{}" y1="{b2}" y2="{b2}" stroke="black"/>
-</svg>"##,
-            W - R
-        );
-        s
-    }
-}
-
-fn esc(s: &str) -> String {
-    s.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
 }
 
 /// Per-second buckets of (seconds since start, latency ms).
@@ -604,45 +490,4 @@ pub fn reliability_table(reports: &[serde_json::Value]) -> String {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn nearest_rank_percentiles() {
-        let mut v: Vec<f64> = (1..=100).map(f64::from).collect();
-        v.reverse();
-        let p = Percentiles::of(&mut v);
-        assert_eq!((p.p50, p.p90, p.p99, p.max), (50.0, 90.0, 99.0, 100.0));
-        assert_eq!(p.mean, 50.5);
-        assert_eq!(Percentiles::of(&mut []), Percentiles::default());
-        let p = Percentiles::of(&mut [7.0]);
-        assert_eq!((p.p50, p.p99, p.max), (7.0, 7.0, 7.0));
-    }
-
-    #[test]
-    fn timeline_buckets_by_second() {
-        let t = timeline(&[(0.1, 5.0), (0.9, 7.0), (2.5, 1.0)]);
-        assert_eq!(t.len(), 3);
-        assert_eq!(t.iter().map(|s| s.events).collect::<Vec<_>>(), [2, 0, 1]);
-        assert_eq!(t[0].latency_max_ms, 7.0);
-    }
-
-    #[test]
-    fn the_reliability_table_has_one_row_per_report_with_its_faults() {
-        let kill = |recovery: f64| serde_json::json!({"kind": "kill", "recovery_s": recovery, "exit_s": null});
-        let r = serde_json::json!({
-            "scenario": "crash-local", "backend": "local", "messages_sent": 5000,
-            "malformed_sent": 200, "lost": 0, "unexpected_outcomes": 0,
-            "duplicate_events": 31, "event_ids_conflicting": 0, "worker_drain_deadline_s": 10,
-            "records": {"missing": 0, "conflicting": 0, "for_poison": 0},
-            "faults": {"disruptions": [kill(0.4), kill(1.5), kill(0.2)], "proxy": null}
-        });
-        let t = reliability_table(&[r.clone(), r]);
-        let rows: Vec<&str> = t.lines().collect();
-        assert_eq!(rows.len(), 4, "{t}");
-        assert_eq!(
-            rows[2],
-            "| crash-local (local) | 5000 | 3 × kill -9; 200 poison | 0 | 0 / 0 | 31 / 0 | 0.40 s / 1.50 s | pass |"
-        );
-    }
-}
+mod tests;

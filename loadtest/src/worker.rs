@@ -3,10 +3,11 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
+use tokio::process::{Child, Command};
 
 /// `name` next to this executable (`target/<profile>/loadtest` → `target/<profile>/hl7-ingest`),
 /// or one directory up when this is a test binary in `target/<profile>/deps`.
@@ -24,12 +25,13 @@ pub fn locate(name: &str) -> anyhow::Result<PathBuf> {
         dir = d.parent();
     }
     anyhow::bail!(
-        "no {name} binary next to {} (build it: `cargo build --release -p {name}`), or pass --worker-bin",
+        "no {name} binary next to {} (build it: `cargo build --release -p fleet --bin {name}`), or pass --worker-bin",
         exe.display()
     )
 }
 
-/// A running worker process.
+/// A running worker process (a tokio child: waiting for it never blocks the runtime). Dropping
+/// it kills the process if it is still running.
 pub struct WorkerProcess {
     child: Child,
     pub log: PathBuf,
@@ -39,13 +41,17 @@ pub struct WorkerProcess {
 impl WorkerProcess {
     /// Start `bin` with `env` on top of a copy of this process's environment without its
     /// `FLEET_*` variables (an AWS configuration chain is inherited on purpose).
-    pub fn start(bin: &Path, env: &[(String, String)], log: PathBuf) -> anyhow::Result<Self> {
-        let file = std::fs::File::create(&log)
-            .with_context(|| format!("creating the worker log {}", log.display()))?;
+    pub async fn start(bin: &Path, env: &[(String, String)], log: PathBuf) -> anyhow::Result<Self> {
+        let file = tokio::fs::File::create(&log)
+            .await
+            .with_context(|| format!("creating the worker log {}", log.display()))?
+            .into_std()
+            .await;
         let mut cmd = Command::new(bin);
         cmd.stdin(Stdio::null())
             .stdout(file.try_clone()?)
-            .stderr(file);
+            .stderr(file)
+            .kill_on_drop(true);
         for (k, _) in std::env::vars() {
             if k.starts_with("FLEET_") {
                 cmd.env_remove(&k);
@@ -64,7 +70,8 @@ impl WorkerProcess {
         })
     }
 
-    pub fn pid(&self) -> u32 {
+    /// The process id; `None` once the exit has been collected.
+    pub fn pid(&self) -> Option<u32> {
         self.child.id()
     }
 
@@ -74,54 +81,49 @@ impl WorkerProcess {
     }
 
     /// User + system CPU time the process has used so far.
-    pub fn cpu_time(&self) -> anyhow::Result<Duration> {
-        let stat = std::fs::read_to_string(format!("/proc/{}/stat", self.pid()))
+    pub async fn cpu_time(&self) -> anyhow::Result<Duration> {
+        let pid = self.pid().context("the worker has exited")?;
+        let stat = tokio::fs::read_to_string(format!("/proc/{pid}/stat"))
+            .await
             .context("reading the worker's /proc stat")?;
         let ticks = parse_cpu_ticks(&stat).context("parsing the worker's /proc stat")?;
         Ok(Duration::from_secs_f64(
-            ticks as f64 / clock_ticks_per_sec(),
+            ticks as f64 / clock_ticks_per_sec().await,
         ))
     }
 
     /// `kill -9`: no drain, no flush, exactly like a crashed host or an OOM kill.
-    pub fn kill9(&mut self) -> anyhow::Result<std::process::ExitStatus> {
-        self.child.kill().context("sending SIGKILL to the worker")?;
-        Ok(self.child.wait()?)
+    pub async fn kill9(&mut self) -> anyhow::Result<std::process::ExitStatus> {
+        self.child
+            .start_kill()
+            .context("sending SIGKILL to the worker")?;
+        Ok(self.child.wait().await?)
     }
 
-    /// SIGTERM, then wait up to `limit` for the exit, polling without blocking the runtime.
+    /// SIGTERM, then wait up to `limit` for the exit (killed after it).
     pub async fn terminate(&mut self, limit: Duration) -> anyhow::Result<std::process::ExitStatus> {
+        let pid = self.pid().context("the worker has already exited")?;
         let ok = Command::new("kill")
             .arg("-TERM")
-            .arg(self.pid().to_string())
+            .arg(pid.to_string())
             .status()
+            .await
             .context("running kill")?
             .success();
-        anyhow::ensure!(ok, "kill -TERM {} failed", self.pid());
-        let t = Instant::now();
-        loop {
-            if let Some(status) = self.child.try_wait()? {
-                return Ok(status);
+        anyhow::ensure!(ok, "kill -TERM {pid} failed");
+        match tokio::time::timeout(limit, self.child.wait()).await {
+            Ok(status) => Ok(status?),
+            Err(_) => {
+                let _ = self.child.kill().await;
+                anyhow::bail!("the worker did not exit within {limit:?} of SIGTERM")
             }
-            if t.elapsed() > limit {
-                let _ = self.child.kill();
-                anyhow::bail!("the worker did not exit within {limit:?} of SIGTERM");
-            }
-            tokio::time::sleep(Duration::from_millis(20)).await;
         }
     }
 
-    pub fn log_text(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
-}
-
-impl Drop for WorkerProcess {
-    fn drop(&mut self) {
-        if self.child.try_wait().ok().flatten().is_none() {
-            let _ = self.child.kill();
-            let _ = self.child.wait();
-        }
+    pub async fn log_text(&self) -> String {
+        tokio::fs::read_to_string(&self.log)
+            .await
+            .unwrap_or_default()
     }
 }
 
@@ -137,10 +139,11 @@ pub fn parse_cpu_ticks(stat: &str) -> Option<u64> {
 }
 
 /// `sysconf(_SC_CLK_TCK)` without unsafe code: `getconf CLK_TCK`, else Linux's usual 100.
-fn clock_ticks_per_sec() -> f64 {
+async fn clock_ticks_per_sec() -> f64 {
     Command::new("getconf")
         .arg("CLK_TCK")
         .output()
+        .await
         .ok()
         .and_then(|o| String::from_utf8(o.stdout).ok())
         .and_then(|s| s.trim().parse::<f64>().ok())

@@ -3,7 +3,7 @@
 //! Correctness only (nothing lost, outcomes as generated, the report's shape); no timing is
 //! asserted.
 
-mod common;
+use crate::common;
 
 #[test]
 fn smoke_scenario_on_the_local_backend_loses_nothing_and_reports_every_key() {

@@ -5,7 +5,7 @@
 //! expected one, every event record matches its event, and every worker log is free of
 //! patient data. The assertions below check the report says so, field by field.
 
-mod common;
+use crate::common;
 
 use serde_json::Value;
 

@@ -1,6 +1,4 @@
 //! Running the real `loadtest` binary against the real `hl7-ingest` binary from a test.
-//! Each test binary that includes this module uses part of it.
-#![allow(dead_code)]
 
 use std::path::{Path, PathBuf};
 use std::process::Command;

@@ -1,0 +1,7 @@
+//! loadtest's integration tests, one binary: each runs the real `loadtest` binary against the
+//! real `hl7-ingest` binary (`common`). `smoke`: the CI smoke scenario; `reliability`: the
+//! reliability scenarios at CI size (the `aws_` ones on moto, `FLEET_MOTO_ENDPOINT`).
+
+mod common;
+mod reliability;
+mod smoke;
