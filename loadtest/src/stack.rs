@@ -79,11 +79,14 @@ pub fn local(dir: &Path, visibility: Duration) -> anyhow::Result<Stack> {
     let bus = format!("lt-bus-{s}");
     local.put_rule(&bus, "loadtest-tap", PATTERN, &tap)?;
     let worker_env = vec![
-        ("FLEET_BACKEND".into(), "local".into()),
-        ("FLEET_LOCAL_DB".into(), db.display().to_string()),
-        ("FLEET_LOCAL_OBJECTS".into(), objects.display().to_string()),
+        (fleet_core::env::BACKEND.into(), "local".into()),
+        (fleet_core::env::LOCAL_DB.into(), db.display().to_string()),
+        (
+            fleet_core::env::LOCAL_OBJECTS.into(),
+            objects.display().to_string(),
+        ),
         // The local backend is not encrypted and says so (ARCHITECTURE.md, "Local encryption").
-        ("FLEET_ALLOW_UNENCRYPTED".into(), "1".into()),
+        (fleet_core::env::ALLOW_UNENCRYPTED.into(), "1".into()),
     ];
     Ok(Stack {
         backend: Arc::new(local),
@@ -133,13 +136,16 @@ pub async fn aws(
         .await?;
     let table = format!("lt-hl7-{s}");
     p.create_table(&table).await?;
-    let mut worker_env = vec![("FLEET_BACKEND".into(), "aws".into())];
+    let mut worker_env = vec![(fleet_core::env::BACKEND.into(), "aws".into())];
     if let Some(url) = endpoint {
         worker_env.extend([
-            ("AWS_ENDPOINT_URL".into(), url.to_string()),
-            ("AWS_REGION".into(), region.to_string()),
-            ("AWS_ACCESS_KEY_ID".into(), "testing".into()),
-            ("AWS_SECRET_ACCESS_KEY".into(), "testing".into()),
+            (fleet_core::env::AWS_ENDPOINT_URL.into(), url.to_string()),
+            (fleet_core::env::AWS_REGION.into(), region.to_string()),
+            (fleet_core::env::AWS_ACCESS_KEY_ID.into(), "testing".into()),
+            (
+                fleet_core::env::AWS_SECRET_ACCESS_KEY.into(),
+                "testing".into(),
+            ),
         ]);
     }
     Ok(Stack {

@@ -84,33 +84,36 @@ async fn start_proxy(scenario: &Scenario, opts: &Options) -> anyhow::Result<Opti
 fn worker_env(stack: &Stack, s: &Scenario, endpoint: Option<&str>) -> Vec<(String, String)> {
     let mut env = stack.worker_env.clone();
     if let Some(url) = endpoint {
-        env.retain(|(k, _)| k != "AWS_ENDPOINT_URL");
-        env.push(("AWS_ENDPOINT_URL".into(), url.to_string()));
+        env.retain(|(k, _)| k != fleet_core::env::AWS_ENDPOINT_URL);
+        env.push((fleet_core::env::AWS_ENDPOINT_URL.into(), url.to_string()));
     }
     env.extend([
-        ("FLEET_HL7_QUEUE".into(), stack.source.clone()),
-        ("FLEET_EVENT_BUS".into(), stack.bus.clone()),
-        ("FLEET_HL7_TABLE".into(), stack.table.clone()),
-        ("FLEET_CONCURRENCY".into(), s.worker_concurrency.to_string()),
+        (fleet_core::env::HL7_QUEUE.into(), stack.source.clone()),
+        (fleet_core::env::EVENT_BUS.into(), stack.bus.clone()),
+        (fleet_core::env::HL7_TABLE.into(), stack.table.clone()),
         (
-            "FLEET_WAIT_TIME_SECS".into(),
+            fleet_core::env::CONCURRENCY.into(),
+            s.worker_concurrency.to_string(),
+        ),
+        (
+            fleet_core::env::WAIT_TIME_SECS.into(),
             s.worker_wait_time_s.to_string(),
         ),
         (
-            "FLEET_DRAIN_DEADLINE_SECS".into(),
+            fleet_core::env::DRAIN_DEADLINE_SECS.into(),
             s.worker_drain_deadline_s.to_string(),
         ),
-        ("FLEET_LOG".into(), "info".into()),
-        ("FLEET_LOG_FORMAT".into(), "json".into()),
+        (fleet_core::env::LOG.into(), "info".into()),
+        (fleet_core::env::LOG_FORMAT.into(), "json".into()),
     ]);
     if let Some(ms) = s.worker_publish_linger_ms {
-        env.push(("FLEET_PUBLISH_LINGER_MS".into(), ms.to_string()));
+        env.push((fleet_core::env::PUBLISH_LINGER_MS.into(), ms.to_string()));
     }
     if let Some(ms) = s.worker_delete_linger_ms {
-        env.push(("FLEET_DELETE_LINGER_MS".into(), ms.to_string()));
+        env.push((fleet_core::env::DELETE_LINGER_MS.into(), ms.to_string()));
     }
     if let Some(n) = s.worker_max_message_bytes {
-        env.push(("FLEET_HL7_MAX_MESSAGE_BYTES".into(), n.to_string()));
+        env.push((fleet_core::env::HL7_MAX_MESSAGE_BYTES.into(), n.to_string()));
     }
     env
 }

@@ -33,7 +33,7 @@ impl Workers {
     pub(super) async fn start(&mut self) -> anyhow::Result<Started> {
         let health = free_addr().await?;
         let mut env = self.env.clone();
-        env.push(("FLEET_HEALTH_ADDR".into(), health.to_string()));
+        env.push((fleet_core::env::HEALTH_ADDR.into(), health.to_string()));
         let log = match self.logs.len() {
             0 => self.dir.join("worker.log"),
             n => self.dir.join(format!("worker-{n}.log")),
