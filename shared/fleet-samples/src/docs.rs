@@ -75,6 +75,10 @@ pub fn secrets() -> Vec<&'static str> {
         "metformin",
         "amoxicillin",
         "pneumonia",
-        "1961",
+        // The birth date as the letter writes it and as a date entity normalises it. Not the
+        // bare year: four digits turn up in any log (ports, pids, durations), which made the
+        // scan fail at random on a clean log.
+        "12 April 1961",
+        "1961-04-12",
     ]
 }
