@@ -48,6 +48,9 @@ pub const HL7_QUEUE: &str = "FLEET_HL7_QUEUE";
 pub const HL7_TABLE: &str = "FLEET_HL7_TABLE";
 /// hl7-ingest: IANA time zone for message times without an offset.
 pub const HL7_TIMEZONE: &str = "FLEET_HL7_TIMEZONE";
+/// hl7-ingest: `FACILITY=ZONE` pairs, comma-separated: the IANA zone for times without an
+/// offset in messages from that sending facility (MSH-4.1); others use `FLEET_HL7_TIMEZONE`.
+pub const HL7_FACILITY_TIMEZONES: &str = "FLEET_HL7_FACILITY_TIMEZONES";
 /// hl7-ingest: largest HL7 message accepted, in bytes (larger ones are dead-lettered).
 pub const HL7_MAX_MESSAGE_BYTES: &str = "FLEET_HL7_MAX_MESSAGE_BYTES";
 

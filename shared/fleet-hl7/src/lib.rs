@@ -19,6 +19,8 @@ mod model;
 mod seg;
 mod split;
 
+use std::collections::BTreeMap;
+
 pub use error::Hl7Error;
 pub use event::{PatientEventKind, TriggerRule, rule as trigger_rule};
 pub use inspect::inspect;
@@ -31,16 +33,32 @@ pub use split::split_messages;
 /// Mapping settings.
 #[derive(Debug, Clone)]
 pub struct MapConfig {
-    /// Zone for MSH-7 and other timestamps sent without an offset (the facility's zone).
+    /// Zone for MSH-7 and other timestamps sent without an offset, for every sending facility
+    /// not in `facility_timezones`.
     pub timezone: chrono_tz::Tz,
+    /// Zones by sending facility: MSH-4.1 (the namespace id), decoded and trimmed, matched
+    /// exactly. A message from a facility listed here has its times without an offset read
+    /// in that zone instead of `timezone`.
+    pub facility_timezones: BTreeMap<String, chrono_tz::Tz>,
     /// Largest message accepted, in bytes, before any parsing.
     pub max_message_bytes: usize,
+}
+
+impl MapConfig {
+    /// The zone for times without an offset in a message from `sending_facility` (MSH-4.1).
+    pub fn timezone_for(&self, sending_facility: &str) -> chrono_tz::Tz {
+        self.facility_timezones
+            .get(sending_facility)
+            .copied()
+            .unwrap_or(self.timezone)
+    }
 }
 
 impl Default for MapConfig {
     fn default() -> Self {
         Self {
             timezone: chrono_tz::Tz::UTC,
+            facility_timezones: BTreeMap::new(),
             max_message_bytes: 1024 * 1024,
         }
     }

@@ -9,6 +9,7 @@ use crate::guard::{self, Guarded};
 use crate::model::*;
 use crate::seg::{Fields, Separators, comp, first_sub};
 use crate::{MapConfig, split};
+use chrono_tz::Tz;
 use fleet_core::ErrorCode;
 use fleet_core::phi::Phi;
 
@@ -38,18 +39,19 @@ fn cx(rep: &str, seps: &Separators) -> Option<PatientId> {
     })
 }
 
+/// A timestamp field; a time without an offset is read in `tz` (the sending facility's zone).
 fn instant(
     seg: &Fields<'_>,
     n: usize,
     rep: usize,
     seps: &Separators,
-    cfg: &MapConfig,
+    tz: Tz,
 ) -> Result<Option<crate::dtm::Instant>, Hl7Error> {
     let raw = seg.comp(n, rep, 1, seps).trim();
     if raw.is_empty() || raw == "\"\"" {
         return Ok(None);
     }
-    match parse_instant(raw, cfg.timezone) {
+    match parse_instant(raw, tz) {
         Some(i) => Ok(Some(i)),
         None => err(
             ErrorCode::Hl7InvalidField,
@@ -154,13 +156,16 @@ fn map(g: &Guarded<'_>, cfg: &MapConfig) -> Result<AdtMessage, Hl7Error> {
     if control_id.is_empty() {
         return err(ErrorCode::Hl7MissingField, "MSH-10 is empty");
     }
-    let Some(message_time) = instant(msh, 7, 0, s, cfg)? else {
+    // Times without an offset are read in the sending facility's zone (MSH-4.1).
+    let sending_facility = txt(msh.comp(4, 0, 1, s), s);
+    let tz = cfg.timezone_for(&sending_facility);
+    let Some(message_time) = instant(msh, 7, 0, s, tz)? else {
         return err(ErrorCode::Hl7MissingField, "MSH-7 is empty");
     };
     let event_time = match &evn {
-        Some(e) => match instant(e, 6, 0, s, cfg)? {
+        Some(e) => match instant(e, 6, 0, s, tz)? {
             Some(t) => Some(t),
-            None => instant(e, 2, 0, s, cfg)?,
+            None => instant(e, 2, 0, s, tz)?,
         },
         None => None,
     };
@@ -169,7 +174,7 @@ fn map(g: &Guarded<'_>, cfg: &MapConfig) -> Result<AdtMessage, Hl7Error> {
         return err(ErrorCode::Hl7MissingField, "PID segment is missing");
     };
     let patient = patient(&pid, s)?;
-    let visit = find(g, "PV1").map(|pv1| visit(&pv1, s, cfg)).transpose()?;
+    let visit = find(g, "PV1").map(|pv1| visit(&pv1, s, tz)).transpose()?;
     let merge = match find(g, "MRG") {
         Some(mrg) => Some(merge(&mrg, s)),
         None if rule.requires_mrg => {
@@ -201,7 +206,7 @@ fn map(g: &Guarded<'_>, cfg: &MapConfig) -> Result<AdtMessage, Hl7Error> {
         event_type: rule.kind,
         control_id,
         sending_application: txt(msh.comp(3, 0, 1, s), s),
-        sending_facility: txt(msh.comp(4, 0, 1, s), s),
+        sending_facility,
         receiving_application: txt(msh.comp(5, 0, 1, s), s),
         receiving_facility: txt(msh.comp(6, 0, 1, s), s),
         version: opt_code(12),
@@ -277,7 +282,7 @@ fn patient(pid: &Fields<'_>, s: &Separators) -> Result<Patient, Hl7Error> {
     })
 }
 
-fn visit(pv1: &Fields<'_>, s: &Separators, cfg: &MapConfig) -> Result<Visit, Hl7Error> {
+fn visit(pv1: &Fields<'_>, s: &Separators, tz: Tz) -> Result<Visit, Hl7Error> {
     let location = {
         let p: [&str; 8] = pv1.comps(3, 0, s);
         let part = |c: usize| txt(first_sub(p[c - 1], s), s);
@@ -318,8 +323,8 @@ fn visit(pv1: &Fields<'_>, s: &Separators, cfg: &MapConfig) -> Result<Visit, Hl7
         class: opt(pv1.comp(2, 0, 1, s), s),
         location,
         visit_number: Phi(opt(pv1.comp(19, 0, 1, s), s)),
-        admit_time: instant(pv1, 44, 0, s, cfg)?.map(|t| t.rfc3339),
-        discharge_time: instant(pv1, 45, 0, s, cfg)?.map(|t| t.rfc3339),
+        admit_time: instant(pv1, 44, 0, s, tz)?.map(|t| t.rfc3339),
+        discharge_time: instant(pv1, 45, 0, s, tz)?.map(|t| t.rfc3339),
         attending: Phi(attending),
     })
 }

@@ -460,6 +460,29 @@ fn timezone_applies_only_without_offset() {
     );
 }
 
+/// Issue 15, item 9: a facility in `facility_timezones` has its times without an offset read
+/// in its own zone; other facilities use `timezone`; a sent offset still wins.
+#[test]
+fn item9_facility_zone_applies_to_its_own_facility_only() {
+    let cfg = MapConfig {
+        timezone: "America/Chicago".parse().unwrap(),
+        facility_timezones: [("GOODHOSP".to_string(), "Europe/Oslo".parse().unwrap())].into(),
+        ..MapConfig::default()
+    };
+    check_cfg(
+        base(),
+        &cfg,
+        json!({"sending_facility": "GOODHOSP", "message_time": "2024-03-15T14:30:00+01:00",
+               "event_time": "2024-03-15T14:25:00-05:00",
+               "visit": {"admit_time": "2024-03-15T14:00:00+01:00"}}),
+    );
+    check_cfg(
+        base().replacen("|GOODHOSP|", "|OTHERHOSP|", 1),
+        &cfg,
+        json!({"sending_facility": "OTHERHOSP", "message_time": "2024-03-15T14:30:00-05:00"}),
+    );
+}
+
 #[test]
 fn phi_stays_out_of_debug_and_minimal() {
     let m: AdtMessage = parse_adt(base().as_bytes(), &MapConfig::default()).unwrap();

@@ -88,7 +88,43 @@ mod tests {
         assert_eq!(cfg.event_bus.as_deref(), Some("b"));
         assert_eq!(cfg.runtime.concurrency, Some(3));
         assert!(cfg.runtime.allow_unencrypted);
-        assert_eq!(cfg.timezone, chrono_tz::Europe::Oslo);
+        assert_eq!(cfg.zones.timezone, chrono_tz::Europe::Oslo);
+    }
+
+    /// Issue 15, item 9: a repeatable flag is an array in the section, one flag per item, and
+    /// each item is validated by the worker's parser (a bad zone refuses the section).
+    #[test]
+    fn item9_facility_timezones_are_an_array_of_the_repeatable_flag() {
+        let cfg: hl7_ingest::WorkerConfig = from_toml(
+            "[hl7-ingest]",
+            &table(
+                "timezone = \"America/New_York\"\nfacility-timezone = [\"NORTH=Europe/Oslo\", \"WEST=America/Los_Angeles\"]",
+            ),
+        )
+        .unwrap();
+        let zones: Vec<(&str, chrono_tz::Tz)> = cfg
+            .zones
+            .facility_timezone
+            .iter()
+            .map(|f| (f.facility.as_str(), f.zone))
+            .collect();
+        assert_eq!(
+            zones,
+            [
+                ("NORTH", chrono_tz::Europe::Oslo),
+                ("WEST", chrono_tz::America::Los_Angeles)
+            ]
+        );
+        let bad = from_toml::<hl7_ingest::WorkerConfig>(
+            "[hl7-ingest]",
+            &table("facility_timezone = [\"NORTH=Europe/Oslo\", \"WEST=Mars/Olympus\"]"),
+        )
+        .unwrap_err();
+        let text = format!("{bad:#}");
+        assert!(
+            text.contains("[hl7-ingest]") && text.contains("WEST=Mars/Olympus"),
+            "{text}"
+        );
     }
 
     #[test]

@@ -14,11 +14,10 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use fleet_core::Backend;
-use fleet_hl7::MapConfig;
 use fleet_runtime::{EventPublisher, RunReport};
 use tokio_util::sync::CancellationToken;
 
-pub use config::{RUNTIME_DEFAULTS, WorkerConfig};
+pub use config::{FacilityZone, RUNTIME_DEFAULTS, TimeZones, WorkerConfig};
 pub use handler::Hl7Handler;
 
 /// The worker's name in logs, metrics and failure metadata.
@@ -31,16 +30,14 @@ pub async fn run(
     shutdown: CancellationToken,
 ) -> anyhow::Result<RunReport> {
     let ids = config.identities()?;
+    let map = config.map_config()?;
     let handler = Hl7Handler::new(
         backend.records(&ids.table),
         EventPublisher::new(
             backend.event_bus(&ids.event_bus),
             config.runtime.publish_linger(&RUNTIME_DEFAULTS),
         ),
-        MapConfig {
-            timezone: config.timezone,
-            max_message_bytes: usize::try_from(config.max_message_bytes).unwrap_or(usize::MAX),
-        },
+        map,
         config.phi.phi_policy,
     );
     let rt = config
@@ -51,16 +48,11 @@ pub async fn run(
 }
 
 /// `hl7-ingest inspect`: one JSON line per message; an unreadable file is reported on stderr
-/// and makes the exit code 1, every readable file is still inspected.
-pub fn inspect(
-    files: &[PathBuf],
-    timezone: chrono_tz::Tz,
-    out: &mut impl Write,
-) -> anyhow::Result<bool> {
-    let cfg = MapConfig {
-        timezone,
-        ..MapConfig::default()
-    };
+/// and makes the exit code 1, every readable file is still inspected. Times without an offset
+/// are read in the zones given (per sending facility, else the default); an invalid zone map
+/// is an error before any file is read.
+pub fn inspect(files: &[PathBuf], zones: &TimeZones, out: &mut impl Write) -> anyhow::Result<bool> {
+    let cfg = zones.map_config()?;
     let mut all_read = true;
     for file in files {
         let bytes = match std::fs::read(file) {

@@ -13,9 +13,9 @@ fn main() -> ExitCode {
         "hl7-ingest",
         "HL7 v2 ADT messages from an SQS queue to records and Patient* events",
     );
-    if let Some(Command::Inspect { files, timezone }) = &cli.command {
+    if let Some(Command::Inspect { files, zones }) = &cli.command {
         let stdout = std::io::stdout();
-        return match hl7_ingest::inspect(files, *timezone, &mut stdout.lock()) {
+        return match hl7_ingest::inspect(files, zones, &mut stdout.lock()) {
             Ok(true) => ExitCode::SUCCESS,
             Ok(false) => ExitCode::from(1),
             Err(e) => {
