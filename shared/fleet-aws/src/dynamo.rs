@@ -2,6 +2,11 @@
 //!
 //! Item layout: `pk` (S, hash key), `sk` (S, range key), `order` (N), `expires_at` (N, the
 //! table's TTL attribute, absent when the record does not expire), `data` (S, JSON text).
+//!
+//! An item whose `expires_at` is at or before the current epoch second is expired: reads leave
+//! it out and conditions treat it as absent, as the local backend does. DynamoDB's TTL deletes
+//! such items lazily (often days later), so without this a lapsed record would still be read
+//! and would still block "not exists".
 
 use std::collections::HashMap;
 
@@ -75,6 +80,19 @@ fn from_item(op: &'static str, item: &Item) -> Result<Record, PortError> {
     })
 }
 
+/// The current epoch second: an item whose `expires_at` is at or before it is expired.
+fn now_secs() -> i64 {
+    let since = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
+    i64::try_from(since.as_secs()).unwrap_or(i64::MAX)
+}
+
+/// Whether a read record is live (not past its TTL) at `now` (epoch seconds).
+fn live(r: &Record, now: i64) -> bool {
+    r.expires_at.is_none_or(|t| t > now)
+}
+
 /// Condition expression, names and values of one conditional put.
 type ConditionParts = (
     Option<&'static str>,
@@ -82,18 +100,39 @@ type ConditionParts = (
     Option<Item>,
 );
 
-fn condition_parts(c: Condition) -> ConditionParts {
+/// The expression of `c` at `now` (epoch seconds); an expired item counts as absent.
+fn condition_parts(c: Condition, now: i64) -> ConditionParts {
+    // `order` is a DynamoDB reserved word, hence the name placeholders.
+    let names = |with_order: bool| {
+        let mut names = HashMap::from([("#e".to_string(), "expires_at".to_string())]);
+        if with_order {
+            names.insert("#o".to_string(), "order".to_string());
+        }
+        Some(names)
+    };
+    let values = |order: Option<i64>| {
+        let mut values = Item::from([(":now".to_string(), AttributeValue::N(now.to_string()))]);
+        if let Some(o) = order {
+            values.insert(":o".to_string(), AttributeValue::N(o.to_string()));
+        }
+        Some(values)
+    };
     match c {
         Condition::None => (None, None, None),
-        Condition::NotExists => (Some("attribute_not_exists(pk)"), None, None),
+        Condition::NotExists => (
+            Some("attribute_not_exists(pk) OR #e <= :now"),
+            names(false),
+            values(None),
+        ),
         Condition::OrderBelow(o) => (
-            // `order` is a DynamoDB reserved word, hence the name placeholder.
-            Some("attribute_not_exists(pk) OR #o < :o"),
-            Some(HashMap::from([("#o".to_string(), "order".to_string())])),
-            Some(Item::from([(
-                ":o".to_string(),
-                AttributeValue::N(o.to_string()),
-            )])),
+            Some("attribute_not_exists(pk) OR #e <= :now OR #o < :o"),
+            names(true),
+            values(Some(o)),
+        ),
+        Condition::OrderEquals(o) => (
+            Some("#o = :o AND (attribute_not_exists(#e) OR #e > :now)"),
+            names(true),
+            values(Some(o)),
         ),
     }
 }
@@ -106,7 +145,7 @@ impl RecordStore for DynamoTable {
 
     async fn put(&self, put: ConditionalPut) -> Result<PutOutcome, PortError> {
         const OP: &str = "dynamodb.PutItem";
-        let (expr, names, values) = condition_parts(put.condition);
+        let (expr, names, values) = condition_parts(put.condition, now_secs());
         let result = self
             .client
             .put_item()
@@ -141,7 +180,8 @@ impl RecordStore for DynamoTable {
             .send()
             .await
             .map_err(|e| classify(OP, &e))?;
-        out.item().map(|i| from_item(OP, i)).transpose()
+        let record = out.item().map(|i| from_item(OP, i)).transpose()?;
+        Ok(record.filter(|r| live(r, now_secs())))
     }
 
     async fn transact_put(&self, puts: &[ConditionalPut]) -> Result<TransactOutcome, PortError> {
@@ -156,8 +196,9 @@ impl RecordStore for DynamoTable {
             return Ok(TransactOutcome::Written);
         }
         let mut items = Vec::with_capacity(puts.len());
+        let now = now_secs();
         for p in puts {
-            let (expr, names, values) = condition_parts(p.condition);
+            let (expr, names, values) = condition_parts(p.condition, now);
             let put = Put::builder()
                 .table_name(&self.table)
                 .set_item(Some(to_item(OP, &p.record)?))
@@ -232,8 +273,12 @@ impl RecordStore for DynamoTable {
                 .send()
                 .await
                 .map_err(|e| classify(OP, &e))?;
+            let now = now_secs();
             for item in out.items() {
-                records.push(from_item(OP, item)?);
+                let record = from_item(OP, item)?;
+                if live(&record, now) {
+                    records.push(record);
+                }
             }
             match out.last_evaluated_key() {
                 Some(k) if !k.is_empty() => start = Some(k.clone()),

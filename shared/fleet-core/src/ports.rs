@@ -224,6 +224,9 @@ pub enum Condition {
     NotExists,
     /// Only if no record exists or the existing record's `order` is below this value.
     OrderBelow(i64),
+    /// Only if a record exists and its `order` equals this value (an owner token: the
+    /// idempotency store settles a claim only while the record still holds its token).
+    OrderEquals(i64),
 }
 
 #[derive(Debug, Clone, PartialEq)]

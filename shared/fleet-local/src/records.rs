@@ -1,9 +1,8 @@
 //! DynamoDB-like tables on one SQLite table keyed by (table, pk, sk).
 //!
-//! An expired record (its `expires_at` in the past) counts as absent for reads *and* for
-//! conditions. DynamoDB deletes expired items lazily, so there a condition can still see one
-//! for a while; callers that care already add "or expired" to their conditions, which makes
-//! both backends agree.
+//! An expired record (`expires_at` at or before the current epoch second) counts as absent for
+//! reads *and* for conditions. DynamoDB deletes expired items lazily; the AWS adapter applies
+//! the same rule to what it reads and to its condition expressions, so both backends agree.
 
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -84,6 +83,7 @@ fn condition_holds(
         .optional()
         .map_err(sql_err(op))?;
     Ok(match (put.condition, existing) {
+        (Condition::OrderEquals(token), existing) => existing == Some(token),
         (Condition::None, _) | (_, None) => true,
         (Condition::NotExists, Some(_)) => false,
         (Condition::OrderBelow(limit), Some(order)) => order < limit,

@@ -29,7 +29,7 @@ pub use args::{BackendArgs, BackendKind, PhiPolicyArgs, RuntimeArgs, RuntimeDefa
 pub use backoff::BackoffPolicy;
 pub use config::{HeartbeatConfig, MetricsFormat, RuntimeConfig, RuntimeError};
 pub use handler::{CORRELATION_ATTRIBUTE, Delivery, Failure, Handler, Outcome};
-pub use idempotency::{Begin, IdempotencyStore};
+pub use idempotency::{Begin, Claim, IdempotencyStore, Settled};
 pub use logging::{init_logging, init_logging_with_default};
 pub use publisher::EventPublisher;
 pub use runtime::{RunReport, run};

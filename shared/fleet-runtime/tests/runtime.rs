@@ -14,7 +14,7 @@ use fleet_core::{
 use fleet_local::{LocalBackend, QueueSpec};
 use fleet_runtime::{
     BackoffPolicy, Begin, Delivery, EventPublisher, Failure, Handler, IdempotencyStore, Outcome,
-    RunReport, RuntimeConfig, RuntimeError,
+    RunReport, RuntimeConfig, RuntimeError, Settled,
 };
 use tokio_util::sync::CancellationToken;
 
@@ -993,49 +993,96 @@ async fn event_publisher_retries_failed_entries_and_reports_rejections() {
 async fn idempotency_store_tracks_claims_and_completions() {
     let env = env();
     let store = IdempotencyStore::new(env.local.records("idempotency"));
-    assert_eq!(
-        store.begin("k1", Duration::from_secs(60)).await.unwrap(),
-        Begin::Started
-    );
+    let started = |b: Begin| match b {
+        Begin::Started(claim) => claim,
+        other => panic!("expected Started, got {other:?}"),
+    };
+    let k1 = started(store.begin("k1", Duration::from_secs(60)).await.unwrap());
     assert_eq!(
         store.begin("k1", Duration::from_secs(60)).await.unwrap(),
         Begin::InProgress
     );
-    store
-        .complete("k1", Duration::from_secs(3600))
-        .await
-        .unwrap();
+    assert_eq!(
+        store
+            .complete(&k1, Duration::from_secs(3600))
+            .await
+            .unwrap(),
+        Settled::Recorded
+    );
     assert_eq!(
         store.begin("k1", Duration::from_secs(60)).await.unwrap(),
         Begin::Completed
     );
     // An expired claim (crashed worker) is taken over.
-    assert_eq!(
-        store.begin("k2", Duration::from_millis(50)).await.unwrap(),
-        Begin::Started
-    );
+    started(store.begin("k2", Duration::from_millis(50)).await.unwrap());
     tokio::time::sleep(Duration::from_millis(80)).await;
-    assert_eq!(
-        store.begin("k2", Duration::from_secs(60)).await.unwrap(),
-        Begin::Started
-    );
+    let k2 = started(store.begin("k2", Duration::from_secs(60)).await.unwrap());
     assert_eq!(
         store.begin("k2", Duration::from_secs(60)).await.unwrap(),
         Begin::InProgress
     );
     // An abandoned claim can be started at once.
-    store.abandon("k2").await.unwrap();
-    assert_eq!(
-        store.begin("k2", Duration::from_secs(60)).await.unwrap(),
-        Begin::Started
-    );
+    assert_eq!(store.abandon(&k2).await.unwrap(), Settled::Recorded);
+    started(store.begin("k2", Duration::from_secs(60)).await.unwrap());
     // A completion with an elapsed TTL is forgotten.
-    store.complete("k3", Duration::ZERO).await.unwrap();
+    let k3 = started(store.begin("k3", Duration::from_secs(60)).await.unwrap());
+    store.complete(&k3, Duration::ZERO).await.unwrap();
     tokio::time::sleep(Duration::from_millis(5)).await;
-    assert_eq!(
-        store.begin("k3", Duration::from_secs(60)).await.unwrap(),
-        Begin::Started
+    started(store.begin("k3", Duration::from_secs(60)).await.unwrap());
+}
+
+/// Issue 15, item 4: the TTL attribute of every idempotency record is its real expiry (rounded
+/// up to the second), so DynamoDB's TTL removes it when it lapses; never a placeholder such as
+/// epoch second 1, which TTL skips (items more than five years past are not deleted).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn item4_ttl_attribute_holds_the_real_expiry() {
+    let env = env();
+    let store = IdempotencyStore::new(env.local.records("idempotency"));
+    let epoch_secs = || {
+        let since = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap();
+        i64::try_from(since.as_secs()).unwrap()
+    };
+    let stored = |key: &str| {
+        env.local
+            .table_records("idempotency")
+            .unwrap()
+            .into_iter()
+            .find(|r| r.pk == format!("idem#{key}"))
+            .expect("idempotency record")
+    };
+    // The TTL attribute is `order` (the expiry in ms) rounded up to the second.
+    let rounds_up = |r: &fleet_core::Record| {
+        let ttl_ms = r.expires_at.expect("a TTL attribute") * 1000;
+        ttl_ms >= r.order && ttl_ms - r.order < 1000
+    };
+
+    let Begin::Started(first) = store.begin("k", Duration::from_secs(60)).await.unwrap() else {
+        panic!("not started");
+    };
+    let claim = stored("k");
+    assert!(rounds_up(&claim), "claim: {claim:?}");
+
+    let before = epoch_secs();
+    store.abandon(&first).await.unwrap();
+    let abandoned = stored("k");
+    let ttl = abandoned.expires_at.expect("a TTL attribute");
+    assert!(
+        (before..=epoch_secs() + 1).contains(&ttl),
+        "an abandoned claim expires now, not at {ttl}: {abandoned:?}"
     );
+
+    let Begin::Started(second) = store.begin("k", Duration::from_secs(60)).await.unwrap() else {
+        panic!("not started");
+    };
+    store
+        .complete(&second, Duration::from_secs(3600))
+        .await
+        .unwrap();
+    let done = stored("k");
+    assert!(rounds_up(&done), "completion: {done:?}");
+    assert!(done.expires_at.unwrap() >= epoch_secs() + 3599, "{done:?}");
 }
 
 async fn http_get(addr: std::net::SocketAddr, path: &str) -> (u16, String) {

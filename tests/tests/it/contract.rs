@@ -36,6 +36,7 @@ use fleet_core::{
     RecordStore, TransactOutcome,
 };
 use fleet_local::{LocalBackend, QueueSpec};
+use fleet_runtime::{Begin, Claim, IdempotencyStore, Settled};
 use fleet_testkit::provision::{Provisioner, QueueSetup};
 use fleet_testkit::{aws_backend, local_backend, unique};
 use tempfile::TempDir;
@@ -415,6 +416,9 @@ contract!(
     conditional_writes,
     transact_put_is_all_or_nothing,
     query_returns_partition_in_sort_order,
+    item4_store_hides_expired_items,
+    item4_a_stale_owner_cannot_complete_a_claim_taken_over,
+    item4_expired_claim_can_be_taken_over,
     objects_put_get_head,
     backend_lists_queues_by_prefix_and_names_the_caller,
     notifications_publish_with_subject_and_attributes,
@@ -986,6 +990,130 @@ async fn query_returns_partition_in_sort_order(f: &impl Fixture) {
         .collect();
     assert_eq!(sks, ["a", "b", "c"]);
     assert!(t.query("nobody").await.expect("query").is_empty());
+}
+
+// ---------------------------------------------------------------------------------------------
+// Issue 15, item 4: expiry and claim ownership (the idempotency store over each backend)
+// ---------------------------------------------------------------------------------------------
+
+/// A claim that expires within a test; the gaps around it leave room for moto's latency.
+const SHORT_CLAIM: Duration = Duration::from_secs(1);
+const LONG_CLAIM: Duration = Duration::from_secs(60);
+
+fn epoch_secs() -> i64 {
+    let since = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock after 1970");
+    i64::try_from(since.as_secs()).expect("seconds fit")
+}
+
+/// A record past its TTL is absent for reads and for conditions on every backend (DynamoDB
+/// deletes expired items lazily, so the adapter must not show what TTL has not removed yet).
+async fn item4_store_hides_expired_items(f: &impl Fixture) {
+    let t = f.records().await;
+    let expired = Record {
+        expires_at: Some(epoch_secs() - 10),
+        ..record("x", "a", 1, serde_json::json!("expired"))
+    };
+    let live = Record {
+        expires_at: Some(epoch_secs() + 3600),
+        ..record("x", "b", 1, serde_json::json!("live"))
+    };
+    for r in [&expired, &live] {
+        t.put(put(r.clone(), Condition::None)).await.expect("put");
+    }
+    assert_eq!(
+        t.get("x", "a").await.expect("get"),
+        None,
+        "get returned an expired record"
+    );
+    assert_eq!(
+        t.query("x").await.expect("query"),
+        vec![live.clone()],
+        "query returned an expired record"
+    );
+    let again = record("x", "a", 2, serde_json::json!("again"));
+    assert_eq!(
+        t.put(put(again.clone(), Condition::NotExists))
+            .await
+            .expect("put"),
+        PutOutcome::Written,
+        "an expired record blocked a \"not exists\" write"
+    );
+    assert_eq!(t.get("x", "a").await.expect("get"), Some(again));
+}
+
+/// A worker whose claim expired and was taken over must not complete the new owner's claim.
+async fn item4_a_stale_owner_cannot_complete_a_claim_taken_over(f: &impl Fixture) {
+    let store = IdempotencyStore::new(f.records().await);
+    let key = unique("claim");
+    let a = started(store.begin(&key, SHORT_CLAIM).await.expect("begin a"));
+    // Worker A stalls past its claim's expiry; worker B takes the message over.
+    tokio::time::sleep(SHORT_CLAIM + Duration::from_millis(200)).await;
+    let b = started(store.begin(&key, LONG_CLAIM).await.expect("begin b"));
+    // A wakes up and completes: it owns nothing any more.
+    assert_eq!(
+        store
+            .complete(&a, LONG_CLAIM)
+            .await
+            .expect("stale complete"),
+        Settled::NotOwner
+    );
+    assert_eq!(
+        store.begin(&key, LONG_CLAIM).await.expect("begin c"),
+        Begin::InProgress,
+        "a stale owner's complete overwrote the claim that took it over"
+    );
+    // B, the owner, completes.
+    assert_eq!(
+        store.complete(&b, LONG_CLAIM).await.expect("complete b"),
+        Settled::Recorded
+    );
+    assert_eq!(
+        store.begin(&key, LONG_CLAIM).await.expect("begin d"),
+        Begin::Completed
+    );
+}
+
+/// An in-progress claim is taken over once past its expiry, and the new owner keeps it: the
+/// previous owner's abandon does not release it.
+async fn item4_expired_claim_can_be_taken_over(f: &impl Fixture) {
+    let store = IdempotencyStore::new(f.records().await);
+    let key = unique("claim");
+    let a = started(store.begin(&key, SHORT_CLAIM).await.expect("begin a"));
+    assert_eq!(
+        store
+            .begin(&key, LONG_CLAIM)
+            .await
+            .expect("begin before expiry"),
+        Begin::InProgress
+    );
+    tokio::time::sleep(SHORT_CLAIM + Duration::from_millis(200)).await;
+    let b = started(store.begin(&key, LONG_CLAIM).await.expect("begin b"));
+    // A's late abandon must leave B's claim in place.
+    assert_eq!(
+        store.abandon(&a).await.expect("stale abandon"),
+        Settled::NotOwner
+    );
+    assert_eq!(
+        store.begin(&key, LONG_CLAIM).await.expect("begin c"),
+        Begin::InProgress,
+        "a stale owner's abandon released the claim that took it over"
+    );
+    // B's own abandon frees the key at once.
+    assert_eq!(
+        store.abandon(&b).await.expect("abandon b"),
+        Settled::Recorded
+    );
+    started(store.begin(&key, LONG_CLAIM).await.expect("begin d"));
+}
+
+/// The claim of a `Begin::Started`, or a panic naming what came instead.
+fn started(b: Begin) -> Claim {
+    match b {
+        Begin::Started(claim) => claim,
+        other => panic!("expected a claim (an expired one is taken over), got {other:?}"),
+    }
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use fleet_core::{ErrorCode, ErrorKind, Notification, Notifier, PortError, RecordStore};
-use fleet_runtime::{Begin, Delivery, Failure, Handler, IdempotencyStore, Outcome};
+use fleet_runtime::{Begin, Delivery, Failure, Handler, IdempotencyStore, Outcome, Settled};
 use serde_json::Value;
 
 use crate::event;
@@ -121,7 +121,7 @@ impl NotifyHandler {
         notification: Notification,
     ) -> Result<Option<Sent>, Failure> {
         let key = format!("notify#{event_key}#{}", rule.name);
-        match self
+        let claim = match self
             .dedup
             .begin(&key, CLAIM_TTL)
             .await
@@ -136,8 +136,8 @@ impl NotifyHandler {
                     Failure::retry("notification in progress elsewhere").after(CLAIM_TTL / 4)
                 );
             }
-            Begin::Started => {}
-        }
+            Begin::Started(claim) => claim,
+        };
         let dest_key = match &rule.destination {
             fleet_core::Destination::Topic(t) => format!("topic:{t}"),
             fleet_core::Destination::Sms(n) => format!("sms:{n}"),
@@ -150,7 +150,7 @@ impl NotifyHandler {
                 }
             }
             Slot::Defer(wait) => {
-                let _ = self.dedup.abandon(&key).await;
+                let _ = self.dedup.abandon(&claim).await;
                 tracing::info!(rule = %rule.name, defer_ms = wait.as_millis() as u64, "rate limited; deferred");
                 return Err(Failure::retry("destination rate limit").after(wait));
             }
@@ -161,11 +161,19 @@ impl NotifyHandler {
             .await
         {
             Ok(message_id) => {
-                if let Err(e) = self.dedup.complete(&key, DONE_TTL).await {
+                match self.dedup.complete(&claim, DONE_TTL).await {
+                    Ok(Settled::Recorded) => {}
+                    // Published after the claim expired and another delivery took it over:
+                    // that one may send a second copy (at least once, never lost).
+                    Ok(Settled::NotOwner) => {
+                        tracing::warn!(rule = %rule.name, "claim taken over before the delivery record was completed");
+                    }
                     // Published. The claim stays in progress until it expires, so a redelivery
                     // within CLAIM_TTL retries rather than sends; only after it could a
                     // second copy go out.
-                    tracing::warn!(rule = %rule.name, op = e.op, kind = e.kind.as_str(), "delivery record not completed");
+                    Err(e) => {
+                        tracing::warn!(rule = %rule.name, op = e.op, kind = e.kind.as_str(), "delivery record not completed");
+                    }
                 }
                 tracing::info!(rule = %rule.name, destination = %rule.destination.redacted(), "notification published");
                 let sent = Sent {
@@ -189,7 +197,7 @@ impl NotifyHandler {
             }
             Err(e) => {
                 self.limiter.release(&dest_key);
-                let _ = self.dedup.abandon(&key).await;
+                let _ = self.dedup.abandon(&claim).await;
                 Err(publish_failure(&rule.name, &e))
             }
         }
