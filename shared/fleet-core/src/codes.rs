@@ -57,6 +57,10 @@ codes! {
     RetriesExhausted = "RETRIES_EXHAUSTED",
     /// A downstream resource rejected the write permanently (validation, missing table).
     DownstreamRejected = "DOWNSTREAM_REJECTED",
+    /// An event whose PutEvents entry size (UTF-8 bytes of Source, DetailType, Detail and each
+    /// Resources entry, plus 14 for a Time) is not below EventBridge's 256 KiB request limit,
+    /// so no request can carry it.
+    EventTooLarge = "EVENT_TOO_LARGE",
     /// The handler panicked on every attempt.
     HandlerPanicked = "HANDLER_PANICKED",
     /// A document-queue body that is not a usable S3 event notification: not JSON, not one of

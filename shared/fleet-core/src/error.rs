@@ -2,6 +2,8 @@
 
 use std::time::Duration;
 
+use crate::codes::ErrorCode;
+
 /// What went wrong, in terms the runtime can act on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ErrorKind {
@@ -45,6 +47,10 @@ pub struct PortError {
     pub op: &'static str,
     pub message: String,
     pub retry_after: Option<Duration>,
+    /// The dead-letter code of an `Invalid` error whose cause is known precisely (an event
+    /// over the PutEvents size limit: `EVENT_TOO_LARGE`); `None` means `DOWNSTREAM_REJECTED`.
+    /// Ignored for the other kinds, which are retried.
+    pub code: Option<ErrorCode>,
 }
 
 impl PortError {
@@ -54,6 +60,7 @@ impl PortError {
             op,
             message: message.into(),
             retry_after: None,
+            code: None,
         }
     }
     pub fn transient(op: &'static str, message: impl Into<String>) -> Self {
@@ -61,6 +68,13 @@ impl PortError {
     }
     pub fn invalid(op: &'static str, message: impl Into<String>) -> Self {
         Self::new(ErrorKind::Invalid, op, message)
+    }
+    /// An `Invalid` error that dead-letters with `code` rather than `DOWNSTREAM_REJECTED`.
+    pub fn rejected(op: &'static str, code: ErrorCode, message: impl Into<String>) -> Self {
+        Self {
+            code: Some(code),
+            ..Self::invalid(op, message)
+        }
     }
     pub fn not_found(op: &'static str, message: impl Into<String>) -> Self {
         Self::new(ErrorKind::NotFound, op, message)

@@ -190,6 +190,23 @@ pub struct BusEvent {
     pub time: Option<String>,
 }
 
+/// EventBridge's PutEvents limit: the entry sizes of one request ([`BusEvent::entry_size`])
+/// must add up to less than this ("The total entry size must be less than 256KB").
+pub const MAX_PUT_EVENTS_BYTES: usize = 256 * 1024;
+
+impl BusEvent {
+    /// The entry's size as EventBridge computes it ("Calculating PutEvents event entry
+    /// size"): 14 bytes for a Time when one is set, the UTF-8 bytes of Source and DetailType,
+    /// of Detail and of each Resources entry. The bus name and the JSON framing do not count.
+    pub fn entry_size(&self) -> usize {
+        self.time.as_ref().map_or(0, |_| 14)
+            + self.source.len()
+            + self.detail_type.len()
+            + self.detail.len()
+            + self.resources.iter().map(String::len).sum::<usize>()
+    }
+}
+
 /// An EventBridge-like bus.
 #[async_trait]
 pub trait EventBus: Send + Sync {
@@ -379,4 +396,24 @@ pub trait Notifier: Send + Sync {
         destination: &Destination,
         notification: &Notification,
     ) -> Result<String, PortError>;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn entry_size_counts_utf8_fields_each_resource_and_14_bytes_for_a_time() {
+        let mut e = BusEvent {
+            source: "fleet.é".into(),
+            detail_type: "Admitted".into(),
+            detail: "{\"n\":1}".into(),
+            resources: vec![],
+            time: None,
+        };
+        assert_eq!(e.entry_size(), 8 + 8 + 7);
+        e.resources = vec!["arn:a".into(), "ü".into()];
+        e.time = Some("2026-01-01T00:00:00.123456Z".into());
+        assert_eq!(e.entry_size(), 8 + 8 + 7 + 5 + 2 + 14);
+    }
 }

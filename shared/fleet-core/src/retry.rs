@@ -94,7 +94,8 @@ impl Failure {
     /// What a port error means for the message being handled: the fleet's one rule.
     ///
     /// Only a request the service refused as such (`Invalid`) is permanent: the same request
-    /// would be refused again. Everything else retries, honouring the service's retry-after:
+    /// would be refused again; its code is `DOWNSTREAM_REJECTED` unless the port named a more
+    /// precise one ([`PortError::rejected`], e.g. `EVENT_TOO_LARGE`). Everything else retries, honouring the service's retry-after:
     /// throttling and outages pass, and a missing resource (`NotFound`: ports answer a missing
     /// item or object with `None`, so this is a table, bucket, bus or topic) or a refused
     /// permission (`AccessDenied`) is a deployment fault that every message would hit alike.
@@ -104,7 +105,9 @@ impl Failure {
     pub fn from_port(e: &PortError) -> Self {
         let detail = format!("{}: {}", e.op, e.message);
         match e.kind {
-            ErrorKind::Invalid => Self::permanent(ErrorCode::DownstreamRejected, detail),
+            ErrorKind::Invalid => {
+                Self::permanent(e.code.unwrap_or(ErrorCode::DownstreamRejected), detail)
+            }
             ErrorKind::Throttled
             | ErrorKind::Transient
             | ErrorKind::Other
@@ -172,6 +175,25 @@ mod tests {
                 );
             }
         }
+    }
+
+    #[test]
+    fn a_rejection_with_a_code_dead_letters_with_that_code() {
+        let e = PortError::rejected("events.PutEvents", ErrorCode::EventTooLarge, "too big");
+        assert_eq!(e.kind, ErrorKind::Invalid);
+        assert_eq!(
+            Failure::from_port(&e),
+            Failure::Permanent {
+                code: ErrorCode::EventTooLarge,
+                detail: "events.PutEvents: too big".into(),
+            }
+        );
+        // A code on a retryable kind changes nothing: it is still retried.
+        let t = PortError {
+            code: Some(ErrorCode::EventTooLarge),
+            ..PortError::transient("events.PutEvents", "timeout")
+        };
+        assert!(Failure::from_port(&t).is_retryable());
     }
 
     #[test]

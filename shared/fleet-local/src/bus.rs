@@ -3,7 +3,9 @@
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use fleet_core::ports::{BatchResult, BusEvent, EntryFailure, EventBus, OutgoingMessage};
+use fleet_core::ports::{
+    BatchResult, BusEvent, EntryFailure, EventBus, MAX_PUT_EVENTS_BYTES, OutgoingMessage,
+};
 use fleet_core::requests::count;
 use fleet_core::{ErrorKind, PortError};
 use fleet_pattern::Pattern;
@@ -20,7 +22,6 @@ use crate::queue::send_in_tx;
 pub const LOCAL_ACCOUNT: &str = "000000000000";
 pub const LOCAL_REGION: &str = "local";
 const MAX_ENTRIES: usize = 10;
-const MAX_ENTRY_BYTES: usize = 256 * 1024;
 
 pub(crate) fn put_rule(
     db: &Db,
@@ -138,9 +139,6 @@ fn envelope(e: &BusEvent) -> Result<Value, &'static str> {
     if e.source.is_empty() || e.detail_type.is_empty() {
         return Err("InvalidArgument");
     }
-    if e.source.len() + e.detail_type.len() + e.detail.len() > MAX_ENTRY_BYTES {
-        return Err("InvalidArgument");
-    }
     let detail: Value = serde_json::from_str(&e.detail).map_err(|_| "MalformedDetail")?;
     if !detail.is_object() {
         return Err("MalformedDetail");
@@ -246,6 +244,17 @@ impl EventBus for LocalBus {
             return Err(PortError::invalid(
                 OP,
                 format!("PutEvents takes 1 to 10 entries, got {}", events.len()),
+            ));
+        }
+        // EventBridge refuses the whole call (ValidationException), not one entry, when the
+        // entry sizes, computed as it documents, do not add up to less than 256 KiB.
+        let total: usize = events.iter().map(BusEvent::entry_size).sum();
+        if total >= MAX_PUT_EVENTS_BYTES {
+            return Err(PortError::invalid(
+                OP,
+                format!(
+                    "Total size of the entries in the request is over the limit ({total} bytes, limit {MAX_PUT_EVENTS_BYTES})"
+                ),
             ));
         }
         let bus = self.name.clone();

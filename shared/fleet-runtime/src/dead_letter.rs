@@ -1,11 +1,32 @@
 //! Building the message the runtime sends to a dead-letter queue: the original body and
-//! attributes plus one failure-metadata attribute.
+//! attributes plus one failure-metadata attribute, within SQS's count and size limits.
 
 use fleet_core::failure::FAILURE_ATTRIBUTE;
-use fleet_core::{ErrorCode, FailureMetadata, OutgoingMessage, ReceivedMessage};
+use fleet_core::{
+    AttributeValue, Attributes, ErrorCode, FailureMetadata, OutgoingMessage, ReceivedMessage,
+};
 
 /// SQS accepts at most 10 message attributes per message.
 pub const MAX_ATTRIBUTES: usize = 10;
+
+/// SQS's message size limit (256 KiB), counting the body and every attribute's name, data
+/// type and value, as the local backend enforces it.
+pub const MAX_MESSAGE_BYTES: usize = 256 * 1024;
+
+/// A message's size as SQS counts it against [`MAX_MESSAGE_BYTES`].
+pub fn message_size(body: &str, attributes: &Attributes) -> usize {
+    body.len()
+        + attributes
+            .iter()
+            .map(|(name, v)| name.len() + attribute_value_size(v))
+            .sum::<usize>()
+}
+
+fn attribute_value_size(v: &AttributeValue) -> usize {
+    v.data_type.len()
+        + v.string_value.as_ref().map_or(0, String::len)
+        + v.binary_value.as_ref().map_or(0, Vec::len)
+}
 
 /// Where and when a failure happened.
 #[derive(Debug, Clone)]
@@ -23,6 +44,13 @@ pub struct FailureContext<'a> {
 /// failure attribute wins over the last original attributes in name order, because without
 /// it `dlq-replay` cannot tell why or where to replay. Dropped names (never values) are
 /// appended to the detail so an operator can see what the copy lacks.
+///
+/// Size: the copy must fit [`MAX_MESSAGE_BYTES`] or the move would fail. The body is never
+/// touched; the detail is truncated to what fits, and only when not even an empty detail fits
+/// does an original attribute (the last in name order) give way, one at a time. A body so
+/// large that nothing but itself fits is sent with the shortest failure attribute; only a DLQ
+/// configured above 256 KiB takes it (otherwise the send fails and the message is retried,
+/// never deleted).
 pub fn build(
     msg: &ReceivedMessage,
     code: ErrorCode,
@@ -40,17 +68,19 @@ pub fn build(
         }
     }
     dropped.reverse();
-    let detail = if dropped.is_empty() {
-        FailureMetadata::sanitise_detail(detail)
-    } else {
-        FailureMetadata::sanitise_detail(&format!(
-            "{detail}; attributes dropped for room: {}",
-            dropped.join(",")
-        ))
+    let full_detail = |dropped: &[String]| {
+        if dropped.is_empty() {
+            FailureMetadata::sanitise_detail(detail)
+        } else {
+            FailureMetadata::sanitise_detail(&format!(
+                "{detail}; attributes dropped for room: {}",
+                dropped.join(",")
+            ))
+        }
     };
-    let metadata = FailureMetadata {
+    let mut metadata = FailureMetadata {
         code,
-        detail,
+        detail: String::new(),
         worker: ctx.worker.to_string(),
         source_queue: ctx.source_queue.to_string(),
         // A replayed message that fails again keeps the time of its first failure.
@@ -61,7 +91,17 @@ pub fn build(
         receive_count: msg.receive_count,
         message_id: msg.message_id.clone(),
     };
-    attributes.insert(FAILURE_ATTRIBUTE.to_string(), metadata.to_attribute());
+    let failure = loop {
+        let others = message_size(&msg.body, &attributes) + FAILURE_ATTRIBUTE.len();
+        if let Some(fitted) = fit_detail(&mut metadata, full_detail(&dropped), others) {
+            break fitted;
+        }
+        match attributes.pop_last() {
+            Some((name, _)) => dropped.insert(0, name),
+            None => break metadata.to_attribute(),
+        }
+    };
+    attributes.insert(FAILURE_ATTRIBUTE.to_string(), failure);
     let (group_id, dedup_id) = if ctx.dlq_fifo {
         (
             // A standard source cannot have a FIFO DLQ on SQS; locally fall back to the id.
@@ -83,6 +123,34 @@ pub fn build(
         dedup_id,
     };
     (out, dropped)
+}
+
+/// Cuts `detail` (on a char boundary) until the failure attribute plus `others` bytes fits
+/// [`MAX_MESSAGE_BYTES`], and returns the attribute; `None` (detail left empty) when not even
+/// an empty detail fits.
+fn fit_detail(
+    metadata: &mut FailureMetadata,
+    mut detail: String,
+    others: usize,
+) -> Option<AttributeValue> {
+    loop {
+        metadata.detail = detail.clone();
+        let value = metadata.to_attribute();
+        let size = others + attribute_value_size(&value);
+        if size <= MAX_MESSAGE_BYTES {
+            return Some(value);
+        }
+        if detail.is_empty() {
+            return None;
+        }
+        // Each byte cut from the detail shortens the JSON by at least one byte (escapes by
+        // more), so this converges in a step or two.
+        let mut end = detail.len().saturating_sub(size - MAX_MESSAGE_BYTES);
+        while !detail.is_char_boundary(end) {
+            end -= 1;
+        }
+        detail.truncate(end);
+    }
 }
 
 #[cfg(test)]
@@ -190,5 +258,66 @@ mod tests {
         assert!(out.attributes.contains_key("a8"));
         let m = FailureMetadata::from_attributes(&out.attributes).unwrap();
         assert_eq!(m.detail, "bad; attributes dropped for room: a9");
+    }
+
+    fn with_body(body: String, attributes: Attributes) -> ReceivedMessage {
+        ReceivedMessage {
+            body,
+            message_id: "0b7e4c8a-5f7d-4f4e-9a53-2f1d8c6b9e10".into(),
+            ..received(attributes, None)
+        }
+    }
+
+    /// What the copy would weigh with this detail and no other attribute than the failure's.
+    fn failure_size(msg: &ReceivedMessage, detail: &str) -> usize {
+        let (out, _) = build(msg, ErrorCode::Hl7ParseError, detail, &ctx(false));
+        message_size("", &out.attributes)
+    }
+
+    #[test]
+    fn a_copy_near_the_size_limit_keeps_its_body_and_truncates_the_detail() {
+        let detail = "d".repeat(300);
+        let probe = with_body("b".into(), Attributes::new());
+        // Room for the failure attribute with a 100-byte detail, not with the full 256.
+        let body_len = MAX_MESSAGE_BYTES - failure_size(&probe, &detail[..100]);
+        let msg = with_body("b".repeat(body_len), Attributes::new());
+        let (out, dropped) = build(&msg, ErrorCode::Hl7ParseError, &detail, &ctx(false));
+        assert!(dropped.is_empty());
+        assert_eq!(out.body, msg.body);
+        assert_eq!(message_size(&out.body, &out.attributes), MAX_MESSAGE_BYTES);
+        let m = FailureMetadata::from_attributes(&out.attributes).unwrap();
+        assert_eq!(m.detail, "d".repeat(100));
+    }
+
+    #[test]
+    fn an_original_attribute_gives_way_only_when_no_detail_fits() {
+        let attrs: Attributes = [
+            ("a".to_string(), AttributeValue::string("v".repeat(50))),
+            ("z".to_string(), AttributeValue::string("v".repeat(500))),
+        ]
+        .into();
+        let probe = with_body("b".into(), Attributes::new());
+        let body_len = MAX_MESSAGE_BYTES - failure_size(&probe, "") - 100;
+        let msg = with_body("b".repeat(body_len), attrs);
+        let (out, dropped) = build(&msg, ErrorCode::Hl7ParseError, "why", &ctx(false));
+        assert_eq!(dropped, vec!["z".to_string()]);
+        assert_eq!(out.body, msg.body);
+        assert!(out.attributes.contains_key("a"));
+        assert!(message_size(&out.body, &out.attributes) <= MAX_MESSAGE_BYTES);
+        let m = FailureMetadata::from_attributes(&out.attributes).unwrap();
+        assert!("why; attributes dropped for room: z".starts_with(&m.detail));
+    }
+
+    #[test]
+    fn a_body_that_leaves_no_room_still_gets_the_shortest_failure_attribute() {
+        let msg = with_body(
+            "b".repeat(MAX_MESSAGE_BYTES),
+            [("a".to_string(), AttributeValue::string("v"))].into(),
+        );
+        let (out, dropped) = build(&msg, ErrorCode::Hl7ParseError, "why", &ctx(false));
+        assert_eq!(dropped, vec!["a".to_string()]);
+        assert_eq!(out.body, msg.body);
+        let m = FailureMetadata::from_attributes(&out.attributes).unwrap();
+        assert_eq!((m.code, m.detail.as_str()), (ErrorCode::Hl7ParseError, ""));
     }
 }

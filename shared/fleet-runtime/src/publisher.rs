@@ -3,12 +3,18 @@
 //! entries, sends up to 10 per call after a short linger, retries failed entries with `backon`
 //! (exponential with jitter, bounded), and resolves each caller's future with its own entry's
 //! fate.
+//!
+//! A request is also bounded by size: its entries' sizes, computed as EventBridge documents
+//! ([`BusEvent::entry_size`]), add up to less than [`MAX_PUT_EVENTS_BYTES`]; a gathered batch
+//! that would not is split in order. An event that alone reaches the limit is never sent: its
+//! caller gets [`PortError::rejected`] with `EVENT_TOO_LARGE`, and the other events of its
+//! batch go on.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use backon::{BackoffBuilder, ExponentialBuilder};
-use fleet_core::{BusEvent, ErrorKind, EventBus, PortError};
+use fleet_core::{BusEvent, ErrorCode, ErrorKind, EventBus, MAX_PUT_EVENTS_BYTES, PortError};
 use tokio::sync::{Semaphore, mpsc, oneshot};
 use tokio_util::task::TaskTracker;
 
@@ -44,15 +50,17 @@ impl EventPublisher {
         tokio::spawn(async move {
             let flights = TaskTracker::new();
             let limit = Arc::new(Semaphore::new(MAX_FLIGHTS));
-            while let Some(batch) = next_batch(&mut rx, linger, MAX_BATCH).await {
-                let Ok(permit) = limit.clone().acquire_owned().await else {
-                    break;
-                };
-                let bus = bus.clone();
-                flights.spawn(async move {
-                    send_with_retry(bus.as_ref(), batch, retry).await;
-                    drop(permit);
-                });
+            'gather: while let Some(batch) = next_batch(&mut rx, linger, MAX_BATCH).await {
+                for request in split_by_size(batch) {
+                    let Ok(permit) = limit.clone().acquire_owned().await else {
+                        break 'gather;
+                    };
+                    let bus = bus.clone();
+                    flights.spawn(async move {
+                        send_with_retry(bus.as_ref(), request, retry).await;
+                        drop(permit);
+                    });
+                }
             }
             flights.close();
             flights.wait().await;
@@ -88,6 +96,41 @@ pub fn default_retry() -> ExponentialBuilder {
         .with_max_delay(Duration::from_secs(2))
         .with_max_times(6)
         .with_jitter()
+}
+
+/// Splits a batch, in order, into requests whose entry sizes add up to less than
+/// [`MAX_PUT_EVENTS_BYTES`]; an event that alone does not fit is answered `EVENT_TOO_LARGE`
+/// here and sent nowhere.
+fn split_by_size(batch: Vec<(BusEvent, Reply)>) -> Vec<Vec<(BusEvent, Reply)>> {
+    let mut requests = Vec::new();
+    let mut current = Vec::new();
+    let mut current_size = 0;
+    for (event, reply) in batch {
+        let size = event.entry_size();
+        if size >= MAX_PUT_EVENTS_BYTES {
+            tracing::error!(
+                detail_type = %event.detail_type,
+                size,
+                "event too large for PutEvents; not sent"
+            );
+            let _ = reply.send(Err(PortError::rejected(
+                "events.PutEvents",
+                ErrorCode::EventTooLarge,
+                format!("entry of {size} bytes is not below the {MAX_PUT_EVENTS_BYTES}-byte limit"),
+            )));
+            continue;
+        }
+        if !current.is_empty() && current_size + size >= MAX_PUT_EVENTS_BYTES {
+            requests.push(std::mem::take(&mut current));
+            current_size = 0;
+        }
+        current_size += size;
+        current.push((event, reply));
+    }
+    if !current.is_empty() {
+        requests.push(current);
+    }
+    requests
 }
 
 async fn send_with_retry(
@@ -161,5 +204,62 @@ async fn send_with_retry(
         );
         tokio::time::sleep(delay).await;
         pending = again;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sized(bytes: usize) -> BusEvent {
+        // Source "s" and DetailType "t" count 2 bytes; the detail makes up the rest.
+        BusEvent {
+            source: "s".into(),
+            detail_type: "t".into(),
+            detail: "x".repeat(bytes - 2),
+            resources: vec![],
+            time: None,
+        }
+    }
+
+    #[test]
+    fn batches_split_in_order_below_the_request_limit_and_lone_giants_are_refused() {
+        let sizes = [
+            100 * 1024,
+            100 * 1024,
+            100 * 1024,
+            MAX_PUT_EVENTS_BYTES,
+            MAX_PUT_EVENTS_BYTES - 1,
+            10,
+        ];
+        let mut replies = Vec::new();
+        let batch = sizes
+            .iter()
+            .map(|&n| {
+                let (tx, rx) = oneshot::channel();
+                replies.push(rx);
+                (sized(n), tx)
+            })
+            .collect();
+        let requests = split_by_size(batch);
+        let shape: Vec<Vec<usize>> = requests
+            .iter()
+            .map(|r| r.iter().map(|(e, _)| e.entry_size()).collect())
+            .collect();
+        assert_eq!(
+            shape,
+            vec![
+                vec![100 * 1024, 100 * 1024],
+                vec![100 * 1024],
+                vec![MAX_PUT_EVENTS_BYTES - 1],
+                vec![10],
+            ]
+        );
+        let refused = replies[3]
+            .try_recv()
+            .expect("answered at once")
+            .unwrap_err();
+        assert_eq!(refused.code, Some(ErrorCode::EventTooLarge));
+        assert_eq!(refused.kind, ErrorKind::Invalid);
     }
 }
