@@ -47,6 +47,11 @@ codes! {
     Hl7MissingMrg = "HL7_MISSING_MRG",
     /// A batch file held more messages than allowed or a malformed batch envelope.
     Hl7BadBatch = "HL7_BAD_BATCH",
+    /// A message whose sending facility and control id (MSH-4 + MSH-10) are already recorded
+    /// for different content (another SHA-256 of the message bytes): not a redelivery, so
+    /// nothing is written or published for it. The detail names both hashes' first 12 hex
+    /// digits, never the content.
+    Hl7ControlIdReused = "HL7_CONTROL_ID_REUSED",
     /// The body exceeds the configured maximum size.
     BodyTooLarge = "BODY_TOO_LARGE",
     /// A claim-check pointer that cannot be parsed or whose object is missing.

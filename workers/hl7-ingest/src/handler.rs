@@ -14,6 +14,7 @@ use fleet_core::{ErrorCode, EventEnvelope, PortError};
 use fleet_hl7::{AdtMessage, Hl7Error, MapConfig};
 use fleet_runtime::{Delivery, EventPublisher, Failure, Handler, Outcome};
 use serde_json::json;
+use sha2::{Digest, Sha256};
 
 use crate::events::{self, PhiPolicy};
 
@@ -31,6 +32,43 @@ pub enum Applied {
     /// The event record already existed: the stored event was published again with its id.
     Republished,
 }
+
+/// One message of a body: its mapping (what it dereferences to) and the SHA-256 of its bytes as
+/// `split_messages` normalises them, which tells a redelivery (the same bytes) from another
+/// message reusing the sending facility and control id.
+#[derive(Debug, Clone)]
+pub struct ParsedMessage {
+    message: AdtMessage,
+    content_sha256: [u8; 32],
+}
+
+impl ParsedMessage {
+    /// The SHA-256 of the message's bytes.
+    pub fn content_sha256(&self) -> &[u8; 32] {
+        &self.content_sha256
+    }
+}
+
+impl std::ops::Deref for ParsedMessage {
+    type Target = AdtMessage;
+    fn deref(&self) -> &AdtMessage {
+        &self.message
+    }
+}
+
+/// Lower-case hex of `bytes`.
+fn hex(bytes: &[u8]) -> String {
+    use std::fmt::Write as _;
+    bytes
+        .iter()
+        .fold(String::with_capacity(bytes.len() * 2), |mut s, b| {
+            let _ = write!(s, "{b:02x}");
+            s
+        })
+}
+
+/// How many hex digits of each hash a `HL7_CONTROL_ID_REUSED` detail names.
+const HASH_PREFIX: usize = 12;
 
 pub struct Hl7Handler {
     records: Arc<dyn RecordStore>,
@@ -56,7 +94,7 @@ impl Hl7Handler {
 
     /// Parse every message of a body first, so a bad message in a batch fails the whole body
     /// before anything is written (the batch is then dead-lettered whole and replays cleanly).
-    pub fn parse_body(&self, body: &[u8]) -> Result<Vec<AdtMessage>, Hl7Error> {
+    pub fn parse_body(&self, body: &[u8]) -> Result<Vec<ParsedMessage>, Hl7Error> {
         let parts = fleet_hl7::split_messages(body);
         if parts.is_empty() {
             return Err(Hl7Error {
@@ -67,7 +105,11 @@ impl Hl7Handler {
         let mut out = Vec::with_capacity(parts.len());
         for (i, part) in parts.into_iter().enumerate() {
             let raw = part.map_err(|e| with_position(e, i))?;
-            out.push(fleet_hl7::parse_adt(&raw, &self.map).map_err(|e| with_position(e, i))?);
+            let message = fleet_hl7::parse_adt(&raw, &self.map).map_err(|e| with_position(e, i))?;
+            out.push(ParsedMessage {
+                message,
+                content_sha256: Sha256::digest(&raw).into(),
+            });
         }
         Ok(out)
     }
@@ -75,9 +117,9 @@ impl Hl7Handler {
     /// Write and publish one mapped message.
     pub async fn apply(
         &self,
-        msg: &AdtMessage,
+        msg: &ParsedMessage,
         correlation_id: &str,
-    ) -> Result<Applied, PortError> {
+    ) -> Result<Applied, Failure> {
         let (envelope, bus_event) = events::build(msg, self.policy, correlation_id);
         let mut puts = records_for(msg, &envelope);
         let applied = loop {
@@ -91,7 +133,8 @@ impl Hl7Handler {
                     return Err(PortError::transient(
                         "hl7.records",
                         "transaction cancelled without naming the failed condition",
-                    ));
+                    )
+                    .into());
                 }
                 TransactOutcome::ConditionFailed(failed) => {
                     // Newer patient or encounter state is already stored: keep it, write the rest.
@@ -110,7 +153,10 @@ impl Hl7Handler {
 
     /// A redelivered message whose records exist: publish the stored event again with its
     /// original id (the write may have succeeded before a crash that prevented the publish).
-    async fn republish(&self, msg: &AdtMessage) -> Result<Applied, PortError> {
+    /// When the stored content hash differs, this is another message reusing the sending
+    /// facility and control id: `HL7_CONTROL_ID_REUSED`, nothing published. (An event record
+    /// written before the hash was kept has none and is taken for a redelivery.)
+    async fn republish(&self, msg: &ParsedMessage) -> Result<Applied, Failure> {
         let pk = event_pk(msg);
         let stored = self.records.get(&pk, SK_EVENT).await?.ok_or_else(|| {
             PortError::transient(
@@ -125,6 +171,21 @@ impl Hl7Handler {
                     "stored event record has no readable envelope",
                 )
             })?;
+        let received = hex(msg.content_sha256());
+        if let Some(stored_hash) = stored.data["content_sha256"].as_str()
+            && stored_hash != received
+        {
+            let prefix = |h: &str| h.get(..HASH_PREFIX).unwrap_or(h).to_string();
+            return Err(Failure::permanent(
+                ErrorCode::Hl7ControlIdReused,
+                format!(
+                    "sending facility and control id already recorded for other content \
+                     (stored sha256 {}, received sha256 {})",
+                    prefix(stored_hash),
+                    prefix(&received)
+                ),
+            ));
+        }
         self.publisher.publish(events::bus_event(&envelope)).await?;
         Ok(Applied::Republished)
     }
@@ -163,7 +224,7 @@ fn patient_pk(id: &fleet_hl7::PatientId) -> String {
 }
 
 /// The records of one message, event record first.
-fn records_for(msg: &AdtMessage, envelope: &EventEnvelope) -> Vec<ConditionalPut> {
+fn records_for(msg: &ParsedMessage, envelope: &EventEnvelope) -> Vec<ConditionalPut> {
     let order = msg.message_time_ms;
     let full = msg.full();
     let mut puts = vec![ConditionalPut {
@@ -178,6 +239,7 @@ fn records_for(msg: &AdtMessage, envelope: &EventEnvelope) -> Vec<ConditionalPut
                 "trigger": msg.trigger,
                 "control_id": msg.control_id,
                 "message_time": msg.message_time,
+                "content_sha256": hex(msg.content_sha256()),
                 "envelope": envelope,
             }),
         },
@@ -252,8 +314,8 @@ impl Handler for Hl7Handler {
             Err(e) => return Outcome::fail(e.code, e.detail),
         };
         for msg in &messages {
-            if let Err(e) = self.apply(msg, &delivery.correlation_id).await {
-                return Failure::from_port(&e).into();
+            if let Err(failure) = self.apply(msg, &delivery.correlation_id).await {
+                return failure.into();
             }
         }
         Outcome::Done

@@ -10,7 +10,7 @@ use fleet_local::LocalBackend;
 use fleet_runtime::EventPublisher;
 use fleet_samples::hl7::{self as samples, SamplePatient};
 use hl7_ingest::events::PhiPolicy;
-use hl7_ingest::handler::{Applied, Hl7Handler};
+use hl7_ingest::handler::{Applied, Hl7Handler, ParsedMessage};
 
 fn setup(dir: &std::path::Path, policy: PhiPolicy) -> (LocalBackend, Hl7Handler) {
     let local = LocalBackend::open(&dir.join("db.sqlite"), &dir.join("objects")).unwrap();
@@ -33,7 +33,7 @@ fn patient() -> SamplePatient {
     }
 }
 
-fn one(handler: &Hl7Handler, body: &str) -> fleet_hl7::AdtMessage {
+fn one(handler: &Hl7Handler, body: &str) -> ParsedMessage {
     let mut v = handler.parse_body(body.as_bytes()).expect("parses");
     assert_eq!(v.len(), 1);
     v.remove(0)
@@ -181,5 +181,103 @@ mod port_errors {
         handler
             .handle(&delivery(samples::adt("A01", "C1", &patient(), 5, 1)))
             .await
+    }
+}
+
+/// Issue 15, item 6: one sending facility + control id (MSH-10) with two different contents.
+mod item6 {
+    use super::*;
+    use fleet_runtime::testing::delivery;
+    use fleet_runtime::{Failure, Handler, Outcome};
+    use sha2::{Digest, Sha256};
+
+    /// The hex SHA-256 of a one-message body as the handler hashes it: the message's bytes as
+    /// `split_messages` normalises them (segments joined by CR).
+    fn content_sha256(body: &str) -> String {
+        let mut parts = fleet_hl7::split_messages(body.as_bytes());
+        assert_eq!(parts.len(), 1);
+        let bytes = parts.remove(0).expect("one message");
+        Sha256::digest(&bytes)
+            .iter()
+            .fold(String::new(), |mut hex, b| {
+                use std::fmt::Write as _;
+                let _ = write!(hex, "{b:02x}");
+                hex
+            })
+    }
+
+    /// A second message reusing a sending facility + control id with different bytes is
+    /// dead-lettered with `HL7_CONTROL_ID_REUSED`, naming both hashes' prefixes and no content;
+    /// the first message's records and event stay as they were and nothing is republished.
+    #[tokio::test]
+    async fn item6_same_control_id_different_bytes_is_dead_lettered() {
+        let dir = tempfile::tempdir().unwrap();
+        let (local, handler) = setup(dir.path(), PhiPolicy::Minimal);
+        let first = samples::adt("A01", "C1", &patient(), 5, 1);
+        let mut renamed = patient();
+        renamed.family = "Ashbourne".into();
+        let reused = samples::adt("A08", "C1", &renamed, 6, 1);
+        assert_eq!(
+            handler.handle(&delivery(first.clone())).await,
+            Outcome::Done
+        );
+        let records = local.table_records("hl7").unwrap();
+
+        let outcome = handler.handle(&delivery(reused.clone())).await;
+        let Outcome::Failed(Failure::Permanent { code, detail }) = outcome else {
+            panic!("a reused control id with different content was not dead-lettered: {outcome:?}");
+        };
+        assert_eq!(code, fleet_core::ErrorCode::Hl7ControlIdReused);
+        let (stored, received) = (content_sha256(&first), content_sha256(&reused));
+        assert_ne!(stored, received);
+        assert!(detail.contains(&stored[..12]), "{detail}");
+        assert!(detail.contains(&received[..12]), "{detail}");
+        for phi in [
+            "Ashbourne",
+            "Quillfeather",
+            "Rosalind",
+            "MRN5550001",
+            "19610412",
+        ] {
+            assert!(
+                !detail.contains(phi),
+                "the detail quotes the message: {detail}"
+            );
+        }
+        assert_eq!(
+            local.table_records("hl7").unwrap(),
+            records,
+            "the reused control id changed the records"
+        );
+        assert_eq!(
+            local.list_bus_events("bus").unwrap().len(),
+            1,
+            "the first message's event was republished for a different message"
+        );
+    }
+
+    /// The same bytes again are a redelivery: nothing new is written and the stored event is
+    /// published again with its id; the event record keeps the hash that tells the two apart.
+    #[tokio::test]
+    async fn item6_same_bytes_is_a_redelivery() {
+        let dir = tempfile::tempdir().unwrap();
+        let (local, handler) = setup(dir.path(), PhiPolicy::Minimal);
+        let body = samples::adt("A01", "C1", &patient(), 5, 1);
+        assert_eq!(handler.handle(&delivery(body.clone())).await, Outcome::Done);
+        let records = local.table_records("hl7").unwrap();
+        assert_eq!(handler.handle(&delivery(body.clone())).await, Outcome::Done);
+        assert_eq!(local.table_records("hl7").unwrap(), records);
+        let events = local.list_bus_events("bus").unwrap();
+        assert_eq!(events.len(), 2);
+        assert_eq!(
+            events[0]["detail"]["event_id"],
+            events[1]["detail"]["event_id"]
+        );
+        let event_record = records.iter().find(|r| r.sk == "EVENT").expect("event");
+        assert_eq!(
+            event_record.data["content_sha256"],
+            content_sha256(&body),
+            "the event record does not keep the message's content hash"
+        );
     }
 }
