@@ -14,6 +14,7 @@ mod escape;
 mod event;
 mod guard;
 mod inspect;
+pub mod key;
 mod map;
 mod model;
 mod seg;

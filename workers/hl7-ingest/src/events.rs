@@ -12,9 +12,10 @@ pub const SOURCE: &str = "fleet.hl7-ingest";
 pub const SCHEMA_VERSION: &str = "1";
 use crate::WORKER;
 
-/// The idempotency key of a message: sending facility + control id (MSH-4 + MSH-10).
+/// The idempotency key of a message: sending facility + control id (MSH-4 + MSH-10), each
+/// escaped ([`fleet_hl7::key`]): a `|` decoded from `\F\` cannot make two messages share a key.
 pub fn idempotency_key(msg: &AdtMessage) -> String {
-    format!("{}|{}", msg.sending_facility, msg.control_id)
+    fleet_hl7::key::idempotency_key(&msg.sending_facility, &[&msg.control_id])
 }
 
 /// The envelope and the bus entry for one mapped message.

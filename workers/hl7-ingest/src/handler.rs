@@ -4,19 +4,23 @@
 //! One request per message in the common case: the event record (keyed by sending facility +
 //! control id, condition "not exists"), the patient record and the encounter record (each
 //! "only if older") go in one TransactWriteItems. The event record's condition is the
-//! idempotency check; the others keep out-of-order messages from regressing newer state.
+//! idempotency check; the others keep out-of-order messages from regressing newer state. A
+//! message with the same time as the stored state is settled by [`TieBreak`].
 
 use std::sync::Arc;
 
 use async_trait::async_trait;
 use fleet_core::ports::{Condition, ConditionalPut, Record, RecordStore, TransactOutcome};
 use fleet_core::{ErrorCode, EventEnvelope, PortError};
+use fleet_hl7::key::record_key;
 use fleet_hl7::{AdtMessage, Hl7Error, MapConfig};
 use fleet_runtime::{Delivery, EventPublisher, Failure, Handler, Outcome};
 use serde_json::json;
 use sha2::{Digest, Sha256};
 
 use crate::events::{self, PhiPolicy};
+pub use crate::ordering::TieBreak;
+use crate::ordering::{control_id_after, not_newer_than};
 
 /// Sort key of each record kind.
 const SK_EVENT: &str = "EVENT";
@@ -114,14 +118,28 @@ impl Hl7Handler {
         Ok(out)
     }
 
-    /// Write and publish one mapped message.
+    /// Write and publish one mapped message delivered by a standard queue
+    /// ([`TieBreak::ControlId`]).
     pub async fn apply(
         &self,
         msg: &ParsedMessage,
         correlation_id: &str,
     ) -> Result<Applied, Failure> {
+        self.apply_with(msg, correlation_id, TieBreak::ControlId)
+            .await
+    }
+
+    /// Write and publish one mapped message, an equal message time broken by `tie`.
+    pub async fn apply_with(
+        &self,
+        msg: &ParsedMessage,
+        correlation_id: &str,
+        tie: TieBreak,
+    ) -> Result<Applied, Failure> {
         let (envelope, bus_event) = events::build(msg, self.policy, correlation_id);
-        let mut puts = records_for(msg, &envelope);
+        let mut puts = records_for(msg, &envelope, tie.condition(msg.message_time_ms));
+        // Whether each put has been through the tie-break already (at most once each).
+        let mut tie_checked = vec![false; puts.len()];
         let applied = loop {
             match self.records.transact_put(&puts).await? {
                 TransactOutcome::Written => break Applied::New,
@@ -137,18 +155,55 @@ impl Hl7Handler {
                     .into());
                 }
                 TransactOutcome::ConditionFailed(failed) => {
-                    // Newer patient or encounter state is already stored: keep it, write the rest.
-                    puts = puts
-                        .into_iter()
-                        .enumerate()
-                        .filter(|(i, _)| !failed.contains(i))
-                        .map(|(_, p)| p)
-                        .collect();
+                    // Newer patient or encounter state is already stored: keep it, write the
+                    // rest. State with the same message time goes to the tie-break.
+                    let mut kept = Vec::with_capacity(puts.len());
+                    let mut kept_checked = Vec::with_capacity(puts.len());
+                    for ((i, put), checked) in puts.into_iter().enumerate().zip(tie_checked) {
+                        if !failed.contains(&i) {
+                            kept.push(put);
+                            kept_checked.push(checked);
+                        } else if !checked && self.wins_tie(&put, msg, tie).await? {
+                            kept.push(ConditionalPut {
+                                condition: not_newer_than(msg.message_time_ms),
+                                ..put
+                            });
+                            kept_checked.push(true);
+                        }
+                    }
+                    puts = kept;
+                    tie_checked = kept_checked;
                 }
             }
         };
         self.publisher.publish(bus_event).await?;
         Ok(applied)
+    }
+
+    /// Whether `msg` should still replace the stored record `put` failed its "only if older"
+    /// condition against: on a standard queue, when the stored state has the same message time
+    /// and a control id that sorts before this message's. The caller then writes the record
+    /// "only if not newer", so a newer write in between still wins. (Not a compare-and-swap on
+    /// the control id: a third message with the same time written between this read and that
+    /// write can be overwritten by this one.)
+    async fn wins_tie(
+        &self,
+        put: &ConditionalPut,
+        msg: &AdtMessage,
+        tie: TieBreak,
+    ) -> Result<bool, PortError> {
+        if tie != TieBreak::ControlId {
+            // A FIFO put already applied on an equal time: it lost to newer state.
+            return Ok(false);
+        }
+        let Some(stored) = self.records.get(&put.record.pk, &put.record.sk).await? else {
+            // Gone (expired) since the condition was evaluated: nothing newer to keep.
+            return Ok(true);
+        };
+        let order = msg.message_time_ms;
+        let stored_control_id = stored.data["last_control_id"].as_str().unwrap_or("");
+        Ok(stored.order < order
+            || (stored.order == order && control_id_after(&msg.control_id, stored_control_id)))
     }
 
     /// A redelivered message whose records exist: publish the stored event again with its
@@ -203,8 +258,9 @@ fn event_pk(msg: &AdtMessage) -> String {
 }
 
 /// The (partition, sort) key of a message's event record: one per sending facility + MSH-10.
+/// Components are escaped ([`fleet_hl7::key`]), so values holding `#` cannot collide.
 pub fn event_record_key(sending_facility: &str, control_id: &str) -> (String, &'static str) {
-    (format!("MSG#{sending_facility}#{control_id}"), SK_EVENT)
+    (record_key("MSG", &[sending_facility, control_id]), SK_EVENT)
 }
 
 /// The primary identifier: the first medical record number, else the first identifier.
@@ -216,15 +272,19 @@ fn primary_id(msg: &AdtMessage) -> Option<&fleet_hl7::PatientId> {
 }
 
 fn patient_pk(id: &fleet_hl7::PatientId) -> String {
-    format!(
-        "PATIENT#{}#{}",
-        id.authority.as_deref().unwrap_or(""),
-        id.id.expose()
+    record_key(
+        "PATIENT",
+        &[id.authority.as_deref().unwrap_or(""), id.id.expose()],
     )
 }
 
-/// The records of one message, event record first.
-fn records_for(msg: &ParsedMessage, envelope: &EventEnvelope) -> Vec<ConditionalPut> {
+/// The records of one message, event record first; `newer` is the condition of the patient and
+/// encounter records.
+fn records_for(
+    msg: &ParsedMessage,
+    envelope: &EventEnvelope,
+    newer: Condition,
+) -> Vec<ConditionalPut> {
     let order = msg.message_time_ms;
     let full = msg.full();
     let mut puts = vec![ConditionalPut {
@@ -259,7 +319,7 @@ fn records_for(msg: &ParsedMessage, envelope: &EventEnvelope) -> Vec<Conditional
                     "last_message_time": msg.message_time,
                 }),
             },
-            condition: Condition::OrderBelow(order),
+            condition: newer,
         });
     }
     if let Some(visit_number) = msg
@@ -270,7 +330,7 @@ fn records_for(msg: &ParsedMessage, envelope: &EventEnvelope) -> Vec<Conditional
     {
         puts.push(ConditionalPut {
             record: Record {
-                pk: format!("ENCOUNTER#{}#{}", msg.sending_facility, visit_number),
+                pk: record_key("ENCOUNTER", &[&msg.sending_facility, visit_number]),
                 sk: SK_ENCOUNTER.into(),
                 order,
                 expires_at: None,
@@ -278,10 +338,11 @@ fn records_for(msg: &ParsedMessage, envelope: &EventEnvelope) -> Vec<Conditional
                     "visit": full.get("visit").cloned().unwrap_or_default(),
                     "patient_key": primary_id(msg).map(patient_pk),
                     "last_event_type": envelope.event_type,
+                    "last_control_id": msg.control_id,
                     "last_message_time": msg.message_time,
                 }),
             },
-            condition: Condition::OrderBelow(order),
+            condition: newer,
         });
     }
     if let (Some(merge), Some(survivor)) = (&msg.merge, primary_id(msg)) {
@@ -299,7 +360,7 @@ fn records_for(msg: &ParsedMessage, envelope: &EventEnvelope) -> Vec<Conditional
                     expires_at: None,
                     data: json!({ "merged_into": patient_pk(survivor), "last_control_id": msg.control_id }),
                 },
-                condition: Condition::OrderBelow(order),
+                condition: newer,
             });
         }
     }
@@ -313,8 +374,9 @@ impl Handler for Hl7Handler {
             Ok(m) => m,
             Err(e) => return Outcome::fail(e.code, e.detail),
         };
+        let tie = TieBreak::of(delivery);
         for msg in &messages {
-            if let Err(failure) = self.apply(msg, &delivery.correlation_id).await {
+            if let Err(failure) = self.apply_with(msg, &delivery.correlation_id, tie).await {
                 return failure.into();
             }
         }

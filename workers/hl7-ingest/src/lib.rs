@@ -8,6 +8,7 @@
 pub mod config;
 pub mod events;
 pub mod handler;
+pub mod ordering;
 
 use std::io::Write;
 use std::path::PathBuf;

@@ -184,6 +184,141 @@ mod port_errors {
     }
 }
 
+/// Issue 15 ("Correctness under SQS's real rules"): keys and the equal-time rule.
+mod issue15 {
+    use super::*;
+    use fleet_runtime::testing::delivery;
+    use fleet_runtime::{Handler, Outcome};
+
+    /// A sample A01 with its sending facility (MSH-4) replaced by `facility` (raw HL7).
+    fn from_facility(facility: &str, control_id: &str, minute: usize) -> String {
+        samples::adt("A01", control_id, &patient(), minute, 1).replacen(
+            "|EPICADT|GENHOSP|",
+            &format!("|EPICADT|{facility}|"),
+            1,
+        )
+    }
+
+    /// Item 7: `A#B` + `C` and `A` + `B#C` must not share a record key, nor `A|B` + `C` and
+    /// `A` + `B|C` (a `|` decoded from `\F\`) an idempotency key / event id.
+    #[tokio::test]
+    async fn item7_key_components_containing_separator_do_not_collide() {
+        let dir = tempfile::tempdir().unwrap();
+        let (local, handler) = setup(dir.path(), PhiPolicy::Minimal);
+
+        // Event record key: facility `GEN#HOSP` + control id `1` against `GEN` + `HOSP#1`.
+        let first = one(&handler, &from_facility("GEN#HOSP", "1", 5));
+        let second = one(&handler, &from_facility("GEN", "HOSP#1", 6));
+        assert_eq!(handler.apply(&first, "m1").await.unwrap(), Applied::New);
+        assert_eq!(
+            handler.apply(&second, "m2").await.unwrap(),
+            Applied::New,
+            "a different message was taken for a redelivery of the first (event keys collide)"
+        );
+
+        // Idempotency key: facility `GEN|X` + control id `2` against `GEN` + `X|2`.
+        let third = one(&handler, &from_facility("GEN\\F\\X", "2", 7));
+        let fourth = one(&handler, &from_facility("GEN", "X\\F\\2", 8));
+        assert_eq!(third.sending_facility, "GEN|X");
+        assert_eq!(fourth.control_id, "X|2");
+        handler.apply(&third, "m3").await.unwrap();
+        handler.apply(&fourth, "m4").await.unwrap();
+        let events = local.list_bus_events("bus").unwrap();
+        assert_eq!(events.len(), 4);
+        assert_ne!(
+            events[2]["detail"]["event_id"], events[3]["detail"]["event_id"],
+            "two different messages got one event id (idempotency keys collide)"
+        );
+
+        // Patient key: authority `GENHOSP#X` + id `1` against `GENHOSP` + `X#1`.
+        let by_authority = samples::adt("A01", "P1", &patient(), 9, 2).replacen(
+            "MRN5550001^^^GENHOSP^MR",
+            "1^^^GENHOSP#X^MR",
+            1,
+        );
+        let by_id = samples::adt("A01", "P2", &patient(), 9, 3).replacen(
+            "MRN5550001^^^GENHOSP^MR",
+            "X#1^^^GENHOSP^MR",
+            1,
+        );
+        handler
+            .apply(&one(&handler, &by_authority), "m5")
+            .await
+            .unwrap();
+        handler.apply(&one(&handler, &by_id), "m6").await.unwrap();
+        let records = local.table_records("hl7").unwrap();
+        let patients: Vec<&str> = records
+            .iter()
+            .filter(|r| {
+                r.sk == "PATIENT"
+                    && r.data["last_control_id"]
+                        .as_str()
+                        .is_some_and(|c| c.starts_with('P'))
+            })
+            .map(|r| r.pk.as_str())
+            .collect();
+        assert_eq!(
+            patients.len(),
+            2,
+            "two patients share one record (patient keys collide): {patients:?}"
+        );
+        assert_eq!(records.iter().filter(|r| r.sk == "EVENT").count(), 6);
+    }
+
+    /// The patient and encounter records' last control ids after `bodies` were handled in
+    /// order, each as one delivery (`group` set: from a FIFO queue).
+    async fn after(bodies: &[String], group: Option<&str>) -> (String, String) {
+        let dir = tempfile::tempdir().unwrap();
+        let (local, handler) = setup(dir.path(), PhiPolicy::Minimal);
+        for body in bodies {
+            let mut d = delivery(body.clone());
+            d.group_id = group.map(str::to_string);
+            assert_eq!(handler.handle(&d).await, Outcome::Done);
+        }
+        let records = local.table_records("hl7").unwrap();
+        let last = |sk: &str| {
+            let r = records.iter().find(|r| r.sk == sk).expect(sk);
+            r.data["last_control_id"].as_str().unwrap_or("").to_string()
+        };
+        (last("PATIENT"), last("ENCOUNTER"))
+    }
+
+    /// Item 8, FIFO queue: a later message with the same MSH-7 time applies (arrival order is
+    /// the sender's order), even when its control id sorts first.
+    #[tokio::test]
+    async fn item8_equal_message_time_on_a_fifo_queue_applies_in_arrival_order() {
+        let mut renamed = patient();
+        renamed.family = "Ashbourne".into();
+        let admit = samples::adt("A01", "C2", &patient(), 5, 1);
+        let update = samples::adt("A08", "C1", &renamed, 5, 1);
+        assert_eq!(
+            after(&[admit, update], Some("patient-1")).await,
+            ("C1".to_string(), "C1".to_string()),
+            "the later message with the same time did not update the patient and encounter"
+        );
+    }
+
+    /// Item 8, standard queue: on an equal time the control id that sorts after (natural
+    /// order) wins, whatever the arrival order, so any delivery order converges.
+    #[tokio::test]
+    async fn item8_equal_message_time_on_a_standard_queue_goes_to_the_later_control_id() {
+        let mut renamed = patient();
+        renamed.family = "Ashbourne".into();
+        let c9 = samples::adt("A01", "C9", &patient(), 5, 1);
+        let c10 = samples::adt("A08", "C10", &renamed, 5, 1);
+        for (bodies, order) in [
+            ([c9.clone(), c10.clone()], "C9 then C10"),
+            ([c10, c9], "C10 then C9"),
+        ] {
+            assert_eq!(
+                after(&bodies, None).await,
+                ("C10".to_string(), "C10".to_string()),
+                "equal times delivered {order}: the later control id must win"
+            );
+        }
+    }
+}
+
 /// Issue 15, item 6: one sending facility + control id (MSH-10) with two different contents.
 mod item6 {
     use super::*;
