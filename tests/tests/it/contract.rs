@@ -413,6 +413,8 @@ contract!(
     change_visibility_zero_releases,
     fifo_groups_stay_in_order,
     events_route_by_rule,
+    item3_events_over_256kb_in_total_go_out_in_several_requests,
+    item3_an_event_over_the_put_events_limit_is_refused_with_event_too_large,
     conditional_writes,
     transact_put_is_all_or_nothing,
     query_returns_partition_in_sort_order,
@@ -1228,4 +1230,111 @@ async fn notifications_publish_with_subject_and_attributes(f: &impl Fixture) {
         .expect_err("publish to a missing topic");
     assert_eq!(err.kind, ErrorKind::NotFound, "{err}");
     assert!(!err.is_retryable());
+}
+
+// ---------------------------------------------------------------------------------------------
+// Issue 15, item 3: PutEvents sizes through the runtime's publisher, on both buses
+// ---------------------------------------------------------------------------------------------
+
+/// An event whose EventBridge entry size (Source + DetailType + Detail, no Time or Resources)
+/// is `bytes`.
+fn item3_event(n: usize, bytes: usize) -> BusEvent {
+    let (source, detail_type) = ("fleet.sizes", "Sized");
+    let head = format!("{{\"n\":{n},\"pad\":\"");
+    let pad = "p".repeat(bytes - source.len() - detail_type.len() - head.len() - 2);
+    BusEvent {
+        source: source.into(),
+        detail_type: detail_type.into(),
+        detail: format!("{head}{pad}\"}}"),
+        resources: vec![],
+        time: None,
+    }
+}
+
+/// Forwards to the fixture's bus and records each request's (entries, entry size).
+struct Item3RecordingBus {
+    inner: Arc<dyn EventBus>,
+    requests: std::sync::Mutex<Vec<(usize, usize)>>,
+}
+
+impl EventBus for Item3RecordingBus {
+    fn id(&self) -> &str {
+        self.inner.id()
+    }
+    // What `#[async_trait]` would write (the tests crate does not depend on it).
+    fn put_events<'s, 'e, 'f>(
+        &'s self,
+        events: &'e [BusEvent],
+    ) -> std::pin::Pin<
+        Box<
+            dyn std::future::Future<Output = Result<fleet_core::BatchResult, fleet_core::PortError>>
+                + Send
+                + 'f,
+        >,
+    >
+    where
+        's: 'f,
+        'e: 'f,
+        Self: 'f,
+    {
+        let size = events.iter().map(BusEvent::entry_size).sum();
+        self.requests.lock().unwrap().push((events.len(), size));
+        self.inner.put_events(events)
+    }
+}
+
+async fn item3_events_over_256kb_in_total_go_out_in_several_requests(f: &impl Fixture) {
+    let (bus, tap) = f
+        .bus_with_rule_to_tap(r#"{"source":["fleet.sizes"]}"#)
+        .await;
+    let bus = Arc::new(Item3RecordingBus {
+        inner: bus,
+        requests: Default::default(),
+    });
+    let publisher = Arc::new(fleet_runtime::EventPublisher::new(
+        bus.clone(),
+        Duration::from_millis(100),
+    ));
+    // Twelve events of 60,000 bytes: ten (one count-full request) would be 600,000.
+    let tasks: Vec<_> = (0..12)
+        .map(|n| {
+            let p = publisher.clone();
+            tokio::spawn(async move { p.publish(item3_event(n, 60_000)).await })
+        })
+        .collect();
+    for t in tasks {
+        t.await.expect("task").expect("every event is accepted");
+    }
+    let requests = bus.requests.lock().unwrap().clone();
+    assert!(
+        requests.iter().all(|&(_, size)| size < 256 * 1024),
+        "a PutEvents request not below 256 KiB: (entries, size) {requests:?}"
+    );
+    assert_eq!(requests.iter().map(|&(n, _)| n).sum::<usize>(), 12);
+    assert!(requests.iter().any(|&(n, _)| n > 1), "{requests:?}");
+    let got = receive_n(tap.as_ref(), 12, Duration::from_secs(20)).await;
+    assert_eq!(got.len(), 12, "every event is delivered");
+}
+
+async fn item3_an_event_over_the_put_events_limit_is_refused_with_event_too_large(
+    f: &impl Fixture,
+) {
+    use fleet_core::{ErrorCode, Failure};
+    let (bus, tap) = f
+        .bus_with_rule_to_tap(r#"{"source":["fleet.sizes"]}"#)
+        .await;
+    let publisher = fleet_runtime::EventPublisher::new(bus, Duration::from_millis(50));
+    let (big, small) = tokio::join!(
+        publisher.publish(item3_event(1, 300 * 1024)),
+        publisher.publish(item3_event(2, 100))
+    );
+    let err = big.expect_err("an event over the PutEvents limit is refused");
+    assert_eq!(
+        Failure::from_port(&err).code(),
+        Some(ErrorCode::EventTooLarge),
+        "{err}"
+    );
+    small.expect("the small event of the same batch goes on");
+    let got = receive_n(tap.as_ref(), 2, Duration::from_secs(5)).await;
+    assert_eq!(got.len(), 1, "only the small event is delivered");
 }
