@@ -21,6 +21,10 @@
 //!   `version`, `id`, `detail-type`, `source`, `time`, `region`, `resources` and `detail`.
 //! - FIFO sequence numbers: moto draws a random 20-digit number per message; SQS (and the
 //!   local backend) make them increase. Their order is asserted where the backend keeps it.
+//! - Sizes: moto checks neither EventBridge's 256 KiB PutEvents limit (it accepts a 300 KB
+//!   entry and 600 KB requests) nor attributes in SQS's message size (it counts the body only,
+//!   against a 1 MiB default). The item 3 checks hold on both because the publisher keeps
+//!   requests below the limit itself; the dead-letter copy's size is checked locally only.
 //! - moto does not check the queue policy for EventBridge targets (real AWS drops deliveries
 //!   without it); `Provisioner::put_rule_to_queue` writes the policy anyway.
 
