@@ -1,0 +1,4 @@
+//! One integration-test binary for the crate (modules below).
+
+mod facility_timezones;
+mod handler;
