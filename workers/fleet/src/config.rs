@@ -45,7 +45,7 @@ pub enum Command {
     },
 }
 
-/// Where `fleet run` and `fleet status` take the fleet's configuration from.
+/// Where `fleet run` takes the fleet's configuration from.
 #[derive(Debug, Clone, Args)]
 pub struct ConfigSource {
     /// The local backend in DIR (DIR/fleet.sqlite, DIR/objects) with DIR/fleet.toml. On first

@@ -30,7 +30,7 @@ pub struct DocSection {
     pub worker: doc_pipeline::WorkerConfig,
 }
 
-/// What `fleet run` and `fleet status` run on: the backend and the workers to start.
+/// What `fleet run` runs on: the backend and the workers to start.
 #[derive(Debug, Clone)]
 pub struct FleetConfig {
     pub backend: BackendArgs,
