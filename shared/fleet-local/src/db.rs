@@ -60,6 +60,11 @@ CREATE TABLE IF NOT EXISTS bus_events (
     put_ms          INTEGER NOT NULL
 );
 CREATE INDEX IF NOT EXISTS bus_events_bus ON bus_events (bus, seq);
+-- When a consumer last asked each queue for messages (one row a queue; `fleet status`).
+CREATE TABLE IF NOT EXISTS queue_polls (
+    queue           TEXT PRIMARY KEY,
+    last_poll_ms    INTEGER NOT NULL
+);
 CREATE TABLE IF NOT EXISTS bus_rules (
     bus             TEXT NOT NULL,
     name            TEXT NOT NULL,

@@ -87,6 +87,21 @@ pub struct QueuedMessage {
     pub dedup_id: Option<String>,
 }
 
+/// One queue as `fleet status` shows it (local backend: exact counts, not approximations).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QueueStatus {
+    pub visible: u64,
+    pub in_flight: u64,
+    /// Sent with a delay, or released with a backoff, and not yet visible.
+    pub delayed: u64,
+    /// When the oldest message still on the queue was sent (ms since the epoch).
+    pub oldest_sent_ms: Option<i64>,
+    /// The queue's dead-letter queue (redrive target).
+    pub dlq: Option<String>,
+    /// When a consumer last asked the queue for messages (ms since the epoch).
+    pub last_poll_ms: Option<i64>,
+}
+
 /// The local backend: one SQLite file plus a directory. Cheap to clone.
 #[derive(Clone)]
 pub struct LocalBackend {
@@ -181,6 +196,11 @@ impl LocalBackend {
     }
 
     /// The messages on a queue in delivery order, without receiving them.
+    /// Counts, oldest message, DLQ and last poll of one queue (for `fleet status`).
+    pub fn queue_status(&self, name: &str) -> Result<QueueStatus, PortError> {
+        queue::status(&self.db, Self::resolve_queue_name(name))
+    }
+
     pub fn queue_messages_snapshot(&self, name: &str) -> Result<Vec<QueuedMessage>, PortError> {
         queue::snapshot(&self.db, name)
     }

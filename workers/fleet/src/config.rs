@@ -18,6 +18,13 @@ pub struct Cli {
     pub command: Command,
 }
 
+/// How `fleet status` prints.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum StatusOutput {
+    Text,
+    Json,
+}
+
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Run the whole fleet (hl7-ingest, doc-pipeline, notify) in this process until
@@ -26,6 +33,16 @@ pub enum Command {
     Run {
         #[command(flatten)]
         source: ConfigSource,
+    },
+    /// For every queue the configured workers consume: visible, in flight, delayed, the oldest
+    /// message's age, the last poll, its DLQ's depth and the DLQ's messages by error code (from
+    /// the failure attribute, never a body). On AWS: counts and DLQ depth only.
+    Status {
+        #[command(flatten)]
+        source: ConfigSource,
+        /// `text` (a line a queue) or `json` (an array of queue objects).
+        #[arg(long, value_enum, default_value_t = StatusOutput::Text)]
+        output: StatusOutput,
     },
     /// On a fresh local backend: create queues, a bus rule and a table, seed generated ADT
     /// messages (well-formed and malformed), process them and print what happened.
@@ -45,7 +62,7 @@ pub enum Command {
     },
 }
 
-/// Where `fleet run` takes the fleet's configuration from.
+/// Where `fleet run` and `fleet status` take the fleet's configuration from.
 #[derive(Debug, Clone, Args)]
 pub struct ConfigSource {
     /// The local backend in DIR (DIR/fleet.sqlite, DIR/objects) with DIR/fleet.toml. On first

@@ -212,3 +212,48 @@ pub(super) async fn attributes(q: &LocalQueue) -> Result<QueueAttributes, PortEr
     })
     .await
 }
+
+/// What `fleet status` shows of one queue: counts, the oldest message, the DLQ, the last poll.
+pub(crate) fn status(db: &Db, name: &str) -> Result<crate::QueueStatus, PortError> {
+    const OP: &str = "local.queue_status";
+    let name = name.to_owned();
+    db.run_sync(OP, move |tx| {
+        let cfg = load_config(tx, &name, OP)?;
+        let now = now_ms();
+        let (visible, in_flight, delayed, oldest_sent_ms) = tx
+            .query_row(
+                "SELECT COALESCE(SUM(visible_at_ms <= ?2), 0),
+                        COALESCE(SUM(visible_at_ms > ?2 AND receipt IS NOT NULL), 0),
+                        COALESCE(SUM(visible_at_ms > ?2 AND receipt IS NULL), 0),
+                        MIN(sent_ms)
+                 FROM messages WHERE queue = ?1",
+                params![name, now],
+                |r| {
+                    Ok((
+                        r.get::<_, i64>(0)?,
+                        r.get::<_, i64>(1)?,
+                        r.get::<_, i64>(2)?,
+                        r.get::<_, Option<i64>>(3)?,
+                    ))
+                },
+            )
+            .map_err(sql_err(OP))?;
+        let last_poll_ms = tx
+            .query_row(
+                "SELECT last_poll_ms FROM queue_polls WHERE queue = ?1",
+                [&name],
+                |r| r.get::<_, i64>(0),
+            )
+            .optional()
+            .map_err(sql_err(OP))?;
+        let count = |n: i64| u64::try_from(n).unwrap_or(0);
+        Ok(crate::QueueStatus {
+            visible: count(visible),
+            in_flight: count(in_flight),
+            delayed: count(delayed),
+            oldest_sent_ms,
+            dlq: cfg.redrive.map(|(dlq, _)| dlq),
+            last_poll_ms,
+        })
+    })
+}

@@ -87,6 +87,7 @@ fn receive_once(
     let cfg = load_config(tx, queue, OP)?;
     let visibility_ms = visibility.map(duration_ms).unwrap_or(cfg.visibility_ms);
     let now = now_ms();
+    note_poll(tx, queue, now)?;
     let dlq = match &cfg.redrive {
         Some((dlq, max_receives)) if queue_exists(tx, dlq)? => Some((dlq.as_str(), *max_receives)),
         _ => None,
@@ -150,6 +151,17 @@ fn receive_once(
 
 /// Whether anything is receivable at all: a read-only probe so idle long polls take no write
 /// lock.
+/// Record that a consumer polled `queue` at `now` (what `fleet status` shows as its last poll).
+fn note_poll(tx: &Transaction<'_>, queue: &str, now: i64) -> Result<(), PortError> {
+    tx.execute(
+        "INSERT INTO queue_polls (queue, last_poll_ms) VALUES (?1, ?2)
+         ON CONFLICT (queue) DO UPDATE SET last_poll_ms = MAX(last_poll_ms, excluded.last_poll_ms)",
+        params![queue, now],
+    )
+    .map_err(sql_err("sqs.ReceiveMessage"))?;
+    Ok(())
+}
+
 fn anything_visible(tx: &Transaction<'_>, queue: &str) -> Result<bool, PortError> {
     const OP: &str = "sqs.ReceiveMessage";
     load_config(tx, queue, OP)?;
@@ -194,6 +206,10 @@ pub(super) async fn receive(
         }
         let left = deadline.saturating_duration_since(tokio::time::Instant::now());
         if left.is_zero() {
+            // An empty long poll is a poll too (one write per wait, not per check).
+            let name = q.name.clone();
+            q.db.run(OP, move |tx| note_poll(tx, &name, now_ms()))
+                .await?;
             return Ok(Vec::new());
         }
         tokio::time::sleep(left.min(POLL_INTERVAL)).await;

@@ -85,6 +85,13 @@ async fn main() -> ExitCode {
                 }
             }
         }
+        Command::Status { source, output } => match status(&source, output).await {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("fleet status: {e:#}");
+                ExitCode::from(1)
+            }
+        },
         Command::Run { source } => {
             fleet_runtime::init_logging(
                 fleet_core::env::get(fleet_core::env::LOG_FORMAT).is_none_or(|f| f != "text"),
@@ -115,4 +122,39 @@ async fn main() -> ExitCode {
             }
         }
     }
+}
+
+/// `fleet status`: reads only (no receive, no provisioning).
+async fn status(
+    source: &fleet::config::ConfigSource,
+    output: fleet::config::StatusOutput,
+) -> anyhow::Result<()> {
+    if let Some(dir) = source.dir() {
+        anyhow::ensure!(
+            dir.join("fleet.toml").is_file(),
+            "no fleet in {} (no fleet.toml): `fleet run --dir {}` creates one",
+            dir.display(),
+            dir.display()
+        );
+    }
+    let config = source.resolve()?;
+    let reports = match config.backend.kind() {
+        fleet_runtime::BackendKind::Local => {
+            let local = fleet_backends::open_local(&config.backend)?;
+            fleet::status::local_status(&config, &local)?
+        }
+        fleet_runtime::BackendKind::Aws => {
+            let backend = fleet_backends::open(&config.backend).await?;
+            fleet::status::port_status(&config, backend).await?
+        }
+    };
+    let mut stdout = std::io::stdout().lock();
+    match output {
+        fleet::config::StatusOutput::Json => {
+            serde_json::to_writer_pretty(&mut stdout, &reports)?;
+            std::io::Write::write_all(&mut stdout, b"\n")?;
+        }
+        fleet::config::StatusOutput::Text => fleet::status::render_text(&reports, &mut stdout)?,
+    }
+    Ok(())
 }

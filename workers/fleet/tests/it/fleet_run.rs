@@ -149,6 +149,52 @@ async fn fleet_run_dir_runs_all_three_workers_in_one_process() {
         "nothing else dead-lettered"
     );
 
+    // `fleet status` on the running fleet: every consumed queue, with the DLQ's codes.
+    let out = std::process::Command::new(fleet_testkit::workers::binary("fleet"))
+        .args(["status", "--dir", &dir_arg, "--output", "json"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "fleet status: {out:?}");
+    let status: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let queue = |name: &str| {
+        status
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|q| q["queue"] == name)
+            .unwrap_or_else(|| panic!("{name} missing from fleet status: {status:#}"))
+            .clone()
+    };
+    let hl7 = queue("hl7-inbound");
+    assert_eq!(hl7["worker"], "hl7-ingest");
+    assert_eq!(hl7["dlq"]["queue"], "hl7-inbound-dlq");
+    assert_eq!(hl7["dlq"]["depth"], 1);
+    assert_eq!(
+        hl7["dlq"]["codes"],
+        serde_json::json!({ expected_code.as_str(): 1 }),
+        "{status:#}"
+    );
+    assert!(
+        hl7["last_poll_age_secs"].as_f64().is_some_and(|s| s < 30.0),
+        "hl7-ingest polls: {hl7}"
+    );
+    for (name, worker) in [
+        ("doc-uploads", "doc-pipeline"),
+        ("notify-inbound", "notify"),
+    ] {
+        let q = queue(name);
+        assert_eq!(q["worker"], worker);
+        assert_eq!(q["dlq"]["depth"], 0, "{q}");
+        assert_eq!(q["dlq"]["codes"], serde_json::json!({}), "{q}");
+        assert!(q["last_poll_age_secs"].is_number(), "{q}");
+    }
+    // No body reaches the status output.
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(
+        !text.contains("MRN5550001") && !text.contains(hl7::FAMILY[0]),
+        "{text}"
+    );
+
     let (took, status) = fleet.terminate(Duration::from_secs(90));
     assert!(
         status.success(),

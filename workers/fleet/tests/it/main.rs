@@ -6,3 +6,4 @@ mod doc_extract;
 mod fleet_run;
 mod hl7_inspect;
 mod notify_check;
+mod status_aws;
