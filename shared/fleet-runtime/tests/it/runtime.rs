@@ -22,25 +22,25 @@ use tokio_util::sync::CancellationToken;
 // Harness
 // ---------------------------------------------------------------------------------------------
 
-struct Env {
+pub(crate) struct Env {
     _dir: tempfile::TempDir,
-    local: LocalBackend,
+    pub(crate) local: LocalBackend,
 }
 
-fn env() -> Env {
+pub(crate) fn env() -> Env {
     let dir = tempfile::tempdir().unwrap();
     let local =
         LocalBackend::open(&dir.path().join("fleet.db"), &dir.path().join("objects")).unwrap();
     Env { _dir: dir, local }
 }
 
-struct QueueOpts {
-    fifo: bool,
-    visibility: Duration,
-    max_receives: u32,
-    encrypted: bool,
-    dlq_encrypted: bool,
-    redrive: bool,
+pub(crate) struct QueueOpts {
+    pub(crate) fifo: bool,
+    pub(crate) visibility: Duration,
+    pub(crate) max_receives: u32,
+    pub(crate) encrypted: bool,
+    pub(crate) dlq_encrypted: bool,
+    pub(crate) redrive: bool,
 }
 
 impl Default for QueueOpts {
@@ -58,7 +58,7 @@ impl Default for QueueOpts {
 
 impl Env {
     /// Creates `name` and `name-dlq` (with the `.fifo` suffix kept last for FIFO queues).
-    fn queue(&self, name: &str, o: QueueOpts) -> String {
+    pub(crate) fn queue(&self, name: &str, o: QueueOpts) -> String {
         let (src, dlq) = if o.fifo {
             (format!("{name}.fifo"), format!("{name}-dlq.fifo"))
         } else {
@@ -95,7 +95,7 @@ impl Env {
         self.local.queue(name).await.unwrap()
     }
 
-    async fn send(
+    pub(crate) async fn send(
         &self,
         queue: &str,
         body: &str,
@@ -120,7 +120,7 @@ impl Env {
             .unwrap()
     }
 
-    fn snapshot(&self, queue: &str) -> Vec<fleet_local::QueuedMessage> {
+    pub(crate) fn snapshot(&self, queue: &str) -> Vec<fleet_local::QueuedMessage> {
         self.local.queue_messages_snapshot(queue).unwrap()
     }
 }
@@ -137,7 +137,7 @@ fn now_ms() -> i64 {
         .as_millis() as i64
 }
 
-fn config(queue: &str) -> RuntimeConfig {
+pub(crate) fn config(queue: &str) -> RuntimeConfig {
     let mut c = RuntimeConfig::new("test-worker", queue);
     c.wait_time = Duration::from_millis(200);
     c.backoff = BackoffPolicy::FAST_TESTS;
@@ -146,25 +146,29 @@ fn config(queue: &str) -> RuntimeConfig {
     c
 }
 
-struct Running {
+pub(crate) struct Running {
     stop: CancellationToken,
     task: tokio::task::JoinHandle<Result<RunReport, RuntimeError>>,
 }
 
 impl Running {
-    async fn stop(self) -> RunReport {
+    pub(crate) async fn stop(self) -> RunReport {
         self.stop.cancel();
         self.task.await.unwrap().unwrap()
     }
 }
 
-fn start(cfg: RuntimeConfig, backend: Arc<dyn Backend>, handler: Arc<dyn Handler>) -> Running {
+pub(crate) fn start(
+    cfg: RuntimeConfig,
+    backend: Arc<dyn Backend>,
+    handler: Arc<dyn Handler>,
+) -> Running {
     let stop = CancellationToken::new();
     let task = tokio::spawn(fleet_runtime::run(cfg, backend, handler, stop.clone()));
     Running { stop, task }
 }
 
-async fn wait_until(what: &str, timeout: Duration, mut cond: impl FnMut() -> bool) {
+pub(crate) async fn wait_until(what: &str, timeout: Duration, mut cond: impl FnMut() -> bool) {
     let deadline = Instant::now() + timeout;
     while !cond() {
         assert!(Instant::now() < deadline, "timed out waiting for: {what}");
@@ -236,7 +240,7 @@ fn slow(delay: Duration) -> Arc<SlowHandler> {
     })
 }
 
-fn failure_of(m: &fleet_local::QueuedMessage) -> FailureMetadata {
+pub(crate) fn failure_of(m: &fleet_local::QueuedMessage) -> FailureMetadata {
     FailureMetadata::from_attributes(&m.attributes).expect("failure attribute present")
 }
 

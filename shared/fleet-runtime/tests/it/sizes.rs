@@ -8,19 +8,15 @@
 //! crate's constants: they are the documented service rules the code must meet.
 
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use async_trait::async_trait;
 use fleet_core::{
-    Attributes, Backend, BatchResult, BusEvent, ErrorCode, EventBus, FailureMetadata, MessageQueue,
-    OutgoingMessage, PortError,
+    Attributes, Backend, BatchResult, BusEvent, ErrorCode, EventBus, FailureMetadata, PortError,
 };
-use fleet_local::{LocalBackend, QueueSpec};
-use fleet_runtime::{
-    BackoffPolicy, Delivery, EventPublisher, Failure, Handler, Outcome, RunReport, RuntimeConfig,
-    RuntimeError,
-};
-use tokio_util::sync::CancellationToken;
+use fleet_runtime::{Delivery, EventPublisher, Failure, Handler, Outcome};
+
+use super::runtime::{Env, QueueOpts, config, env, failure_of, start, wait_until};
 
 /// EventBridge: the entry sizes of one PutEvents request must add up to less than 256 KiB.
 const PUT_EVENTS_LIMIT: usize = 256 * 1024;
@@ -50,107 +46,18 @@ fn sqs_size(body: &str, attributes: &Attributes) -> usize {
             .sum::<usize>()
 }
 
-// ---------------------------------------------------------------------------------------------
-// Harness
-// ---------------------------------------------------------------------------------------------
-
-struct Env {
-    _dir: tempfile::TempDir,
-    local: LocalBackend,
-}
-
-fn env() -> Env {
-    let dir = tempfile::tempdir().unwrap();
-    let local =
-        LocalBackend::open(&dir.path().join("fleet.db"), &dir.path().join("objects")).unwrap();
-    Env { _dir: dir, local }
-}
-
-impl Env {
-    /// `name` with a redrive policy to `name-dlq` far above the runtime's attempts, so only the
-    /// runtime's own dead-letter send can put a copy there.
-    fn queues(&self, name: &str) -> (String, String) {
-        let dlq = format!("{name}-dlq");
-        let kms = || Some("alias/fleet-test".to_string());
-        self.local
-            .create_queue(
-                &dlq,
-                QueueSpec {
-                    kms_key_id: kms(),
-                    ..QueueSpec::default()
-                },
-            )
-            .unwrap();
-        self.local
-            .create_queue(
-                name,
-                QueueSpec {
-                    redrive: Some((dlq.clone(), 1000)),
-                    kms_key_id: kms(),
-                    ..QueueSpec::default()
-                },
-            )
-            .unwrap();
-        (name.to_string(), dlq)
-    }
-
-    async fn send(&self, queue: &str, body: String) {
-        let q: Arc<dyn MessageQueue> = self.local.queue(queue).await.unwrap();
-        q.send(OutgoingMessage {
-            body,
-            ..OutgoingMessage::default()
-        })
-        .await
-        .unwrap();
-    }
-
-    fn snapshot(&self, queue: &str) -> Vec<fleet_local::QueuedMessage> {
-        self.local.queue_messages_snapshot(queue).unwrap()
-    }
-}
-
-fn config(queue: &str) -> RuntimeConfig {
-    let mut c = RuntimeConfig::new("test-worker", queue);
-    c.wait_time = Duration::from_millis(200);
-    c.backoff = BackoffPolicy::FAST_TESTS;
-    c.delete_linger = Duration::from_millis(5);
-    c.drain_deadline = Duration::from_secs(5);
-    c
-}
-
-struct Running {
-    stop: CancellationToken,
-    task: tokio::task::JoinHandle<Result<RunReport, RuntimeError>>,
-}
-
-impl Running {
-    fn start(cfg: RuntimeConfig, env: &Env, handler: Arc<dyn Handler>) -> Self {
-        let stop = CancellationToken::new();
-        let task = tokio::spawn(fleet_runtime::run(
-            cfg,
-            Arc::new(env.local.clone()),
-            handler,
-            stop.clone(),
-        ));
-        Self { stop, task }
-    }
-
-    async fn stop(self) -> RunReport {
-        self.stop.cancel();
-        self.task.await.unwrap().unwrap()
-    }
-}
-
-async fn wait_until(what: &str, timeout: Duration, mut cond: impl FnMut() -> bool) {
-    let deadline = Instant::now() + timeout;
-    while !cond() {
-        assert!(Instant::now() < deadline, "timed out waiting for: {what}");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-}
-
-fn failure_of(m: &fleet_local::QueuedMessage) -> FailureMetadata {
-    FailureMetadata::from_attributes(&m.attributes).expect("failure attribute present")
+/// `name` and `name-dlq`, with a redrive count far above the runtime's attempts, so only the
+/// runtime's own dead-letter send can put a copy there.
+fn queues(env: &Env, name: &str) -> (String, String) {
+    let q = env.queue(
+        name,
+        QueueOpts {
+            max_receives: 1000,
+            ..QueueOpts::default()
+        },
+    );
+    let dlq = format!("{q}-dlq");
+    (q, dlq)
 }
 
 /// Forwards to the real bus and records each request's events.
@@ -255,13 +162,13 @@ impl Handler for PublishingHandler {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn item3_an_event_over_the_put_events_limit_dead_letters_its_message_with_event_too_large() {
     let env = env();
-    let (q, dlq) = env.queues("big-event");
-    env.send(&q, "big".into()).await;
-    env.send(&q, "small".into()).await;
+    let (q, dlq) = queues(&env, "big-event");
+    env.send(&q, "big", &[], None).await;
+    env.send(&q, "small", &[], None).await;
     let handler = Arc::new(PublishingHandler {
         publisher: EventPublisher::new(env.local.event_bus("sizes"), Duration::from_millis(10)),
     });
-    let run = Running::start(config(&q), &env, handler);
+    let run = start(config(&q), Arc::new(env.local.clone()), handler);
     wait_until("both messages settled", Duration::from_secs(10), || {
         env.snapshot(&q).is_empty()
     })
@@ -283,7 +190,7 @@ async fn item3_an_event_over_the_put_events_limit_dead_letters_its_message_with_
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn item3_a_dead_letter_copy_near_the_sqs_max_keeps_its_body_and_truncates_the_detail() {
     let env = env();
-    let (q, dlq) = env.queues("near-max");
+    let (q, dlq) = queues(&env, "near-max");
     // The failure attribute this copy will carry, with a 128-byte detail: worker, queue and
     // a uuid message id as the runtime writes them, times with nanoseconds.
     let probe = FailureMetadata {
@@ -300,11 +207,11 @@ async fn item3_a_dead_letter_copy_near_the_sqs_max_keeps_its_body_and_truncates_
     let probe_size = sqs_size("", &probe_attrs);
     // So the full 256-byte detail is about 128 bytes too many, an empty one 128 too few.
     let body = "b".repeat(SQS_LIMIT - probe_size);
-    env.send(&q, body.clone()).await;
+    env.send(&q, &body, &[], None).await;
     let long_detail = "x".repeat(1000);
     let detail = long_detail.clone();
     let handler: Arc<dyn Handler> = Arc::new(FixedFailure(detail));
-    let run = Running::start(config(&q), &env, handler);
+    let run = start(config(&q), Arc::new(env.local.clone()), handler);
     wait_until("dead-lettered", Duration::from_secs(8), || {
         env.snapshot(&dlq).len() == 1
     })
