@@ -94,12 +94,12 @@ pub struct QueueStatus {
     pub in_flight: u64,
     /// Sent with a delay, or released with a backoff, and not yet visible.
     pub delayed: u64,
-    /// When the oldest message still on the queue was sent (ms since the epoch).
-    pub oldest_sent_ms: Option<i64>,
+    /// How long ago the oldest message still on the queue was sent.
+    pub oldest_message_age: Option<Duration>,
     /// The queue's dead-letter queue (redrive target).
     pub dlq: Option<String>,
-    /// When a consumer last asked the queue for messages (ms since the epoch).
-    pub last_poll_ms: Option<i64>,
+    /// How long ago a consumer last asked the queue for messages.
+    pub since_last_poll: Option<Duration>,
 }
 
 /// The local backend: one SQLite file plus a directory. Cheap to clone.

@@ -66,29 +66,24 @@ pub fn consumed_queues(config: &FleetConfig) -> Vec<(&'static str, String)> {
     out
 }
 
-fn age_secs(now_ms: i64, then_ms: i64) -> f64 {
-    // Whole milliseconds: the value is for people and alarms, not for arithmetic.
-    let ms = (now_ms - then_ms).max(0);
-    ms as f64 / 1000.0
-}
-
-fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
-        .unwrap_or(0)
-}
-
-/// The DLQ's messages counted by the code in their failure attribute.
-fn dlq_codes(local: &LocalBackend, dlq: &str) -> anyhow::Result<BTreeMap<String, u64>> {
+/// The DLQ's depth and its messages counted by the code in their failure attribute, from one
+/// read of the queue.
+fn local_dlq(local: &LocalBackend, dlq: &str) -> anyhow::Result<DlqReport> {
+    let messages = local
+        .queue_messages_snapshot(dlq)
+        .with_context(|| format!("dead-letter queue {dlq}"))?;
     let mut codes = BTreeMap::new();
-    for m in local.queue_messages_snapshot(dlq)? {
+    for m in &messages {
         let code = FailureMetadata::from_attributes(&m.attributes)
             .map(|f| f.code.as_str().to_string())
             .unwrap_or_else(|| REDRIVEN_WITHOUT_FAILURE.to_string());
         *codes.entry(code).or_insert(0) += 1;
     }
-    Ok(codes)
+    Ok(DlqReport {
+        queue: dlq.to_string(),
+        depth: u64::try_from(messages.len()).unwrap_or(u64::MAX),
+        codes: Some(codes),
+    })
 }
 
 /// Status of every consumed queue on the local backend.
@@ -96,34 +91,21 @@ pub fn local_status(
     config: &FleetConfig,
     local: &LocalBackend,
 ) -> anyhow::Result<Vec<QueueReport>> {
-    let now = now_ms();
     consumed_queues(config)
         .into_iter()
         .map(|(worker, queue)| {
             let s = local
                 .queue_status(&queue)
                 .with_context(|| format!("queue {queue}"))?;
-            let dlq = match &s.dlq {
-                Some(dlq) => {
-                    let d = local
-                        .queue_status(dlq)
-                        .with_context(|| format!("dead-letter queue {dlq}"))?;
-                    Some(DlqReport {
-                        queue: dlq.clone(),
-                        depth: d.visible + d.in_flight + d.delayed,
-                        codes: Some(dlq_codes(local, dlq)?),
-                    })
-                }
-                None => None,
-            };
+            let dlq = s.dlq.as_deref().map(|d| local_dlq(local, d)).transpose()?;
             Ok(QueueReport {
                 worker,
                 queue,
                 visible: s.visible,
                 in_flight: s.in_flight,
                 delayed: s.delayed,
-                oldest_message_age_secs: s.oldest_sent_ms.map(|t| age_secs(now, t)),
-                last_poll_age_secs: s.last_poll_ms.map(|t| age_secs(now, t)),
+                oldest_message_age_secs: s.oldest_message_age.map(|d| d.as_secs_f64()),
+                last_poll_age_secs: s.since_last_poll.map(|d| d.as_secs_f64()),
                 dlq,
             })
         })

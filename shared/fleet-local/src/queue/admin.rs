@@ -247,13 +247,14 @@ pub(crate) fn status(db: &Db, name: &str) -> Result<crate::QueueStatus, PortErro
             .optional()
             .map_err(sql_err(OP))?;
         let count = |n: i64| u64::try_from(n).unwrap_or(0);
+        let age = |then: i64| Duration::from_millis(count(now - then));
         Ok(crate::QueueStatus {
             visible: count(visible),
             in_flight: count(in_flight),
             delayed: count(delayed),
-            oldest_sent_ms,
+            oldest_message_age: oldest_sent_ms.map(age),
             dlq: cfg.redrive.map(|(dlq, _)| dlq),
-            last_poll_ms,
+            since_last_poll: last_poll_ms.map(age),
         })
     })
 }
