@@ -287,6 +287,19 @@ impl RecordStore for DynamoTable {
         }
         Ok(records)
     }
+
+    async fn delete(&self, pk: &str, sk: &str) -> Result<(), PortError> {
+        const OP: &str = "dynamodb.DeleteItem";
+        self.client
+            .delete_item()
+            .table_name(&self.table)
+            .key("pk", AttributeValue::S(pk.to_string()))
+            .key("sk", AttributeValue::S(sk.to_string()))
+            .send()
+            .await
+            .map_err(|e| classify(OP, &e))?;
+        Ok(())
+    }
 }
 
 #[cfg(test)]

@@ -94,6 +94,15 @@ codes! {
     /// An OCR completion notification that cannot be used: not the expected JSON, or naming a
     /// job this deployment did not start.
     OcrCompletionInvalid = "OCR_COMPLETION_INVALID",
+    /// An OCR job id nobody can vouch for: a completion whose JobTag names no job record, or
+    /// whose JobId is not the job recorded for that document (a forged, foreign or stale
+    /// notification; nothing is read or written for it); or a job id Textract does not know
+    /// (`InvalidJobIdException`).
+    OcrJobUnknown = "OCR_JOB_UNKNOWN",
+    /// A recorded OCR job that outlived its results: Textract no longer knows the job id (a job
+    /// id is valid for 7 days) or it still ran after 7 days. The document was never finished;
+    /// replay its upload to start it again.
+    OcrTimedOut = "OCR_TIMED_OUT",
     /// The entity extractor refused the text permanently (`InvalidRequestException`,
     /// `InvalidEncodingException`, `TextSizeLimitExceededException`).
     EntitiesRejected = "ENTITIES_REJECTED",

@@ -79,6 +79,11 @@ pub const DOC_RESULTS_BUCKET: &str = "FLEET_DOC_RESULTS_BUCKET";
 pub const DOC_RESULTS_PREFIX: &str = "FLEET_DOC_RESULTS_PREFIX";
 /// doc-pipeline: largest document read, in bytes.
 pub const DOC_MAX_BYTES: &str = "FLEET_DOC_MAX_BYTES";
+/// doc-pipeline: age, in seconds, after which a started OCR job whose completion has not
+/// arrived is looked up by the sweeper (default 900).
+pub const DOC_OCR_SWEEP_AFTER: &str = "FLEET_DOC_OCR_SWEEP_AFTER_SECS";
+/// doc-pipeline: seconds between two sweeps of started OCR jobs (default 60).
+pub const DOC_OCR_SWEEP_INTERVAL: &str = "FLEET_DOC_OCR_SWEEP_INTERVAL_SECS";
 /// OCR engine: `tesseract` or `textract` (default: `textract` on the aws backend).
 pub const DOC_OCR: &str = "FLEET_DOC_OCR";
 /// Entity extractor: `rules` or `comprehend-medical` (default: `comprehend-medical` on aws).

@@ -277,6 +277,9 @@ pub trait RecordStore: Send + Sync {
     async fn transact_put(&self, puts: &[ConditionalPut]) -> Result<TransactOutcome, PortError>;
     /// All records of a partition, in sort-key order.
     async fn query(&self, pk: &str) -> Result<Vec<Record>, PortError>;
+    /// Remove a record; removing one that does not exist is not an error (DynamoDB
+    /// DeleteItem without a condition).
+    async fn delete(&self, pk: &str, sk: &str) -> Result<(), PortError>;
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -224,4 +224,20 @@ impl RecordStore for LocalTable {
             })
             .await
     }
+
+    async fn delete(&self, pk: &str, sk: &str) -> Result<(), PortError> {
+        const OP: &str = "dynamodb.DeleteItem";
+        count(OP);
+        let (table, pk, sk) = (self.name.clone(), pk.to_string(), sk.to_string());
+        self.db
+            .run(OP, move |tx| {
+                tx.execute(
+                    "DELETE FROM records WHERE tbl = ?1 AND pk = ?2 AND sk = ?3",
+                    params![&*table, pk, sk],
+                )
+                .map_err(sql_err(OP))?;
+                Ok(())
+            })
+            .await
+    }
 }

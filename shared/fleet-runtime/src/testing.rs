@@ -39,6 +39,9 @@ impl RecordStore for FailingRecords {
     async fn query(&self, _pk: &str) -> Result<Vec<Record>, PortError> {
         Err(self.0.clone())
     }
+    async fn delete(&self, _pk: &str, _sk: &str) -> Result<(), PortError> {
+        Err(self.0.clone())
+    }
 }
 
 /// A first delivery of `body` with fixed ids.
@@ -48,6 +51,7 @@ pub fn delivery(body: String) -> Delivery {
         body,
         attributes: Default::default(),
         receive_count: 1,
+        attempt: 1,
         group_id: None,
         correlation_id: "c-port".into(),
         sent_timestamp_ms: 0,

@@ -59,6 +59,15 @@ pub struct WorkerConfig {
     /// Largest document read, bytes (Textract's asynchronous limit is 500 MB).
     #[arg(long, env = env::DOC_MAX_BYTES, default_value_t = 100 * 1024 * 1024)]
     pub max_document_bytes: u64,
+    /// Age of a started OCR job (Textract, asynchronous) whose completion notification has
+    /// not arrived, after which the sweeper looks it up (GetDocumentTextDetection) and
+    /// finishes or fails it, seconds. Engines that start no jobs (Tesseract) run no sweeper.
+    #[arg(long, env = env::DOC_OCR_SWEEP_AFTER, default_value_t = 900)]
+    pub ocr_sweep_after_secs: u64,
+    /// Seconds between two sweeps of started OCR jobs (the first runs at start).
+    #[arg(long, env = env::DOC_OCR_SWEEP_INTERVAL, default_value_t = 60,
+          value_parser = clap::value_parser!(u64).range(1..))]
+    pub ocr_sweep_interval_secs: u64,
     /// `minimal` leaves the object key (keys can hold names) out of events.
     #[command(flatten)]
     pub phi: PhiPolicyArgs,

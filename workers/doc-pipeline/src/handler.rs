@@ -16,10 +16,10 @@ use async_trait::async_trait;
 use fleet_core::phi::Phi;
 use fleet_core::ports::{Condition, ConditionalPut, ObjectStore, PutOutcome, Record, RecordStore};
 use fleet_core::{Backend, ErrorCode, EventEnvelope};
-use fleet_docs::completion::{self, JobStatus};
+use fleet_docs::completion;
 use fleet_docs::s3event::{self, Notification, ObjectRef};
 use fleet_docs::schema::{Category, Entity, OcrResult, TraitName};
-use fleet_docs::{Document, EntityExtractor, MediaType, ObjectLocation, Ocr, OcrJob, OcrStart};
+use fleet_docs::{Document, EntityExtractor, MediaType, ObjectLocation, Ocr, OcrStart};
 // A step stops with the fleet's failure type: a port error becomes one through
 // `Failure::from_port` (the `?`s below); an OCR or extraction error already is one.
 use fleet_runtime::{Delivery, EventPublisher, Failure, Handler, Outcome};
@@ -27,13 +27,12 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 use crate::events::{self, PhiPolicy};
+use crate::ocr_jobs::{JobOutcome, JobRecord, SK_JOB, Trigger, job_pk, pending_entry};
 
 const SK_DOCUMENT: &str = "DOCUMENT";
-const SK_JOB: &str = "OCRJOB";
-/// Textract keeps a job's results for 7 days; the job record need not outlive them.
-const JOB_RECORD_TTL_SECS: i64 = 7 * 24 * 3600;
 /// When a completion arrives for a job that still reports IN_PROGRESS (results not yet
-/// consistent), look again after this long.
+/// consistent), or that another delivery or the sweeper is finishing, look again after this
+/// long.
 const JOB_IN_PROGRESS_RETRY: Duration = Duration::from_secs(15);
 /// Version of the results JSON layout.
 pub const RESULTS_SCHEMA_VERSION: &str = "1";
@@ -45,14 +44,17 @@ pub enum Processed {
     New { document_id: String },
     /// Already processed: the stored event was published again.
     Republished { document_id: String },
-    /// An asynchronous OCR job was started; the completion handler finishes it.
+    /// An asynchronous OCR job was started; the completion handler (or the sweeper) finishes it.
     JobStarted { document_id: String },
+    /// The job was finished before (by its completion or by the sweeper): nothing was done
+    /// and nothing published again.
+    AlreadyFinished { document_id: String },
 }
 
 /// The document as the records know it. The key is PHI-bearing: it is stored (encrypted),
 /// never logged, and only in the event under the full policy.
 #[derive(Clone, Serialize, Deserialize)]
-struct Source {
+pub(crate) struct Source {
     bucket: String,
     key: String,
     version_id: Option<String>,
@@ -81,12 +83,8 @@ fn document_pk(document_id: &str) -> String {
 
 /// The OCR token of a document: its id without dashes (32 of `[0-9a-f]`, within Textract's
 /// 64-character `[A-Za-z0-9_-]` for ClientRequestToken and JobTag).
-fn token(document_id: &str) -> String {
+pub(crate) fn token(document_id: &str) -> String {
     document_id.replace('-', "")
-}
-
-fn job_pk(token: &str) -> String {
-    format!("JOB#{token}")
 }
 
 impl Pipeline {
@@ -154,10 +152,10 @@ impl Pipeline {
             }),
         };
         let token = token(&document_id);
+        let mut job = JobRecord::new(&document_id, source.clone(), correlation_id);
         if self.ocr.starts_job(media_type) {
             // Recorded before the job exists, so its completion always finds the record.
-            self.put_job(&token, &document_id, &source, None, correlation_id)
-                .await?;
+            self.put_job(&token, &job, None).await?;
         }
         match self.ocr.start(&document, &token).await? {
             OcrStart::Done(ocr) => {
@@ -166,7 +164,9 @@ impl Pipeline {
                     .await
             }
             OcrStart::Started { job_id } => {
-                self.put_job(&token, &document_id, &source, Some(&job_id), correlation_id)
+                job.job_id = Some(job_id.clone());
+                // The job id, and the job among the started ones the sweeper looks at.
+                self.put_job(&token, &job, Some(pending_entry(&token, &job)))
                     .await?;
                 tracing::info!(document_id = %document_id, job_id = %job_id, "OCR job started");
                 Ok(Processed::JobStarted { document_id })
@@ -190,47 +190,46 @@ impl Pipeline {
                 "the completion has no JobTag",
             )
         })?;
-        let job = self
-            .records
-            .get(&job_pk(tag), SK_JOB)
-            .await?
-            .ok_or_else(|| {
-                Failure::permanent(
-                    ErrorCode::OcrCompletionInvalid,
-                    "no job record for this JobTag: not started by this deployment",
-                )
-            })?;
-        let document_id = job.data["document_id"].as_str().unwrap_or("").to_string();
-        let source: Source = serde_json::from_value(job.data["source"].clone()).map_err(|_| {
+        let record = self.records.get(&job_pk(tag), SK_JOB).await?.ok_or_else(|| {
             Failure::permanent(
-                ErrorCode::OcrCompletionInvalid,
-                "the job record is not readable",
+                ErrorCode::OcrJobUnknown,
+                "no job record for this JobTag: not started by this deployment, or its record expired",
             )
         })?;
-        if self.republish_if_done(&document_id).await? {
-            return Ok(Processed::Republished { document_id });
+        let job = JobRecord::read(&record)?;
+        // Accepted only for the job the store recorded, for the document it was started for.
+        if token(&job.document_id) != tag {
+            return Err(Failure::permanent(
+                ErrorCode::OcrJobUnknown,
+                "the job record under this JobTag belongs to another document",
+            ));
         }
-        match done.status {
-            JobStatus::Failed | JobStatus::Error => {
+        match job.job_id.as_deref() {
+            // The completion overtook the upload handler's second write: it is moments away.
+            None => {
+                return Err(Failure::retryable(
+                    "ocr_in_progress",
+                    "the job's id is not recorded yet",
+                )
+                .after(JOB_IN_PROGRESS_RETRY));
+            }
+            Some(recorded) if recorded != done.job_id => {
                 return Err(Failure::permanent(
-                    ErrorCode::OcrFailed,
-                    format!("the OCR job ended {:?}", done.status),
+                    ErrorCode::OcrJobUnknown,
+                    "the JobId is not the job recorded for this document's JobTag",
                 ));
             }
-            JobStatus::Succeeded | JobStatus::PartialSuccess => {}
+            Some(_) => {}
         }
-        match self.ocr.collect(&done.job_id).await? {
-            OcrJob::InProgress => {
+        let document_id = job.document_id.clone();
+        match self
+            .settle_job(tag, record, job, Trigger::Completion(done.status))
+            .await?
+        {
+            JobOutcome::Finished(processed) => Ok(processed),
+            JobOutcome::AlreadyFinished => Ok(Processed::AlreadyFinished { document_id }),
+            JobOutcome::StillRunning | JobOutcome::Busy => {
                 Err(Failure::retry("ocr_in_progress").after(JOB_IN_PROGRESS_RETRY))
-            }
-            OcrJob::Done(ocr) => {
-                let correlation = job.data["correlation_id"]
-                    .as_str()
-                    .unwrap_or("")
-                    .to_string();
-                let engine = self.ocr.name();
-                self.finish(&document_id, &source, ocr, engine, &correlation)
-                    .await
             }
         }
     }
@@ -254,37 +253,8 @@ impl Pipeline {
         Ok(())
     }
 
-    async fn put_job(
-        &self,
-        token: &str,
-        document_id: &str,
-        source: &Source,
-        job_id: Option<&str>,
-        correlation_id: &str,
-    ) -> Result<(), Failure> {
-        let now = chrono::Utc::now().timestamp();
-        self.records
-            .put(ConditionalPut {
-                record: Record {
-                    pk: job_pk(token),
-                    sk: SK_JOB.into(),
-                    order: now,
-                    expires_at: Some(now + JOB_RECORD_TTL_SECS),
-                    data: json!({
-                        "document_id": document_id,
-                        "job_id": job_id,
-                        "source": source,
-                        "correlation_id": correlation_id,
-                    }),
-                },
-                condition: Condition::None,
-            })
-            .await?;
-        Ok(())
-    }
-
     /// Publish the stored event again when the document's record exists.
-    async fn republish_if_done(&self, document_id: &str) -> Result<bool, Failure> {
+    pub(crate) async fn republish_if_done(&self, document_id: &str) -> Result<bool, Failure> {
         let Some(stored) = self
             .records
             .get(&document_pk(document_id), SK_DOCUMENT)
@@ -304,7 +274,7 @@ impl Pipeline {
         Ok(true)
     }
 
-    async fn finish(
+    pub(crate) async fn finish(
         &self,
         document_id: &str,
         source: &Source,

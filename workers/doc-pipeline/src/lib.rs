@@ -10,17 +10,20 @@ pub mod config;
 pub mod events;
 pub mod extract;
 pub mod handler;
+pub mod ocr_jobs;
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use fleet_core::Backend;
-use fleet_docs::{EntityExtractor, Ocr};
+use fleet_docs::{EntityExtractor, MediaType, Ocr};
 use fleet_runtime::{EventPublisher, RunReport, RuntimeConfig};
 use tokio_util::sync::CancellationToken;
 
 pub use config::{RUNTIME_DEFAULTS, WorkerConfig};
 pub use extract::extract;
 pub use handler::{CompletionHandler, Pipeline, Processed, UploadHandler};
+pub use ocr_jobs::{SweepReport, run_sweeper};
 
 /// The worker's name in logs, metrics and failure metadata.
 pub const WORKER: &str = "doc-pipeline";
@@ -81,7 +84,9 @@ fn runtime_config(config: &WorkerConfig, queue: &str, serve_health: bool) -> Run
 }
 
 /// Run the worker until `shutdown` is cancelled: the upload queue, and the completion queue
-/// when one is configured, each with its own runtime (and its own guardrail checks).
+/// when one is configured, each with its own runtime (and its own guardrail checks); and,
+/// when the OCR engine starts asynchronous jobs (Textract), the sweeper that finishes jobs
+/// whose completion never arrived.
 pub async fn run(
     config: WorkerConfig,
     backend: Arc<dyn Backend>,
@@ -91,6 +96,40 @@ pub async fn run(
 ) -> anyhow::Result<Report> {
     let ids = config.identities()?;
     let pipeline = pipeline(&config, backend.clone(), ocr, extractor)?;
+    // Its own token under the worker's: it ends with the shutdown, and with the queues when
+    // one fails to start.
+    let sweeper_stop = shutdown.child_token();
+    let sweeper = starts_jobs(pipeline.ocr.as_ref()).then(|| {
+        tokio::spawn(run_sweeper(
+            pipeline.clone(),
+            Duration::from_secs(config.ocr_sweep_interval_secs),
+            Duration::from_secs(config.ocr_sweep_after_secs),
+            runtime_config(&config, &ids.queue, false).drain_deadline,
+            sweeper_stop.clone(),
+        ))
+    });
+    let report = run_queues(config, ids, backend, pipeline, shutdown).await;
+    sweeper_stop.cancel();
+    if let Some(sweeper) = sweeper {
+        let _ = sweeper.await;
+    }
+    report
+}
+
+/// Whether `ocr` answers some documents with an asynchronous job.
+fn starts_jobs(ocr: &dyn Ocr) -> bool {
+    [MediaType::Pdf, MediaType::Tiff]
+        .into_iter()
+        .any(|m| ocr.starts_job(m))
+}
+
+async fn run_queues(
+    config: WorkerConfig,
+    ids: config::Identities,
+    backend: Arc<dyn Backend>,
+    pipeline: Arc<Pipeline>,
+    shutdown: CancellationToken,
+) -> anyhow::Result<Report> {
     let uploads = fleet_runtime::run(
         runtime_config(&config, &ids.queue, true),
         backend.clone(),

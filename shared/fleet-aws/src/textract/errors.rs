@@ -121,7 +121,9 @@ pub(super) fn classify_textract(
             permanent(ErrorCode::DocumentNotFound)
         }
         "InvalidS3ObjectException" => permanent(ErrorCode::OcrFailed),
-        "InvalidJobIdException" => permanent(ErrorCode::OcrCompletionInvalid),
+        // A job id Textract does not know. For a job this fleet started and recorded, that
+        // means its 7 days are over: the worker turns it into OCR_TIMED_OUT.
+        "InvalidJobIdException" => permanent(ErrorCode::OcrJobUnknown),
         "AccessDeniedException"
         | "InvalidKMSKeyException"
         | "IdempotentParameterMismatchException"

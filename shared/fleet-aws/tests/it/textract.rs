@@ -973,7 +973,7 @@ async fn modeled_exceptions_map_to_their_error_codes() {
                 "no such job"
             ))
             .await,
-            ErrorCode::OcrCompletionInvalid,
+            ErrorCode::OcrJobUnknown,
         ),
         (
             "GetDocumentTextDetection",
@@ -1059,4 +1059,35 @@ async fn only_pdf_and_tiff_start_jobs() {
     assert!(ocr.starts_job(MediaType::Pdf) && ocr.starts_job(MediaType::Tiff));
     assert!(!ocr.starts_job(MediaType::Png) && !ocr.starts_job(MediaType::Jpeg));
     assert!(!ocr.starts_job(MediaType::Text));
+}
+
+// ---------------------------------------------------------------------------------------------
+// Issue 15 item 10: a job Textract no longer knows.
+
+/// GetDocumentTextDetection for a job id past its 7 days answers HTTP 400 with the modeled
+/// `InvalidJobIdException` (awsJson1.1 error body, `__type`); the adapter names it
+/// `OCR_JOB_UNKNOWN`, which the worker turns into `OCR_TIMED_OUT` for a job it recorded. Not
+/// retried: the answer will not change.
+#[tokio::test]
+async fn item10_a_job_id_textract_no_longer_knows_is_ocr_job_unknown() {
+    use aws_smithy_runtime_api::http::{Response, StatusCode};
+    use aws_smithy_types::body::SdkBody;
+    let body = fixture("textract_get_document_text_detection_invalid_job_id.json").to_string();
+    let rule = mock!(Client::get_document_text_detection).then_http_response(move || {
+        let mut r = Response::new(
+            StatusCode::try_from(400).unwrap(),
+            SdkBody::from(body.clone()),
+        );
+        r.headers_mut()
+            .insert("content-type", "application/x-amz-json-1.1");
+        r
+    });
+    let client = mock_client!(aws_sdk_textract, [&rule]);
+    let err = ocr(client, channel())
+        .collect("0f1e2d3c4b5a69788796a5b4c3d2e1f0a9b8c7d6e5f4a3b2c1d0e9f8a7b6c5d4")
+        .await
+        .unwrap_err();
+    assert_eq!(permanent_code(&err), ErrorCode::OcrJobUnknown, "{err:?}");
+    assert!(err.to_string().contains("InvalidJobIdException"), "{err}");
+    assert_eq!(rule.num_calls(), 1);
 }
