@@ -157,6 +157,9 @@ pub struct FailureGroup {
     pub count: usize,
     pub first_failure: String,
     pub last_failure: String,
+    /// Lowest and highest receive count in the group ([`Dead::receive_count`]).
+    pub min_receive_count: u32,
+    pub max_receive_count: u32,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -169,30 +172,45 @@ pub struct Summary {
 
 /// Group by (code, worker, source queue); largest groups first.
 pub fn summarise(queue: &str, messages: &[Dead], scan_complete: bool) -> Summary {
-    let mut groups: BTreeMap<(String, String, String), (usize, i64, i64)> = BTreeMap::new();
+    #[derive(Default)]
+    struct Acc {
+        count: usize,
+        first: Option<i64>,
+        last: Option<i64>,
+        receives: Option<(u32, u32)>,
+    }
+    let mut groups: BTreeMap<(String, String, String), Acc> = BTreeMap::new();
     for m in messages {
         let key = (
             m.code().to_string(),
             m.worker().to_string(),
             m.source_queue().unwrap_or("").to_string(),
         );
-        let e = groups.entry(key).or_insert((0, i64::MAX, i64::MIN));
-        e.0 += 1;
-        e.1 = e.1.min(m.first_failed_at_ms());
-        e.2 = e.2.max(m.failed_at_ms());
+        let e = groups.entry(key).or_default();
+        e.count += 1;
+        e.first = Some(
+            e.first
+                .map_or(m.first_failed_at_ms(), |f| f.min(m.first_failed_at_ms())),
+        );
+        e.last = Some(e.last.map_or(m.failed_at_ms(), |l| l.max(m.failed_at_ms())));
+        let n = m.receive_count();
+        e.receives = Some(e.receives.map_or((n, n), |(lo, hi)| (lo.min(n), hi.max(n))));
     }
     let mut groups: Vec<FailureGroup> = groups
         .into_iter()
-        .map(
-            |((code, worker, source_queue), (count, first, last))| FailureGroup {
+        .map(|((code, worker, source_queue), acc)| {
+            let (min_receive_count, max_receive_count) = acc.receives.unwrap_or_default();
+            FailureGroup {
                 code,
                 worker,
                 source_queue,
-                count,
-                first_failure: format_ms(first),
-                last_failure: format_ms(last),
-            },
-        )
+                count: acc.count,
+                first_failure: format_ms(acc.first.unwrap_or_default()),
+                last_failure: format_ms(acc.last.unwrap_or_default()),
+                min_receive_count,
+                max_receive_count,
+            }
+        })
         .collect();
     groups.sort_by(|a, b| b.count.cmp(&a.count).then_with(|| a.code.cmp(&b.code)));
     Summary {

@@ -8,8 +8,9 @@ use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
 /// The code shown for a message without a readable failure attribute: SQS's own redrive after
-/// `maxReceiveCount` (a crashed worker, an undecodable message) or a producer outside the fleet.
-pub const NO_FAILURE_ATTRIBUTE: &str = "NO_FAILURE_ATTRIBUTE";
+/// `maxReceiveCount` (a crashed worker, a message handed back too often) or a producer outside
+/// the fleet.
+pub use fleet_core::failure::REDRIVEN_WITHOUT_FAILURE;
 
 /// The failure attribute, every field optional and the code a plain string, so a message
 /// written by a newer worker (a code this build does not know) is still grouped and replayed.
@@ -51,7 +52,16 @@ impl Dead {
     pub fn code(&self) -> &str {
         self.failure
             .as_ref()
-            .map_or(NO_FAILURE_ATTRIBUTE, |f| f.code.as_str())
+            .map_or(REDRIVEN_WITHOUT_FAILURE, |f| f.code.as_str())
+    }
+
+    /// How often the message was received: the failure attribute's count when a worker wrote
+    /// one, else the DLQ's own ApproximateReceiveCount as this scan read it (SQS carries the
+    /// source queue's receives over on a redrive; the scan's receive is included).
+    pub fn receive_count(&self) -> u32 {
+        self.failure
+            .as_ref()
+            .map_or(self.msg.receive_count, |f| f.receive_count)
     }
 
     pub fn worker(&self) -> &str {
@@ -151,7 +161,7 @@ mod tests {
         ]
         .into();
         let d = Dead::new(received(attrs));
-        assert_eq!(d.code(), NO_FAILURE_ATTRIBUTE);
+        assert_eq!(d.code(), REDRIVEN_WITHOUT_FAILURE);
         assert_eq!(d.source_queue(), None);
         assert_eq!(d.failed_at_ms(), 1_700_000_000_000);
         assert_eq!(

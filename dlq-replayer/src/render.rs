@@ -124,6 +124,11 @@ pub fn summary(s: &Summary) -> String {
                 dash(&g.source_queue),
                 g.first_failure.clone(),
                 g.last_failure.clone(),
+                if g.min_receive_count == g.max_receive_count {
+                    g.max_receive_count.to_string()
+                } else {
+                    format!("{}-{}", g.min_receive_count, g.max_receive_count)
+                },
             ]
         })
         .collect();
@@ -135,8 +140,9 @@ pub fn summary(s: &Summary) -> String {
             "SOURCE",
             "FIRST FAILURE",
             "LAST FAILURE",
+            "RECEIVES",
         ],
-        &[true, false, false, false, false, false],
+        &[true, false, false, false, false, false, true],
         &rows,
     ));
     out
@@ -329,14 +335,18 @@ mod tests {
                     count: 400,
                     first_failure: "2026-11-30T22:00:00Z".into(),
                     last_failure: "2026-12-01T01:10:00Z".into(),
+                    min_receive_count: 1,
+                    max_receive_count: 3,
                 },
                 FailureGroup {
-                    code: "NO_FAILURE_ATTRIBUTE".into(),
+                    code: "REDRIVEN_WITHOUT_FAILURE".into(),
                     worker: String::new(),
                     source_queue: String::new(),
                     count: 12,
                     first_failure: "2026-11-30T23:00:00Z".into(),
                     last_failure: "2026-11-30T23:30:00Z".into(),
+                    min_receive_count: 6,
+                    max_receive_count: 6,
                 },
             ],
         };

@@ -193,7 +193,7 @@ async fn collect_dlq(
             for m in &got {
                 let code = FailureMetadata::from_attributes(&m.attributes)
                     .map(|f| f.code.as_str().to_string())
-                    .unwrap_or_else(|| "NO_FAILURE_ATTRIBUTE".into());
+                    .unwrap_or_else(|| fleet_core::failure::REDRIVEN_WITHOUT_FAILURE.into());
                 let candidates = by_body.get(&body_key(&m.body));
                 match candidates.and_then(|c| c.iter().find(|i| !s.dead.contains_key(i))) {
                     Some(&i) => {

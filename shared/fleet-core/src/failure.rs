@@ -9,6 +9,11 @@ use crate::ports::{AttributeValue, Attributes};
 /// The attribute's name. SQS allows 10 attributes per message; we use exactly one.
 pub const FAILURE_ATTRIBUTE: &str = "fleet.failure";
 
+/// The code a DLQ message without the failure attribute is shown under (`dlq-replay summary`,
+/// `fleet status`): SQS's own redrive moved it once its receive count passed `maxReceiveCount`
+/// (a crashed or stuck worker, a message received and handed back too often), not a worker.
+pub const REDRIVEN_WITHOUT_FAILURE: &str = "REDRIVEN_WITHOUT_FAILURE";
+
 /// Longest sanitised detail we keep, in bytes.
 pub const MAX_DETAIL_BYTES: usize = 256;
 

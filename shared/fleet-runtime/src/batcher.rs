@@ -22,6 +22,17 @@ const MAX_FLIGHTS: usize = 8;
 /// the heartbeat): telemetry is told what happened, not which SQS code it was.
 pub const RECEIPT_INVALID: &str = "ReceiptHandleIsInvalid";
 
+/// Whether a per-entry visibility error means the lease on that message is gone: SQS answers
+/// `ReceiptHandleIsInvalid` for a receipt it does not know, `MessageNotInflight` for a message
+/// whose visibility already lapsed, and `InvalidParameterValue` for an expired receipt or an
+/// extension past the 12-hour limit. None of them gets better by trying again.
+pub fn lease_lost(code: &str) -> bool {
+    matches!(
+        code,
+        RECEIPT_INVALID | "MessageNotInflight" | "InvalidParameterValue"
+    )
+}
+
 /// Waits for a first item, then gathers more until `max` or until `linger` has passed since the
 /// first. `None` once the channel is closed and empty.
 pub(crate) async fn next_batch<T>(
@@ -160,7 +171,7 @@ fn per_entry(result: &BatchResult, len: usize) -> Vec<Option<(String, bool)>> {
     let mut failures: Vec<Option<(String, bool)>> = vec![None; len];
     for f in &result.failed {
         if let Some(slot) = failures.get_mut(f.index) {
-            *slot = Some((f.code.clone(), f.sender_fault || f.code == RECEIPT_INVALID));
+            *slot = Some((f.code.clone(), f.sender_fault || lease_lost(&f.code)));
         }
     }
     failures

@@ -19,6 +19,9 @@ pub struct Delivery {
     pub attributes: Attributes,
     /// ApproximateReceiveCount, this receive included.
     pub receive_count: u32,
+    /// Which attempt this is: the receive count, plus the retries this receive already made in
+    /// place (a FIFO group retries its head without releasing the messages behind it).
+    pub attempt: u32,
     pub group_id: Option<String>,
     /// The `correlation_id` attribute when present, else the message id.
     pub correlation_id: String,

@@ -42,6 +42,7 @@ pub struct RunReport {
     pub receive_errors: u64,
     pub dead_letter_send_failures: u64,
     pub claim_checks_resolved: u64,
+    pub leases_lost: u64,
 }
 
 impl RunReport {
@@ -64,6 +65,7 @@ impl RunReport {
             receive_errors: run.count(Count::ReceiveErrors),
             dead_letter_send_failures: run.count(Count::DeadLetterSendFailures),
             claim_checks_resolved: run.count(Count::ClaimChecksResolved),
+            leases_lost: run.count(Count::LeasesLost),
         }
     }
 }

@@ -25,6 +25,10 @@
 //!   entry and 600 KB requests) nor attributes in SQS's message size (it counts the body only,
 //!   against a 1 MiB default). The item 3 checks hold on both because the publisher keeps
 //!   requests below the limit itself; the dead-letter copy's size is checked locally only.
+//! - Visibility of a lapsed message: SQS answers `MessageNotInflight` (and the local backend
+//!   does); moto changes it anyway, and counts the 12-hour limit from the send rather than the
+//!   receive. Those rules are checked on the local backend (`fleet-local`'s item5 tests) and the
+//!   runtime's handling of the codes in `fleet-runtime`'s `sqs_rules` tests.
 //! - moto does not check the queue policy for EventBridge targets (real AWS drops deliveries
 //!   without it); `Provisioner::put_rule_to_queue` writes the policy anyway.
 
@@ -68,6 +72,8 @@ pub trait Fixture {
     /// Whether FIFO sequence numbers increase (real SQS and local; moto draws them at random).
     const ORDERED_SEQUENCE_NUMBERS: bool;
     fn backend(&self) -> &dyn Backend;
+    /// The same backend, shared, for a runtime to run on.
+    fn shared_backend(&self) -> Arc<dyn Backend>;
     async fn queue(&self, spec: QSpec) -> Arc<dyn MessageQueue>;
     /// A queue whose redrive policy moves messages to the returned DLQ after `max_receives`.
     async fn queue_with_dlq(
@@ -131,6 +137,10 @@ impl Fixture for LocalFixture {
 
     fn backend(&self) -> &dyn Backend {
         &self.backend
+    }
+
+    fn shared_backend(&self) -> Arc<dyn Backend> {
+        Arc::new(self.backend.clone())
     }
 
     async fn queue(&self, spec: QSpec) -> Arc<dyn MessageQueue> {
@@ -260,6 +270,10 @@ impl Fixture for AwsFixture {
 
     fn backend(&self) -> &dyn Backend {
         &self.backend
+    }
+
+    fn shared_backend(&self) -> Arc<dyn Backend> {
+        Arc::new(self.backend.clone())
     }
 
     async fn queue(&self, spec: QSpec) -> Arc<dyn MessageQueue> {
@@ -417,6 +431,7 @@ contract!(
     change_visibility_zero_releases,
     fifo_groups_stay_in_order,
     events_route_by_rule,
+    item1_fifo_messages_reach_the_dlq_only_after_being_tried,
     item3_events_over_256kb_in_total_go_out_in_several_requests,
     item3_an_event_over_the_put_events_limit_is_refused_with_event_too_large,
     conditional_writes,
@@ -1341,4 +1356,135 @@ async fn item3_an_event_over_the_put_events_limit_is_refused_with_event_too_larg
     small.expect("the small event of the same batch goes on");
     let got = receive_n(tap.as_ref(), 2, Duration::from_secs(5)).await;
     assert_eq!(got.len(), 1, "only the small event is delivered");
+}
+
+// ---------------------------------------------------------------------------------------------
+// Issue 15, item 1: FIFO receive counts through the runtime, on both queues
+// ---------------------------------------------------------------------------------------------
+
+/// Records every delivery; `slow-*` messages take 300 ms and `slow-1` fails its first attempt.
+#[derive(Default)]
+struct Item1Handler {
+    calls: std::sync::Mutex<Vec<(String, u32)>>,
+}
+
+#[async_trait::async_trait]
+impl fleet_runtime::Handler for Item1Handler {
+    async fn handle(&self, d: &fleet_runtime::Delivery) -> fleet_runtime::Outcome {
+        self.calls
+            .lock()
+            .unwrap()
+            .push((d.body.clone(), d.receive_count));
+        if d.body.starts_with("slow-") {
+            tokio::time::sleep(Duration::from_millis(300)).await;
+            if d.body == "slow-1" && d.attempt == 1 {
+                return fleet_runtime::Outcome::retry("transient");
+            }
+        }
+        fleet_runtime::Outcome::Done
+    }
+}
+
+impl Item1Handler {
+    fn handled(&self, body: &str) -> bool {
+        self.calls.lock().unwrap().iter().any(|(b, _)| b == body)
+    }
+}
+
+/// `maxReceiveCount` 2, one slow group whose head fails once, many fast groups, and a drain in
+/// the middle: every message is handled and none reaches the DLQ (SQS's redrive would move a
+/// message handed back twice untried). Before the fix the failure handed back the slow group's
+/// tail and the drain handed it back again.
+async fn item1_fifo_messages_reach_the_dlq_only_after_being_tried(f: &impl Fixture) {
+    let spec = QSpec {
+        fifo: true,
+        visibility: Duration::from_secs(30),
+    };
+    let (q, dlq) = f.queue_with_dlq(spec, 2).await;
+    let mut bodies = Vec::new();
+    let mut out = Vec::new();
+    for i in 1..=6 {
+        bodies.push(format!("slow-{i}"));
+        out.push(("slow".to_string(), format!("slow-{i}")));
+    }
+    for g in 0..12 {
+        for i in 0..2 {
+            bodies.push(format!("fast-{g}-{i}"));
+            out.push((format!("fast-{g}"), format!("fast-{g}-{i}")));
+        }
+    }
+    for chunk in out.chunks(10) {
+        let batch: Vec<OutgoingMessage> = chunk
+            .iter()
+            .map(|(group, body)| OutgoingMessage {
+                group_id: Some(group.clone()),
+                dedup_id: Some(body.clone()),
+                ..text(body)
+            })
+            .collect();
+        assert!(q.send_batch(&batch).await.unwrap().all_ok());
+    }
+    let mut cfg = fleet_runtime::RuntimeConfig::new("item1", q.id());
+    cfg.wait_time = Duration::from_millis(500);
+    cfg.backoff = fleet_runtime::BackoffPolicy::FAST_TESTS;
+    cfg.delete_linger = Duration::from_millis(5);
+    cfg.drain_deadline = Duration::from_secs(10);
+    cfg.concurrency = 10;
+    cfg.max_attempts = 2;
+    // The local fixture's queues have no KMS key; the redrive policy is still honoured.
+    cfg.allow_unencrypted = true;
+    let h = Arc::new(Item1Handler::default());
+    let run = |cfg: fleet_runtime::RuntimeConfig| {
+        let stop = tokio_util::sync::CancellationToken::new();
+        let task = tokio::spawn(fleet_runtime::run(
+            cfg,
+            f.shared_backend(),
+            h.clone(),
+            stop.clone(),
+        ));
+        (stop, task)
+    };
+    let (stop, task) = run(cfg.clone());
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    while !h.handled("slow-2") {
+        assert!(tokio::time::Instant::now() < deadline, "slow-2 never ran");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    stop.cancel();
+    task.await.unwrap().expect("first run");
+    let (stop, task) = run(cfg);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let attrs = q.attributes().await.unwrap();
+        let all = bodies.iter().all(|b| h.handled(b));
+        if all && attrs.approximate_visible + attrs.approximate_in_flight == 0 {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "not every message was handled: {:?}",
+            bodies.iter().filter(|b| !h.handled(b)).collect::<Vec<_>>()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    stop.cancel();
+    task.await.unwrap().expect("second run");
+    let dead = receive_n(dlq.as_ref(), 1, Duration::from_secs(2)).await;
+    assert!(
+        dead.is_empty(),
+        "reached the DLQ: {:?}",
+        dead.iter().map(|m| &m.body).collect::<Vec<_>>()
+    );
+    // The slow group ran in order, its head twice (attempts 1 and 2 of one receive).
+    let slow: Vec<String> = h
+        .calls
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|(b, _)| b.starts_with("slow-"))
+        .map(|(b, _)| b.clone())
+        .collect();
+    let mut expected = vec!["slow-1".to_string()];
+    expected.extend((1..=6).map(|i| format!("slow-{i}")));
+    assert_eq!(slow, expected);
 }

@@ -768,15 +768,68 @@ async fn without_a_failure_attribute_the_redrive_source_is_the_destination(s: St
         })
         .collect();
     assert!(dlq.send_batch(&bare).await.unwrap().all_ok());
+    // And one that SQS's redrive really moved: received and handed back maxReceiveCount (5)
+    // times, so the next receive moves it to the DLQ with its receive count.
+    let redriven = OutgoingMessage {
+        body: format!("{SECRET}-5"),
+        attributes: [("seq".to_string(), AttributeValue::number(5))].into(),
+        ..OutgoingMessage::default()
+    };
+    source.send(redriven).await.unwrap();
+    let mut receives = 0;
+    for _ in 0..20 {
+        if receives == 5 {
+            break;
+        }
+        for m in source
+            .receive(1, Duration::from_secs(1), Some(Duration::from_secs(30)))
+            .await
+            .unwrap()
+        {
+            receives += 1;
+            assert!(
+                source
+                    .change_visibility_batch(&[(m.receipt, Duration::ZERO)])
+                    .await
+                    .unwrap()
+                    .all_ok()
+            );
+        }
+    }
+    assert_eq!(receives, 5);
+    let moved = source
+        .receive(1, Duration::from_secs(1), None)
+        .await
+        .unwrap();
+    assert!(moved.is_empty(), "the sixth receive moves it instead");
     let (summary, json) = s.run_json(&["summary", &p.dlq]);
     summary.assert_code(0);
-    assert_eq!(json["groups"][0]["code"], "NO_FAILURE_ATTRIBUTE", "{json}");
-    assert_eq!(json["groups"][0]["count"], 5, "{json}");
+    let group = &json["groups"][0];
+    assert_eq!(group["code"], "REDRIVEN_WITHOUT_FAILURE", "{json}");
+    assert_eq!(group["count"], 6, "{json}");
+    // Sent straight to the DLQ: received once, by the scan. Redriven: its five receives on the
+    // source carry over (moto adds one more), plus the scan's.
+    assert_eq!(group["min_receive_count"], 1, "{json}");
+    let max = group["max_receive_count"].as_u64().unwrap();
+    assert!((6..=7).contains(&max), "{json}");
+    let text = s.run(&["summary", &p.dlq], "");
+    assert!(
+        text.stdout.contains("REDRIVEN_WITHOUT_FAILURE"),
+        "{}",
+        text.stdout
+    );
+    // Every read of a DLQ is a receive: this second scan sees each count one higher.
+    assert!(text.stdout.contains("RECEIVES"), "{}", text.stdout);
+    assert!(
+        text.stdout.contains(&format!("2-{}", max + 1)),
+        "{}",
+        text.stdout
+    );
     let (run, json) = s.run_json(&["replay", &p.dlq, "--yes"]);
     run.assert_code(0);
-    assert_eq!(json["destinations"][&p.source], 5, "{json}");
+    assert_eq!(json["destinations"][&p.source], 6, "{json}");
     let arrived: BTreeSet<usize> = drain(source.as_ref()).await.iter().map(seq).collect();
-    assert_eq!(arrived, (0..5).collect());
+    assert_eq!(arrived, (0..6).collect());
 }
 
 async fn unknown_queues_are_user_errors(s: Stack) {

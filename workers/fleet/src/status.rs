@@ -18,9 +18,7 @@ use serde::Serialize;
 
 use crate::FleetConfig;
 
-/// The code a DLQ message without the failure attribute is counted under: SQS's own redrive
-/// moved it (its receive count reached `maxReceiveCount`), not a worker.
-pub const REDRIVEN_WITHOUT_FAILURE: &str = "REDRIVEN_WITHOUT_FAILURE";
+pub use fleet_core::failure::REDRIVEN_WITHOUT_FAILURE;
 
 /// One consumed queue.
 #[derive(Debug, Clone, Serialize, PartialEq)]

@@ -6,7 +6,7 @@ use std::time::Duration;
 use fleet_core::PortError;
 use fleet_core::ports::{Attributes, BatchResult, EntryFailure, ReceivedMessage};
 use fleet_core::requests::count;
-use rusqlite::{Transaction, params};
+use rusqlite::{OptionalExtension, Transaction, params};
 
 use super::delete::receipt_of_deleted;
 use super::{
@@ -104,11 +104,12 @@ fn receive_once(
                 && c.receive_count >= max_receives
             {
                 // SQS moves the message when a receive would exceed maxReceiveCount, keeping
-                // its id, body and attributes.
+                // its id, body, attributes and receive count (what `dlq-replay` shows for a
+                // message redriven without a failure attribute).
                 tx.exec(
-                    "INSERT INTO messages (queue, message_id, body, attributes, sent_ms, visible_at_ms, group_id, dedup_id)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
-                    params![dlq, c.message_id, c.body, c.attributes, c.sent_ms, now, c.group_id, c.dedup_id],
+                    "INSERT INTO messages (queue, message_id, body, attributes, sent_ms, visible_at_ms, group_id, dedup_id, receive_count)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+                    params![dlq, c.message_id, c.body, c.attributes, c.sent_ms, now, c.group_id, c.dedup_id, c.receive_count],
                 )
                 .map_err(sql_err(OP))?;
                 tx.exec("DELETE FROM messages WHERE seq = ?1", [c.seq])
@@ -216,6 +217,46 @@ pub(super) async fn receive(
     }
 }
 
+/// Where a receipt stands for a visibility change, on the same wall clock every operation uses.
+enum Lease {
+    /// The receipt is the message's latest and the message is invisible: its visibility may be
+    /// set up to `limit_ms`, 12 hours after that receive.
+    Held { seq: i64, limit_ms: i64 },
+    /// The receipt is the latest, but the message's visibility has run out.
+    Lapsed,
+    /// Not the latest receipt of any message on the queue.
+    Gone,
+}
+
+fn lease_of(
+    tx: &Transaction<'_>,
+    queue: &str,
+    receipt: &str,
+    now: i64,
+) -> Result<Lease, PortError> {
+    const OP: &str = "sqs.ChangeMessageVisibilityBatch";
+    let found: Option<(i64, i64, Option<i64>)> = tx
+        .row(
+            "SELECT m.seq, m.visible_at_ms, r.issued_ms FROM messages m
+             LEFT JOIN receipts r ON r.seq = m.seq AND r.receipt = m.receipt
+             WHERE m.queue = ?1 AND m.receipt = ?2",
+            params![queue, receipt],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+        )
+        .optional()
+        .map_err(sql_err(OP))?;
+    Ok(match found {
+        None => Lease::Gone,
+        Some((_, visible_at_ms, _)) if visible_at_ms <= now => Lease::Lapsed,
+        Some((seq, _, issued_ms)) => Lease::Held {
+            seq,
+            limit_ms: issued_ms
+                .unwrap_or(now)
+                .saturating_add(duration_ms(MAX_VISIBILITY)),
+        },
+    })
+}
+
 pub(super) async fn change_visibility_batch(
     q: &LocalQueue,
     entries: &[(String, Duration)],
@@ -238,23 +279,45 @@ pub(super) async fn change_visibility_batch(
                 });
                 continue;
             }
-            let n = tx
-                .exec(
-                    "UPDATE messages SET visible_at_ms = ?1 WHERE queue = ?2 AND receipt = ?3",
-                    params![now.saturating_add(duration_ms(*timeout)), &*name, receipt],
-                )
-                .map_err(sql_err(OP))?;
-            if n == 0 {
-                let code = if receipt_of_deleted(tx, &name, receipt, OP)? {
-                    "InvalidParameterValue"
-                } else {
-                    "ReceiptHandleIsInvalid"
-                };
-                result.failed.push(EntryFailure {
+            match lease_of(tx, &name, receipt, now)? {
+                Lease::Held { seq, limit_ms } => {
+                    let until = now.saturating_add(duration_ms(*timeout));
+                    let code = if until > limit_ms {
+                        // SQS: "Total VisibilityTimeout for the message is beyond the limit".
+                        Some("InvalidParameterValue")
+                    } else {
+                        tx.exec(
+                            "UPDATE messages SET visible_at_ms = ?1 WHERE seq = ?2",
+                            params![until, seq],
+                        )
+                        .map_err(sql_err(OP))?;
+                        None
+                    };
+                    if let Some(code) = code {
+                        result.failed.push(EntryFailure {
+                            index,
+                            code: code.into(),
+                            sender_fault: true,
+                        });
+                    }
+                }
+                Lease::Lapsed => result.failed.push(EntryFailure {
                     index,
-                    code: code.into(),
+                    code: "MessageNotInflight".into(),
                     sender_fault: true,
-                });
+                }),
+                Lease::Gone => {
+                    let code = if receipt_of_deleted(tx, &name, receipt, OP)? {
+                        "InvalidParameterValue"
+                    } else {
+                        "ReceiptHandleIsInvalid"
+                    };
+                    result.failed.push(EntryFailure {
+                        index,
+                        code: code.into(),
+                        sender_fault: true,
+                    });
+                }
             }
         }
         Ok(result)

@@ -243,7 +243,64 @@ async fn redrive_moves_a_message_after_max_receives_keeping_id_body_and_attribut
         (id.as_str(), "poison")
     );
     assert_eq!(dead[0].attributes, attrs);
-    assert_eq!(dead[0].receive_count, 1);
+    // The two receives on the source carry over (as on SQS and moto), plus this one.
+    assert_eq!(dead[0].receive_count, 3);
+}
+
+/// Issue 15 item 5: SQS refuses a visibility that reaches past 12 hours after the receive
+/// ("Total VisibilityTimeout for the message is beyond the limit"). Before the fix only the
+/// timeout itself was checked, so 12 hours from a later moment was accepted.
+#[tokio::test]
+async fn item5_visibility_is_limited_to_12_hours_after_the_receive() {
+    let e = env();
+    e.backend.create_queue("q", spec(30 * SECOND)).unwrap();
+    let q = queue(&e, "q").await;
+    q.send(msg("m")).await.unwrap();
+    let got = q.receive(1, Duration::ZERO, None).await.unwrap();
+    let receipt = got[0].receipt.clone();
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    let twelve_hours = 12 * 3600 * SECOND;
+    let refused = q
+        .change_visibility_batch(&[(receipt.clone(), twelve_hours)])
+        .await
+        .unwrap();
+    assert_eq!(refused.failed.len(), 1);
+    assert_eq!(refused.failed[0].code, "InvalidParameterValue");
+    let accepted = q
+        .change_visibility_batch(&[(receipt, twelve_hours - 5 * SECOND)])
+        .await
+        .unwrap();
+    assert!(accepted.all_ok(), "{accepted:?}");
+}
+
+/// Issue 15 item 5: a visibility change for a message whose visibility has run out answers
+/// `MessageNotInflight` (the lease is gone), on the same wall clock the receive uses. Before
+/// the fix the lapsed message's visibility was quietly extended again.
+#[tokio::test]
+async fn item5_a_lapsed_message_is_not_in_flight() {
+    let e = env();
+    e.backend.create_queue("q", spec(30 * SECOND)).unwrap();
+    let q = queue(&e, "q").await;
+    q.send(msg("m")).await.unwrap();
+    let got = q
+        .receive(1, Duration::ZERO, Some(Duration::from_millis(200)))
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let lapsed = q
+        .change_visibility_batch(&[(got[0].receipt.clone(), 10 * SECOND)])
+        .await
+        .unwrap();
+    assert_eq!(lapsed.failed.len(), 1);
+    assert_eq!(lapsed.failed[0].code, "MessageNotInflight");
+    // Visible again, so the next receive has it (and the old receipt is no longer the latest).
+    let again = q.receive(1, Duration::ZERO, None).await.unwrap();
+    assert_eq!(again[0].receive_count, 2);
+    let stale = q
+        .change_visibility_batch(&[(got[0].receipt.clone(), 10 * SECOND)])
+        .await
+        .unwrap();
+    assert_eq!(stale.failed[0].code, "ReceiptHandleIsInvalid");
 }
 
 #[tokio::test]

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering::Relaxed;
 use std::time::Duration;
 
-use fleet_core::ReceivedMessage;
+use fleet_core::{Failure, ReceivedMessage};
 use tokio::sync::OwnedSemaphorePermit;
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
@@ -14,7 +14,7 @@ use tracing::Instrument;
 
 use super::Ctx;
 use super::lease::Lease;
-use super::settle::{delete, fail, release, retry_or_exhaust};
+use super::settle::{PANICKED, Settle, delete, release, settle_failure};
 use crate::claim_check;
 use crate::fifo::{self, Disposition};
 use crate::handler::{CORRELATION_ATTRIBUTE, Delivery, Outcome};
@@ -29,10 +29,16 @@ pub(super) async fn process_group(
     let lease = Lease::new(&ctx, &group, received_at);
     let ctx_ref = &ctx;
     let lease_ref = &lease;
+    let total = group.len();
+    let mut position = 0usize;
     let rest = fifo::run_in_order(group, |msg| {
         let slot = slots.as_mut().and_then(|s| s.split(1));
+        position += 1;
+        // Only a FIFO group with messages behind this one retries it in place: releasing
+        // them would spend a receive of each (see `handle_message`).
+        let in_place = ctx_ref.fifo && position < total;
         async move {
-            let d = process_one(ctx_ref, msg, lease_ref).await;
+            let d = process_one(ctx_ref, msg, lease_ref, in_place).await;
             drop(slot);
             d
         }
@@ -56,7 +62,12 @@ pub(super) async fn process_group(
     .emit(&ctx.telemetry);
 }
 
-async fn process_one(ctx: &Ctx, msg: ReceivedMessage, lease: &Lease) -> Disposition {
+async fn process_one(
+    ctx: &Ctx,
+    msg: ReceivedMessage,
+    lease: &Lease,
+    in_place: bool,
+) -> Disposition {
     let correlation_id = msg
         .attributes
         .get(CORRELATION_ATTRIBUTE)
@@ -74,7 +85,7 @@ async fn process_one(ctx: &Ctx, msg: ReceivedMessage, lease: &Lease) -> Disposit
     let receipt = msg.receipt.clone();
     let disposition = tokio::select! {
         biased;
-        d = handle_message(ctx, &msg, lease, correlation_id).instrument(span.clone()) => d,
+        d = handle_message(ctx, &msg, lease, correlation_id, in_place).instrument(span.clone()) => d,
         // Dropping handle_message aborts the handler task (AbortOnDrop).
         _ = ctx.abandon.cancelled() => Disposition::Abandoned,
     };
@@ -99,36 +110,64 @@ enum Finished {
     Panicked,
 }
 
+/// Runs one message to its outcome. A message received is processed even once shutdown has
+/// begun (the drain deadline bounds that): handing it back would spend one of its receives, and
+/// enough of those move it to the DLQ untried. A retryable failure of a FIFO group's message
+/// with more of the group behind it is retried in place, under the lease, for the same reason.
 async fn handle_message(
     ctx: &Ctx,
     msg: &ReceivedMessage,
     lease: &Lease,
     correlation_id: String,
+    in_place: bool,
 ) -> Disposition {
-    if ctx.shutdown.is_cancelled() {
-        // Received but not started: hand it back at once rather than run it during a drain.
-        release(ctx, msg);
-        telemetry::Released {
-            count: 1,
-            reason: ReleaseReason::Shutdown,
-        }
-        .emit(&ctx.telemetry);
-        return Disposition::Released;
-    }
     let lag_ms = now_epoch_ms().saturating_sub(msg.sent_timestamp_ms).max(0);
     telemetry::MessageStarted {
         queue_lag: Duration::from_millis(lag_ms.unsigned_abs()),
     }
     .emit(&ctx.telemetry);
 
-    let body = match claim_check::resolve(
-        &msg.body,
-        &msg.attributes,
-        ctx.backend.as_ref(),
-        ctx.cfg.max_body_bytes,
-    )
-    .await
-    {
+    let mut attempt = msg.receive_count.max(1);
+    loop {
+        let failure = match attempt_once(ctx, msg, lease, &correlation_id, attempt).await {
+            Attempted::Done => {
+                delete(ctx, msg);
+                return Disposition::Settled;
+            }
+            Attempted::Failed(failure) => failure,
+        };
+        match settle_failure(ctx, msg, lease, failure, attempt, in_place).await {
+            Settle::Now(d) => return d,
+            Settle::RetryInPlace => attempt = attempt.saturating_add(1),
+        }
+    }
+}
+
+enum Attempted {
+    Done,
+    Failed(Failure),
+}
+
+/// One try: the claim check, then the handler in its own task, both under the lease.
+async fn attempt_once(
+    ctx: &Ctx,
+    msg: &ReceivedMessage,
+    lease: &Lease,
+    correlation_id: &str,
+    attempt: u32,
+) -> Attempted {
+    let resolved = lease
+        .while_held(
+            ctx,
+            claim_check::resolve(
+                &msg.body,
+                &msg.attributes,
+                ctx.backend.as_ref(),
+                ctx.cfg.max_body_bytes,
+            ),
+        )
+        .await;
+    let body = match resolved {
         Ok(Some(resolved)) => {
             telemetry::ClaimCheckResolved {
                 bytes: resolved.len(),
@@ -137,15 +176,16 @@ async fn handle_message(
             resolved
         }
         Ok(None) => msg.body.clone(),
-        Err(failure) => return fail(ctx, msg, lease, failure).await,
+        Err(failure) => return Attempted::Failed(failure),
     };
     let delivery = Arc::new(Delivery {
         message_id: msg.message_id.clone(),
         body,
         attributes: msg.attributes.clone(),
         receive_count: msg.receive_count,
+        attempt,
         group_id: msg.group_id.clone(),
-        correlation_id,
+        correlation_id: correlation_id.to_string(),
         sent_timestamp_ms: msg.sent_timestamp_ms,
     });
 
@@ -160,40 +200,28 @@ async fn handle_message(
 
     match finished {
         Finished::Outcome(Outcome::Done) => {
-            delete(ctx, msg);
             telemetry::Succeeded { elapsed }.emit(&ctx.telemetry);
-            Disposition::Settled
+            Attempted::Done
         }
-        Finished::Outcome(Outcome::Failed(failure)) => fail(ctx, msg, lease, failure).await,
+        Finished::Outcome(Outcome::Failed(failure)) => Attempted::Failed(failure),
         Finished::Panicked => {
             telemetry::HandlerPanicked.emit(&ctx.telemetry);
-            retry_or_exhaust(ctx, msg, lease, "handler panicked", None, true).await
+            Attempted::Failed(Failure::Retryable {
+                reason: PANICKED,
+                detail: String::new(),
+                retry_after: None,
+            })
         }
     }
 }
 
 /// Waits for the handler while keeping the lease's messages invisible.
 async fn supervise(ctx: &Ctx, mut task: AbortOnDrop<Outcome>, lease: &Lease) -> Finished {
-    loop {
-        let due = lease.next_due();
-        let heartbeat = async {
-            match due {
-                Some(at) => tokio::time::sleep_until(at).await,
-                None => std::future::pending().await,
-            }
-        };
-        tokio::select! {
-            biased;
-            joined = &mut task.0 => {
-                return match joined {
-                    Ok(outcome) => Finished::Outcome(outcome),
-                    Err(e) if e.is_panic() => Finished::Panicked,
-                    // Only AbortOnDrop cancels the task, and then nobody is waiting here.
-                    Err(_) => Finished::Outcome(Outcome::retry("handler task cancelled")),
-                };
-            }
-            _ = heartbeat => lease.extend(ctx).await,
-        }
+    match lease.while_held(ctx, &mut task.0).await {
+        Ok(outcome) => Finished::Outcome(outcome),
+        Err(e) if e.is_panic() => Finished::Panicked,
+        // Only AbortOnDrop cancels the task, and then nobody is waiting here.
+        Err(_) => Finished::Outcome(Outcome::retry("handler task cancelled")),
     }
 }
 

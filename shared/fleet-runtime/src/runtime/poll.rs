@@ -57,17 +57,23 @@ pub(super) async fn poll_loop(ctx: Arc<Ctx>, slots: Arc<Semaphore>, tracker: Tas
                 }
             }
         }
+        // The linger (and the slots) may have been waited on past the shutdown signal: no
+        // receive starts after it, since what it returned would only be handed back.
+        if ctx.shutdown.is_cancelled() {
+            break;
+        }
         let max = u32::try_from(permits.num_permits()).unwrap_or(1);
         // An in-flight long poll is not dropped at shutdown: SQS may already have handed its
         // messages to the abandoned connection, leaving them invisible. The poll ends within
-        // wait_time (at most 20 s); whatever it returns is released by handle_message, which
-        // sees the shutdown before starting any handler.
+        // wait_time (at most 20 s); whatever it returns is processed within the drain.
         // A poll that outlives its own wait by a wide margin after shutdown (a hung connection)
         // is dropped after all, so shutdown stays bounded.
         let overdue = async {
             ctx.shutdown.cancelled().await;
             tokio::time::sleep(ctx.cfg.wait_time + POLL_GRACE_AT_SHUTDOWN).await;
         };
+        // SQS counts a message's 12-hour visibility limit from its receipt of this request.
+        let requested_at = Instant::now();
         let received = tokio::select! {
             r = ctx.queue.receive(max, ctx.cfg.wait_time, ctx.cfg.visibility_timeout) => r,
             _ = overdue => break,
@@ -81,7 +87,7 @@ pub(super) async fn poll_loop(ctx: Arc<Ctx>, slots: Arc<Semaphore>, tracker: Tas
                 }
                 .emit(&ctx.telemetry);
                 if !messages.is_empty() {
-                    dispatch(&ctx, messages, permits, &tracker);
+                    dispatch(&ctx, messages, permits, &tracker, requested_at);
                 }
             }
             Err(e) => {
@@ -111,8 +117,8 @@ fn dispatch(
     messages: Vec<ReceivedMessage>,
     mut permits: OwnedSemaphorePermit,
     tracker: &TaskTracker,
+    received_at: Instant,
 ) {
-    let received_at = Instant::now();
     let groups = if ctx.fifo {
         fifo::group_in_order(messages, |m| m.group_id.as_deref())
     } else {

@@ -8,21 +8,50 @@ use fleet_core::{ErrorCode, Failure, ReceivedMessage};
 
 use super::Ctx;
 use super::lease::Lease;
-use crate::backoff::MAX_VISIBILITY;
 use crate::batcher::{DeleteRequest, VisibilityPurpose, VisibilityRequest};
 use crate::dead_letter::{self, FailureContext};
 use crate::fifo::Disposition;
 use crate::telemetry;
 
-/// Retry or dead-letter, as the failure says.
-pub(super) async fn fail(
+/// The reason a panicked handler's attempt is retried with (and dead-lettered under
+/// `HANDLER_PANICKED` once the attempts are spent).
+pub(super) const PANICKED: &str = "handler panicked";
+
+/// What a failed attempt leads to.
+pub(super) enum Settle {
+    /// The message is dealt with (dead-lettered, put back, or given up with the lease).
+    Now(Disposition),
+    /// Its backoff has been waited out under the lease: try again in place.
+    RetryInPlace,
+}
+
+/// Retry or dead-letter, as the failure says. `attempt` counts this receive's in-place retries
+/// on top of the receive count; `in_place` says the message may be retried without being handed
+/// back (a FIFO group with messages behind it).
+pub(super) async fn settle_failure(
     ctx: &Ctx,
     msg: &ReceivedMessage,
     lease: &Lease,
     failure: Failure,
-) -> Disposition {
-    match failure {
-        Failure::Permanent { code, detail } => dead_letter(ctx, msg, lease, code, &detail).await,
+    attempt: u32,
+    in_place: bool,
+) -> Settle {
+    if lease.is_lost(&msg.receipt) {
+        // The message's visibility lapsed: a later receive owns it, and acting on this failure
+        // (a DLQ copy, a visibility change) would race that receive. It was counted as lost.
+        telemetry::ResultDiscarded {
+            reason: match &failure {
+                Failure::Retryable { reason, .. } => reason,
+                Failure::Permanent { code, .. } => code.as_str(),
+            },
+        }
+        .emit(&ctx.telemetry);
+        return Settle::Now(Disposition::Held);
+    }
+    let (reason, retry_after) = match failure {
+        Failure::Permanent { code, detail } => {
+            return Settle::Now(dead_letter(ctx, msg, lease, code, &detail).await);
+        }
         Failure::Retryable {
             reason,
             detail,
@@ -33,9 +62,46 @@ pub(super) async fn fail(
             if !detail.is_empty() {
                 tracing::warn!(reason, detail = %detail, "failed; will retry");
             }
-            retry_or_exhaust(ctx, msg, lease, reason, retry_after, false).await
+            (reason, retry_after)
         }
+    };
+    if attempt >= ctx.cfg.max_attempts {
+        let code = if reason == PANICKED {
+            ErrorCode::HandlerPanicked
+        } else {
+            ErrorCode::RetriesExhausted
+        };
+        return Settle::Now(dead_letter(ctx, msg, lease, code, reason).await);
     }
+    let delay = retry_delay(ctx, lease, attempt, retry_after);
+    // In place only while the wait and a next try fit in the lease, and not during a drain.
+    let fits = delay + ctx.visibility < lease.remaining(ctx);
+    if !(in_place && fits) || ctx.shutdown.is_cancelled() {
+        return Settle::Now(retry(ctx, msg, delay, reason));
+    }
+    telemetry::Retried {
+        reason,
+        delay,
+        in_place: true,
+    }
+    .emit(&ctx.telemetry);
+    let until = tokio::time::Instant::now() + delay;
+    let waited = lease
+        .while_held(ctx, async {
+            tokio::select! {
+                biased;
+                () = ctx.shutdown.cancelled() => false,
+                () = tokio::time::sleep_until(until) => true,
+            }
+        })
+        .await;
+    if waited {
+        return Settle::RetryInPlace;
+    }
+    // Shutdown during the wait: hand it back for the rest of its backoff.
+    let left = until.saturating_duration_since(tokio::time::Instant::now());
+    change_visibility(ctx, msg, left, VisibilityPurpose::Retry);
+    Settle::Now(Disposition::Held)
 }
 
 pub(super) fn delete(ctx: &Ctx, msg: &ReceivedMessage) {
@@ -73,41 +139,25 @@ pub(super) fn release(ctx: &Ctx, msg: &ReceivedMessage) {
     change_visibility(ctx, msg, Duration::ZERO, VisibilityPurpose::Release);
 }
 
-pub(super) async fn retry_or_exhaust(
-    ctx: &Ctx,
-    msg: &ReceivedMessage,
-    lease: &Lease,
-    reason: &'static str,
-    retry_after: Option<Duration>,
-    panicked: bool,
-) -> Disposition {
-    if msg.receive_count >= ctx.cfg.max_attempts {
-        let code = if panicked {
-            ErrorCode::HandlerPanicked
-        } else {
-            ErrorCode::RetriesExhausted
-        };
-        return dead_letter(ctx, msg, lease, code, reason).await;
-    }
-    retry(ctx, msg, lease, reason, retry_after)
-}
-
-fn retry(
-    ctx: &Ctx,
-    msg: &ReceivedMessage,
-    lease: &Lease,
-    reason: &'static str,
-    retry_after: Option<Duration>,
-) -> Disposition {
+/// The backoff for `attempt`, kept inside the lease (SQS refuses a visibility reaching past
+/// 12 hours after the receive).
+fn retry_delay(ctx: &Ctx, lease: &Lease, attempt: u32, retry_after: Option<Duration>) -> Duration {
     let delay = ctx
         .cfg
         .backoff
-        .delay_with_hint(msg.receive_count, retry_after, &mut rand::rng());
-    // SQS refuses a visibility reaching past 12 h after the receive.
-    let delay = delay
-        .min(MAX_VISIBILITY.saturating_sub(lease.received_at.elapsed() + Duration::from_secs(1)));
+        .delay_with_hint(attempt, retry_after, &mut rand::rng());
+    delay.min(lease.remaining(ctx))
+}
+
+/// Puts the message back with `delay` as its visibility.
+fn retry(ctx: &Ctx, msg: &ReceivedMessage, delay: Duration, reason: &'static str) -> Disposition {
     change_visibility(ctx, msg, delay, VisibilityPurpose::Retry);
-    telemetry::Retried { reason, delay }.emit(&ctx.telemetry);
+    telemetry::Retried {
+        reason,
+        delay,
+        in_place: false,
+    }
+    .emit(&ctx.telemetry);
     Disposition::Held
 }
 
@@ -122,13 +172,8 @@ async fn dead_letter(
 ) -> Disposition {
     let Some(dlq) = &ctx.dlq else {
         telemetry::DeadLetterFailed { code, error: None }.emit(&ctx.telemetry);
-        return retry(
-            ctx,
-            msg,
-            lease,
-            "no dead-letter queue",
-            Some(ctx.cfg.backoff.effective_cap()),
-        );
+        let delay = ctx.cfg.backoff.effective_cap().min(lease.remaining(ctx));
+        return retry(ctx, msg, delay, "no dead-letter queue");
     };
     let now = now_rfc3339();
     let failure = FailureContext {
@@ -138,7 +183,8 @@ async fn dead_letter(
         dlq_fifo: ctx.dlq_fifo,
     };
     let (out, dropped) = dead_letter::build(msg, code, detail, &failure);
-    match dlq.send(out).await {
+    // The copy may be large and the DLQ slow: the source message stays invisible meanwhile.
+    match lease.while_held(ctx, dlq.send(out)).await {
         Ok(_) => {
             delete(ctx, msg);
             telemetry::DeadLettered {
@@ -154,7 +200,11 @@ async fn dead_letter(
                 error: Some(&e),
             }
             .emit(&ctx.telemetry);
-            retry(ctx, msg, lease, "dead-letter send failed", e.retry_after)
+            let delay = match e.retry_after {
+                Some(after) => after.min(lease.remaining(ctx)),
+                None => retry_delay(ctx, lease, msg.receive_count, None),
+            };
+            retry(ctx, msg, delay, "dead-letter send failed")
         }
     }
 }

@@ -69,6 +69,8 @@ impl Succeeded {
 pub struct Retried {
     pub reason: &'static str,
     pub delay: Duration,
+    /// Retried without handing the message back (a FIFO group with messages behind it).
+    pub in_place: bool,
 }
 impl Retried {
     pub fn emit(self, t: &Telemetry) {
@@ -76,6 +78,7 @@ impl Retried {
         tracing::info!(
             reason = self.reason,
             delay_ms = self.delay.as_millis() as u64,
+            in_place = self.in_place,
             "message will be retried"
         );
     }
@@ -253,6 +256,37 @@ pub struct HeartbeatStopped {
 impl HeartbeatStopped {
     pub fn emit(self, _t: &Telemetry) {
         tracing::warn!(why = self.why, "visibility heartbeat stopped");
+    }
+}
+
+/// Messages of a lease that SQS no longer lets this worker extend: their visibility lapsed or
+/// their receipt is no longer valid. The heartbeat stops for them; a failure their handler then
+/// reports is not retried or dead-lettered from here (another receive owns the message).
+pub struct LeaseLost<'a> {
+    pub messages: usize,
+    pub code: &'a str,
+}
+impl LeaseLost<'_> {
+    pub fn emit(self, t: &Telemetry) {
+        t.metrics.count(Count::LeasesLost, self.messages as u64);
+        tracing::warn!(
+            messages = self.messages,
+            code = self.code,
+            "lease lost: the visibility heartbeat stopped for these messages; the queue may deliver them again"
+        );
+    }
+}
+
+/// A failure of a message whose lease was lost: neither retried nor dead-lettered here.
+pub struct ResultDiscarded {
+    pub reason: &'static str,
+}
+impl ResultDiscarded {
+    pub fn emit(self, _t: &Telemetry) {
+        tracing::warn!(
+            reason = self.reason,
+            "failure not acted on: the lease was lost and the message belongs to its next receive"
+        );
     }
 }
 

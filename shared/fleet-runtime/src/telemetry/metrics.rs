@@ -38,10 +38,11 @@ pub enum Count {
     ReceiveErrors,
     DeadLetterSendFailures,
     ClaimChecksResolved,
+    LeasesLost,
 }
 
 impl Count {
-    pub const ALL: [Self; 15] = [
+    pub const ALL: [Self; 16] = [
         Self::Received,
         Self::Succeeded,
         Self::Retried,
@@ -57,6 +58,7 @@ impl Count {
         Self::ReceiveErrors,
         Self::DeadLetterSendFailures,
         Self::ClaimChecksResolved,
+        Self::LeasesLost,
     ];
 
     /// Prometheus name, EMF name, help.
@@ -136,6 +138,11 @@ impl Count {
                 "fleet_claim_checks_resolved_total",
                 "claim_checks_resolved",
                 "Claim-check pointers resolved from the object store.",
+            ),
+            Self::LeasesLost => (
+                "fleet_leases_lost_total",
+                "leases_lost",
+                "Held messages whose visibility lapsed or whose receipt stopped being valid (ReceiptHandleIsInvalid, MessageNotInflight, InvalidParameterValue).",
             ),
         }
     }

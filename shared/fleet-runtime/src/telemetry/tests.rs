@@ -255,6 +255,7 @@ async fn emf_lines_are_written_every_interval_and_at_shutdown() {
     Retried {
         reason: "transient",
         delay: Duration::from_secs(1),
+        in_place: false,
     }
     .emit(&t);
     stop.cancel();

@@ -8,8 +8,7 @@ use std::time::{Duration, Instant};
 use async_trait::async_trait;
 use fleet_core::{
     AttributeValue, Attributes, Backend, BatchResult, BusEvent, EntryFailure, ErrorCode, EventBus,
-    FailureMetadata, MessageQueue, ObjectStore, OutgoingMessage, PortError, QueueAttributes,
-    ReceivedMessage, RecordStore,
+    FailureMetadata, MessageQueue, OutgoingMessage, PortError,
 };
 use fleet_local::{LocalBackend, QueueSpec};
 use fleet_runtime::{
@@ -17,6 +16,8 @@ use fleet_runtime::{
     RunReport, RuntimeConfig, RuntimeError, Settled,
 };
 use tokio_util::sync::CancellationToken;
+
+use crate::decorated::{Faults, decorated};
 
 // ---------------------------------------------------------------------------------------------
 // Harness
@@ -245,107 +246,6 @@ pub(crate) fn failure_of(m: &fleet_local::QueuedMessage) -> FailureMetadata {
 }
 
 // ---------------------------------------------------------------------------------------------
-// A decorator over the real local queue that counts calls (and can stall receives)
-// ---------------------------------------------------------------------------------------------
-
-#[derive(Default)]
-struct Calls {
-    delete_batch_sizes: Mutex<Vec<usize>>,
-    receive_calls: AtomicUsize,
-}
-
-struct CountingQueue {
-    inner: Arc<dyn MessageQueue>,
-    calls: Arc<Calls>,
-    stall_receive: bool,
-}
-
-#[async_trait]
-impl MessageQueue for CountingQueue {
-    fn id(&self) -> &str {
-        self.inner.id()
-    }
-    async fn receive(
-        &self,
-        max: u32,
-        wait: Duration,
-        vis: Option<Duration>,
-    ) -> Result<Vec<ReceivedMessage>, PortError> {
-        self.calls.receive_calls.fetch_add(1, Ordering::SeqCst);
-        if self.stall_receive {
-            // A hung connection: the call never completes.
-            std::future::pending::<()>().await;
-        }
-        self.inner.receive(max, wait, vis).await
-    }
-    async fn delete_batch(&self, receipts: &[String]) -> Result<BatchResult, PortError> {
-        self.calls
-            .delete_batch_sizes
-            .lock()
-            .unwrap()
-            .push(receipts.len());
-        self.inner.delete_batch(receipts).await
-    }
-    async fn change_visibility_batch(
-        &self,
-        entries: &[(String, Duration)],
-    ) -> Result<BatchResult, PortError> {
-        self.inner.change_visibility_batch(entries).await
-    }
-    async fn send(&self, m: OutgoingMessage) -> Result<String, PortError> {
-        self.inner.send(m).await
-    }
-    async fn send_batch(&self, m: &[OutgoingMessage]) -> Result<BatchResult, PortError> {
-        self.inner.send_batch(m).await
-    }
-    async fn attributes(&self) -> Result<QueueAttributes, PortError> {
-        self.inner.attributes().await
-    }
-}
-
-struct CountingBackend {
-    inner: LocalBackend,
-    calls: Arc<Calls>,
-    stall_receive: bool,
-}
-
-#[async_trait]
-impl Backend for CountingBackend {
-    fn kind(&self) -> &'static str {
-        "local"
-    }
-    async fn queue(&self, name: &str) -> Result<Arc<dyn MessageQueue>, PortError> {
-        let inner = self.inner.queue(name).await?;
-        Ok(Arc::new(CountingQueue {
-            inner,
-            calls: self.calls.clone(),
-            stall_receive: self.stall_receive,
-        }))
-    }
-    async fn queue_by_arn(&self, arn: &str) -> Result<Arc<dyn MessageQueue>, PortError> {
-        self.inner.queue_by_arn(arn).await
-    }
-    fn event_bus(&self, name: &str) -> Arc<dyn EventBus> {
-        self.inner.event_bus(name)
-    }
-    fn records(&self, table: &str) -> Arc<dyn RecordStore> {
-        self.inner.records(table)
-    }
-    fn objects(&self, bucket: &str) -> Arc<dyn ObjectStore> {
-        self.inner.objects(bucket)
-    }
-    fn notifier(&self) -> Arc<dyn fleet_core::Notifier> {
-        self.inner.notifier()
-    }
-    async fn list_queues(&self, prefix: &str) -> Result<Vec<String>, PortError> {
-        Backend::list_queues(&self.inner, prefix).await
-    }
-    async fn caller_identity(&self) -> Result<String, PortError> {
-        self.inner.caller_identity().await
-    }
-}
-
-// ---------------------------------------------------------------------------------------------
 // Tests
 // ---------------------------------------------------------------------------------------------
 
@@ -356,12 +256,7 @@ async fn successes_are_deleted_in_batches() {
     for i in 0..25 {
         env.send(&q, &format!("m{i}"), &[], None).await;
     }
-    let calls = Arc::new(Calls::default());
-    let backend = Arc::new(CountingBackend {
-        inner: env.local.clone(),
-        calls: calls.clone(),
-        stall_receive: false,
-    });
+    let (backend, calls) = decorated(&env.local, Faults::default());
     let h = handler(|_| Outcome::Done);
     let mut cfg = config(&q);
     cfg.delete_linger = Duration::from_millis(50);
@@ -542,51 +437,6 @@ async fn a_panicking_handler_does_not_stop_the_worker() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn shutdown_finishes_in_flight_and_releases_unstarted_messages() {
-    let env = env();
-    let q = env.queue(
-        "drain",
-        QueueOpts {
-            fifo: true,
-            ..QueueOpts::default()
-        },
-    );
-    for i in 0..5 {
-        env.send(&q, &format!("g-{i}"), &[], Some("patient-1"))
-            .await;
-    }
-    let h = slow(Duration::from_millis(500));
-    let run = start(config(&q), Arc::new(env.local.clone()), h.clone());
-    wait_until("first handler started", Duration::from_secs(10), || {
-        h.started.load(Ordering::SeqCst) == 1
-    })
-    .await;
-    let t0 = Instant::now();
-    let report = run.stop().await;
-    let took = t0.elapsed();
-    assert!(took < Duration::from_secs(5), "drain took {took:?}");
-    assert_eq!(
-        h.finished.load(Ordering::SeqCst),
-        1,
-        "the in-flight handler finished"
-    );
-    assert_eq!(report.succeeded, 1);
-    assert_eq!(report.released_on_shutdown, 4);
-    assert_eq!(report.abandoned, 0);
-    // Right after run() returns: the unstarted four are visible again, in order, none in flight.
-    let left = env.snapshot(&q);
-    assert_eq!(
-        left.iter().map(|m| m.body.as_str()).collect::<Vec<_>>(),
-        vec!["g-1", "g-2", "g-3", "g-4"]
-    );
-    let now = now_ms();
-    assert!(
-        left.iter().all(|m| m.visible_at_ms <= now),
-        "messages left invisible: {left:?}"
-    );
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn shutdown_waits_for_standard_handlers_then_abandons_at_the_deadline() {
     let env = env();
     let q = env.queue("drain-std", QueueOpts::default());
@@ -750,55 +600,6 @@ async fn heartbeat_keeps_a_long_handler_invisible() {
     assert_eq!(report.received, 1);
     assert!(report.heartbeat_extensions >= 3, "{report:?}");
     assert_eq!(report.succeeded, 1);
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn fifo_failure_holds_the_rest_of_its_group() {
-    let env = env();
-    let q = env.queue(
-        "order",
-        QueueOpts {
-            fifo: true,
-            ..QueueOpts::default()
-        },
-    );
-    for i in 1..=4 {
-        env.send(&q, &format!("a{i}"), &[], Some("A")).await;
-    }
-    for i in 1..=2 {
-        env.send(&q, &format!("b{i}"), &[], Some("B")).await;
-    }
-    // a2 fails on its first delivery only.
-    let h = handler(|d| {
-        if d.body == "a2" && d.receive_count == 1 {
-            Outcome::retry("transient")
-        } else {
-            Outcome::Done
-        }
-    });
-    let run = start(config(&q), Arc::new(env.local.clone()), h.clone());
-    wait_until("all handled", Duration::from_secs(10), || {
-        env.snapshot(&q).is_empty()
-    })
-    .await;
-    let report = run.stop().await;
-    let bodies = h.bodies();
-    let group_a: Vec<&str> = bodies
-        .iter()
-        .map(String::as_str)
-        .filter(|b| b.starts_with('a'))
-        .collect();
-    let group_b: Vec<&str> = bodies
-        .iter()
-        .map(String::as_str)
-        .filter(|b| b.starts_with('b'))
-        .collect();
-    assert_eq!(group_a, vec!["a1", "a2", "a2", "a3", "a4"]);
-    assert_eq!(group_b, vec!["b1", "b2"]);
-    assert_eq!(report.retried, 1);
-    assert_eq!(report.succeeded, 6);
-    // a3 and a4 came in the same receive as a2 and were released unprocessed.
-    assert_eq!(report.released_fifo_hold, 2, "{report:?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -1158,12 +959,13 @@ async fn health_endpoint_reports_live_ready_metrics_and_stalls() {
     run.stop().await;
 
     // Stalled: the receive call hangs; liveness fails after 3 × wait_time (+ grace 0).
-    let calls = Arc::new(Calls::default());
-    let backend = Arc::new(CountingBackend {
-        inner: env.local.clone(),
-        calls: calls.clone(),
-        stall_receive: true,
-    });
+    let (backend, calls) = decorated(
+        &env.local,
+        Faults {
+            stall_receive: true,
+            ..Faults::default()
+        },
+    );
     let addr = free_addr();
     cfg.health_addr = Some(addr);
     let run = start(cfg, backend, handler(|_| Outcome::Done));
