@@ -56,6 +56,10 @@ codes! {
     BodyTooLarge = "BODY_TOO_LARGE",
     /// A claim-check pointer that cannot be parsed or whose object is missing.
     ClaimCheckInvalid = "CLAIM_CHECK_INVALID",
+    /// A claim-check pointer naming a bucket outside the worker's allow-list; nothing was read.
+    ClaimCheckBucketNotAllowed = "CLAIM_CHECK_BUCKET_NOT_ALLOWED",
+    /// A claim-check object whose size (from HEAD, before any read) is above the body limit.
+    ClaimCheckTooLarge = "CLAIM_CHECK_TOO_LARGE",
     /// The body is not valid UTF-8 / not decodable.
     BodyEncoding = "BODY_ENCODING",
     /// The handler failed on every attempt the worker allows (retryable failures exhausted).
@@ -85,6 +89,9 @@ codes! {
     DocumentCorrupt = "DOCUMENT_CORRUPT",
     /// Above the configured size or page limit, or the service's (`DocumentTooLargeException`).
     DocumentTooLarge = "DOCUMENT_TOO_LARGE",
+    /// An S3 event naming a bucket outside the upload allow-list (`FLEET_DOC_BUCKETS`); the
+    /// object was not read.
+    DocumentBucketNotAllowed = "DOCUMENT_BUCKET_NOT_ALLOWED",
     /// The object named by the event no longer exists (deleted, or that version removed,
     /// before the worker read it).
     DocumentNotFound = "DOCUMENT_NOT_FOUND",
