@@ -66,6 +66,12 @@ pub const DLQ_AUDIT_LOG: &str = "FLEET_DLQ_AUDIT_LOG";
 /// dlq-replay: age recipient (public key, `age1...`) the archive of moved messages is
 /// encrypted to.
 pub const ARCHIVE_RECIPIENT: &str = "FLEET_ARCHIVE_RECIPIENT";
+/// dlq-replay: key of the keyed hash (HMAC-SHA256) under which `--attribute` values and
+/// `--body-regex` are recorded in the audit log (at least 32 bytes). Without it (or
+/// `FLEET_DLQ_AUDIT_KEY_FILE`), commands with those filters are refused.
+pub const DLQ_AUDIT_KEY: &str = "FLEET_DLQ_AUDIT_KEY";
+/// dlq-replay: a file holding that key (readable by its owner only).
+pub const DLQ_AUDIT_KEY_FILE: &str = "FLEET_DLQ_AUDIT_KEY_FILE";
 
 /// doc-pipeline: upload queue (S3 event notifications; name or URL).
 pub const DOC_QUEUE: &str = "FLEET_DOC_QUEUE";
