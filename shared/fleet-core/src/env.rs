@@ -41,6 +41,9 @@ pub const FLEET_CONFIG: &str = "FLEET_CONFIG";
 pub const EVENT_BUS: &str = "FLEET_EVENT_BUS";
 /// `minimal` (default) or `full`.
 pub const PHI_POLICY: &str = "FLEET_PHI_POLICY";
+/// Buckets a claim-check pointer may name, comma-separated (every worker); unset or empty:
+/// none, so every claim check is refused (`CLAIM_CHECK_BUCKET_NOT_ALLOWED`).
+pub const CLAIM_CHECK_BUCKETS: &str = "FLEET_CLAIM_CHECK_BUCKETS";
 
 /// hl7-ingest: source queue (name or URL).
 pub const HL7_QUEUE: &str = "FLEET_HL7_QUEUE";
@@ -79,6 +82,10 @@ pub const DOC_QUEUE: &str = "FLEET_DOC_QUEUE";
 pub const DOC_COMPLETION_QUEUE: &str = "FLEET_DOC_COMPLETION_QUEUE";
 /// doc-pipeline: records table (documents, OCR jobs).
 pub const DOC_TABLE: &str = "FLEET_DOC_TABLE";
+/// doc-pipeline: upload buckets, comma-separated: an S3 event naming another bucket is
+/// dead-lettered unread (`DOCUMENT_BUCKET_NOT_ALLOWED`). Required on aws; on the local backend
+/// the default is `uploads` (the local stack's upload bucket).
+pub const DOC_BUCKETS: &str = "FLEET_DOC_BUCKETS";
 /// doc-pipeline: bucket the results JSON is written to.
 pub const DOC_RESULTS_BUCKET: &str = "FLEET_DOC_RESULTS_BUCKET";
 /// doc-pipeline: key prefix of results objects (default `results/`).
