@@ -97,6 +97,15 @@ pub const DOC_MAX_BYTES: &str = "FLEET_DOC_MAX_BYTES";
 pub const DOC_OCR_SWEEP_AFTER: &str = "FLEET_DOC_OCR_SWEEP_AFTER_SECS";
 /// doc-pipeline: seconds between two sweeps of started OCR jobs (default 60).
 pub const DOC_OCR_SWEEP_INTERVAL: &str = "FLEET_DOC_OCR_SWEEP_INTERVAL_SECS";
+/// Local OCR: documents with more pages are `DOCUMENT_TOO_LARGE` before any page is read
+/// (default 200).
+pub const DOC_MAX_PAGES: &str = "FLEET_DOC_MAX_PAGES";
+/// Local OCR: a page or image larger than this many pixels (a PDF page at the rasterising
+/// resolution) is `DOCUMENT_TOO_LARGE` before it is rasterised or read (default 50000000).
+pub const DOC_MAX_PIXELS_PER_PAGE: &str = "FLEET_DOC_MAX_PIXELS_PER_PAGE";
+/// Local OCR: wall-clock seconds one tool process (pdfinfo, pdftoppm, tesseract; pdftotext
+/// gets this per page) may run before its process group is killed (default 120).
+pub const DOC_OCR_PROCESS_TIMEOUT: &str = "FLEET_DOC_OCR_PROCESS_TIMEOUT_SECS";
 /// OCR engine: `tesseract` or `textract` (default: `textract` on the aws backend).
 pub const DOC_OCR: &str = "FLEET_DOC_OCR";
 /// Entity extractor: `rules` or `comprehend-medical` (default: `comprehend-medical` on aws).
