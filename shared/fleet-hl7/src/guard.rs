@@ -4,7 +4,7 @@
 //! characters, and decodes the character set named in MSH-18 before any text is looked at.
 
 use crate::MapConfig;
-use crate::error::{Hl7Error, err, safe_token};
+use crate::error::{Hl7Error, err, shown_charset};
 use crate::seg::{Seg, Separators};
 use crate::split;
 use fleet_core::ErrorCode;
@@ -174,7 +174,7 @@ pub fn decode_charset<'a>(b: &'a [u8], seps: &Separators) -> Result<Cow<'a, str>
                 "8859/8" => encoding_rs::ISO_8859_8,
                 "8859/15" => encoding_rs::ISO_8859_15,
                 _ => {
-                    let shown = safe_token(other).unwrap_or("(unprintable)");
+                    let shown = shown_charset(other);
                     return err(
                         ErrorCode::Hl7BadCharset,
                         format!("MSH-18 character set {shown} is not supported"),

@@ -1,6 +1,6 @@
 //! The `hl7-ingest inspect` view: one JSON object per message found in a file.
 
-use crate::error::safe_token;
+use crate::error::message_type_code;
 use crate::{MapConfig, guard, parse_adt, split_messages};
 use serde_json::{Value, json};
 
@@ -60,17 +60,13 @@ fn input_part(input: &[u8], index: usize) -> Vec<u8> {
 
 /// MSH-9 and MSH-10 of a message the mapping refused, when its header is readable, so a feed
 /// engineer can find the message. Neither field carries patient data; MSH-9 is shown only
-/// when it looks like a message code.
+/// when it is a code of HL7 table 0076 (and its trigger one of a letter and digits).
 fn header(raw: &[u8], cfg: &MapConfig) -> Option<(String, String)> {
     let (text, seps) = guard::decode_message(raw, cfg).ok()?;
     let g = guard::guard(&text, seps).ok()?;
     let msh = g.segments.first()?.fields(&g.seps);
     let code = msh.comp(9, 0, 1, &g.seps).trim();
     let trigger = msh.comp(9, 0, 2, &g.seps).trim();
-    let message_type = match (safe_token(code), safe_token(trigger)) {
-        (Some(c), Some(t)) => format!("{c}^{t}"),
-        (Some(c), None) => c.to_string(),
-        _ => return None,
-    };
+    let message_type = message_type_code(code, trigger)?;
     Some((message_type, msh.field(10).trim().to_string()))
 }

@@ -2,7 +2,7 @@
 //! the event needs; every other segment is validated by the guard and then ignored.
 
 use crate::dtm::{parse_date, parse_instant};
-use crate::error::{Hl7Error, err, safe_token};
+use crate::error::{Hl7Error, err, message_type_code, shown_message_code, shown_trigger};
 use crate::escape::decode;
 use crate::event::rule;
 use crate::guard::{self, Guarded};
@@ -121,10 +121,10 @@ fn map(g: &Guarded<'_>, cfg: &MapConfig) -> Result<AdtMessage, Hl7Error> {
         return err(ErrorCode::Hl7MissingField, "MSH-9 is empty");
     }
     if code != "ADT" {
-        let shown = match (safe_token(&code), safe_token(&msh_trigger)) {
-            (Some(c), Some(t)) => format!("{c}^{t}"),
-            (Some(c), None) => c.to_string(),
-            _ => "not a message code".to_string(),
+        // Codes from closed lists, or lengths: never the producer's text (error.rs).
+        let shown = match message_type_code(&code, &msh_trigger) {
+            Some(t) => t,
+            None => shown_message_code(&code),
         };
         return err(ErrorCode::Hl7NotAdt, format!("MSH-9 is {shown}"));
     }
@@ -145,7 +145,7 @@ fn map(g: &Guarded<'_>, cfg: &MapConfig) -> Result<AdtMessage, Hl7Error> {
         );
     };
     let Some(rule) = rule(&trigger) else {
-        let shown = safe_token(&trigger).unwrap_or("(unprintable)");
+        let shown = shown_trigger(&trigger);
         return err(
             ErrorCode::Hl7UnsupportedTrigger,
             format!("trigger {shown} is not an ADT trigger A01-A62"),

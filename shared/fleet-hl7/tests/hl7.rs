@@ -811,3 +811,47 @@ fn corpus_adt_messages_map_and_others_are_refused() {
          {no_pid} ADT without PID-3 refused"
     );
 }
+
+// ---------------------------------------------------------------------------------------------
+// Issue 16 item 4: failure details carry codes, positions and lengths, never producer text
+
+#[test]
+fn item4_refusal_details_never_echo_the_producers_field_contents() {
+    // Each field a detail used to echo when it "looked like a code": a name fits that charset.
+    let name = "SMITH JOHN";
+    let cases = [
+        // MSH-9.1 not ADT: the message code.
+        msh("^~\\&", &format!("{name}^A01"), "20240315143000", "C", ""),
+        // MSH-9.1 of a known type, MSH-9.2 free text.
+        msh("^~\\&", &format!("ORU^{name}"), "20240315143000", "C", ""),
+        // ADT with a trigger that is free text.
+        msh("^~\\&", &format!("ADT^{name}"), "20240315143000", "C", ""),
+        // MSH-18 naming no character set.
+        msh("^~\\&", "ADT^A01", "20240315143000", "C", name),
+    ];
+    let cfg = MapConfig::default();
+    for (i, header) in cases.iter().enumerate() {
+        let mut segs = base_segments();
+        segs[0] = header.clone();
+        let raw = segs.join("\r");
+        let e = parse_adt(raw.as_bytes(), &cfg).expect_err("refused");
+        assert!(
+            !e.detail.contains("SMITH") && !e.detail.contains("JOHN"),
+            "case {i}: the detail of {} quotes the field",
+            e.code.as_str()
+        );
+        if i == 1 {
+            // The known code is shown, the free-text trigger is not.
+            assert_eq!(e.detail, "MSH-9 is ORU");
+        } else {
+            assert!(
+                e.detail.contains("10 characters"),
+                "case {i}: the detail should give the length instead: {}",
+                e.detail
+            );
+        }
+        // inspect's header names no free-text message type either.
+        let out = serde_json::to_string(&inspect(raw.as_bytes(), &cfg)).unwrap();
+        assert!(!out.contains("SMITH"), "case {i}: inspect quotes the field");
+    }
+}
