@@ -59,6 +59,8 @@ pub struct AwsBackend {
     sns: aws_sdk_sns::Client,
     /// Key for SSE-KMS on S3 puts; `None` uses the account's `aws/s3` key.
     kms_key: Option<String>,
+    /// Each service client's endpoint override as the SDK resolves it (`None`: AWS itself).
+    endpoints: Vec<(&'static str, Option<String>)>,
 }
 
 impl AwsBackend {
@@ -126,6 +128,7 @@ impl AwsBackend {
             s3: aws_sdk_s3::Client::from_conf(s3),
             kms: aws_sdk_kms::Client::from_conf(kms),
             kms_key: None,
+            endpoints: endpoint_overrides(cfg),
         }
     }
 
@@ -161,6 +164,65 @@ impl AwsBackend {
             .map(str::to_string)
             .ok_or_else(|| PortError::transient(OP, "response without queue URL"))
     }
+}
+
+/// The service ids of the clients an [`AwsBackend`] builds, as the SDK names them in
+/// `AWS_ENDPOINT_URL_<ID>` and in a profile's `services` section.
+const SERVICE_IDS: [&str; 7] = ["SQS", "EventBridge", "DynamoDB", "S3", "KMS", "STS", "SNS"];
+
+/// The endpoint override each service client gets from `cfg`, resolved as the SDK's
+/// `Builder::from(&SdkConfig)` does: one set in code wins, else the service's own
+/// (`AWS_ENDPOINT_URL_<SERVICE>`, profile `services`), else the global one
+/// (`AWS_ENDPOINT_URL`, profile `endpoint_url`).
+fn endpoint_overrides(cfg: &SdkConfig) -> Vec<(&'static str, Option<String>)> {
+    let global = cfg.endpoint_url().map(str::to_string);
+    SERVICE_IDS
+        .iter()
+        .map(|&id| {
+            if cfg.get_origin("endpoint_url").is_client_config() {
+                return (id, global.clone());
+            }
+            let own = cfg.service_config().and_then(|conf| {
+                let key = aws_types::service_config::ServiceConfigKey::builder()
+                    .service_id(id)
+                    .env("AWS_ENDPOINT_URL")
+                    .profile("endpoint_url")
+                    .build()
+                    .ok()?;
+                conf.load_config(key)
+            });
+            (id, own.or_else(|| global.clone()))
+        })
+        .collect()
+}
+
+/// Whether `url`'s host is a loopback address: `localhost`, `127.0.0.0/8` or `::1`. A URL with
+/// user information (`http://127.0.0.1@host`) or without an http(s) scheme is not.
+pub fn is_loopback_url(url: &str) -> bool {
+    let lower = url.trim().to_ascii_lowercase();
+    let Some(rest) = lower
+        .strip_prefix("http://")
+        .or_else(|| lower.strip_prefix("https://"))
+    else {
+        return false;
+    };
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or_default();
+    if authority.contains('@') {
+        return false;
+    }
+    let host = if let Some(v6) = authority.strip_prefix('[') {
+        match v6.split_once(']') {
+            Some((host, port)) if port.is_empty() || port.starts_with(':') => host,
+            _ => return false,
+        }
+    } else {
+        authority.split(':').next().unwrap_or_default()
+    };
+    let host = host.strip_suffix('.').unwrap_or(host);
+    host == "localhost"
+        || host
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.to_canonical().is_loopback())
 }
 
 fn is_url(s: &str) -> bool {
@@ -231,6 +293,26 @@ impl Backend for AwsBackend {
         }
         urls.sort();
         Ok(urls)
+    }
+
+    /// Only against a local protocol server: every service's endpoint overridden to a loopback
+    /// address. Against AWS itself the queues must be encrypted; there is no override.
+    fn unencrypted_override(&self) -> Result<(), String> {
+        for (service, endpoint) in &self.endpoints {
+            let to = match endpoint {
+                Some(url) if is_loopback_url(url) => continue,
+                Some(url) => format!("{service} goes to {url}, not a loopback address"),
+                None => format!("{service} goes to AWS itself (no endpoint override)"),
+            };
+            return Err(format!(
+                "FLEET_ALLOW_UNENCRYPTED (--allow-unencrypted) is for local protocol servers only: \
+                 on the aws backend every endpoint must be overridden to a loopback address \
+                 (AWS_ENDPOINT_URL=http://127.0.0.1:PORT for moto or LocalStack), but {to}. \
+                 Against AWS, encrypt the queue and its dead-letter queue (SSE-SQS or SSE-KMS) \
+                 and attach a redrive policy instead"
+            ));
+        }
+        Ok(())
     }
 
     async fn caller_identity(&self) -> Result<String, PortError> {

@@ -27,4 +27,14 @@ pub trait Backend: Send + Sync {
     /// Who is acting, for audit records: the caller's ARN on aws (STS GetCallerIdentity),
     /// `local:<user>` on the local backend.
     async fn caller_identity(&self) -> Result<String, PortError>;
+    /// Whether the unencrypted override (`FLEET_ALLOW_UNENCRYPTED`, `--allow-unencrypted`) may
+    /// be honoured on this backend; `Err` is the operator-facing reason it may not. The local
+    /// backend allows it (nothing there is encrypted); aws only when every endpoint is
+    /// overridden to a loopback address (moto, LocalStack). A backend that does not say refuses.
+    fn unencrypted_override(&self) -> Result<(), String> {
+        Err(format!(
+            "the {} backend does not allow the unencrypted override",
+            self.kind()
+        ))
+    }
 }

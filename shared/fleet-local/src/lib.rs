@@ -281,6 +281,12 @@ impl Backend for LocalBackend {
     async fn caller_identity(&self) -> Result<String, PortError> {
         Ok(format!("local:{}", local_user()))
     }
+
+    /// Allowed: nothing local is encrypted (the file's protection is its mode and the disk's
+    /// encryption), so a local worker cannot start without it.
+    fn unencrypted_override(&self) -> Result<(), String> {
+        Ok(())
+    }
 }
 
 /// The local user, for audit records: `$USER`, `$LOGNAME`, else the name of the process's uid

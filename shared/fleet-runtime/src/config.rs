@@ -178,6 +178,9 @@ pub enum RuntimeError {
         "queue {queue} has no redrive policy: attach a dead-letter queue (RedrivePolicy with maxReceiveCount above the worker's max attempts), or set FLEET_ALLOW_UNENCRYPTED=1 for local development"
     )]
     NoRedrivePolicy { queue: String },
+    /// The unencrypted override was given where it is not allowed (aws against AWS itself).
+    #[error("refusing to start: {reason}")]
+    OverrideRefused { reason: String },
     #[error(
         "queue {queue} is FIFO but its dead-letter queue {dlq} is not: use a FIFO dead-letter queue"
     )]

@@ -99,6 +99,11 @@ pub async fn run(
     shutdown: CancellationToken,
 ) -> Result<RunReport, RuntimeError> {
     cfg.validate()?;
+    if cfg.allow_unencrypted {
+        backend
+            .unencrypted_override()
+            .map_err(|reason| RuntimeError::OverrideRefused { reason })?;
+    }
     let queue = backend
         .queue(&cfg.queue)
         .await

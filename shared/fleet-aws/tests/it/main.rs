@@ -4,3 +4,4 @@
 mod comprehend_medical;
 mod support;
 mod textract;
+mod unencrypted_override;

@@ -158,6 +158,9 @@ impl Backend for DecoratedBackend {
     fn kind(&self) -> &'static str {
         "local"
     }
+    fn unencrypted_override(&self) -> Result<(), String> {
+        self.inner.unencrypted_override()
+    }
     async fn queue(&self, name: &str) -> Result<Arc<dyn MessageQueue>, PortError> {
         Ok(self.wrap(self.inner.queue(name).await?, false))
     }

@@ -7,3 +7,4 @@ mod fleet_run;
 mod hl7_inspect;
 mod notify_check;
 mod status_aws;
+mod unencrypted_override;
