@@ -12,6 +12,9 @@ pub const LOCAL_OBJECTS: &str = "FLEET_LOCAL_OBJECTS";
 pub const S3_KMS_KEY: &str = "FLEET_S3_KMS_KEY_ID";
 /// Start even though the queue or its DLQ is not encrypted (local development only).
 pub const ALLOW_UNENCRYPTED: &str = "FLEET_ALLOW_UNENCRYPTED";
+/// Local backend: open the SQLite file even though group or others have access to it
+/// (or to its -wal, -shm or -journal file); refused otherwise.
+pub const ALLOW_SHARED_DB: &str = "FLEET_ALLOW_SHARED_DB";
 /// Log filter (tracing EnvFilter syntax); default `info`.
 pub const LOG: &str = "FLEET_LOG";
 /// `json` (default) or `text`.

@@ -10,6 +10,7 @@ pub mod env;
 pub mod envelope;
 pub mod error;
 pub mod failure;
+pub mod files;
 pub mod phi;
 pub mod ports;
 pub mod requests;
