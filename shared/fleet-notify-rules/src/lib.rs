@@ -4,4 +4,5 @@
 //! the fuzz targets link them without the SDKs.
 
 pub mod event;
+pub mod phi;
 pub mod rules;

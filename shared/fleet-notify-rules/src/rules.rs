@@ -15,7 +15,10 @@
 //! local bus routes with), as a TOML table or a JSON string. Templates are minijinja; they see
 //! one variable, `event`, holding only the `fields` listed (dotted paths into the EventBridge
 //! event) plus `rule` (the rule's name). Referring to anything else is an error (strict
-//! undefined), so a template cannot reach a field nobody allow-listed.
+//! undefined), so a template cannot reach a field nobody allow-listed. A rule whose
+//! allow-listed fields carry one of the event's PHI values, or whose subject or body contains
+//! one (after normalisation, at every stage up to the text sent), is refused for that event
+//! ([`RenderError::PhiInText`]; see [`crate::phi`]).
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -25,6 +28,8 @@ use fleet_pattern::Pattern;
 use minijinja::{Environment, UndefinedBehavior};
 use serde::Deserialize;
 use serde_json::{Map, Value};
+
+use crate::phi::PhiValues;
 
 /// The largest subject SNS accepts.
 pub const MAX_SUBJECT_CHARS: usize = 100;
@@ -90,6 +95,20 @@ pub enum RenderError {
     /// The template failed: names the template (subject/body) and minijinja's error kind,
     /// never event data.
     Template(String),
+    /// One of the event's PHI values reached the template or the text (`NOTIFY_PHI_IN_TEXT`):
+    /// names where (`allow-listed fields`, `subject` or `body`), never the value.
+    PhiInText(&'static str),
+}
+
+impl std::fmt::Display for RenderError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Template(what) => f.write_str(what),
+            Self::PhiInText(place) => {
+                write!(f, "{place}: contains one of the event's PHI values")
+            }
+        }
+    }
 }
 
 /// A rendered notification text.
@@ -205,20 +224,51 @@ impl Rules {
         self.rules.iter().filter(move |r| r.pattern.matches(event))
     }
 
-    /// Render a rule's subject and body for `event`, seeing only the allow-listed fields.
+    /// Render a rule's subject and body for `event`, seeing only the allow-listed fields,
+    /// and check them against the event's PHI values ([`Rules::render_checked`]).
     pub fn render(&self, rule: &Rule, event: &Value) -> Result<Rendered, RenderError> {
-        let ctx = serde_json::json!({ "event": allowed(event, &rule.fields), "rule": rule.name });
-        let render = |part: &str| -> Result<String, RenderError> {
+        self.render_checked(rule, event, &crate::phi::phi_values(event))
+    }
+
+    /// [`Rules::render`] with the event's PHI values computed once by the caller.
+    ///
+    /// Refused with [`RenderError::PhiInText`]: an allow-listed field that carries one of
+    /// `phi` (checked before rendering, so no filter chain can disguise it), and a subject or
+    /// body that contains one at any stage: as rendered, and as sent (body trimmed; subject
+    /// with whitespace collapsed and cut to [`MAX_SUBJECT_CHARS`], so a value the cut halves
+    /// is still found in the whole).
+    pub fn render_checked(
+        &self,
+        rule: &Rule,
+        event: &Value,
+        phi: &PhiValues,
+    ) -> Result<Rendered, RenderError> {
+        let visible = allowed(event, &rule.fields);
+        let mut values = Vec::new();
+        crate::phi::strings(&visible, &mut values);
+        if values.iter().any(|v| phi.found_in(v)) {
+            return Err(RenderError::PhiInText("allow-listed fields"));
+        }
+        let ctx = serde_json::json!({ "event": visible, "rule": rule.name });
+        let render = |part: &'static str| -> Result<String, RenderError> {
             let t = self
                 .env
                 .get_template(&format!("{}/{part}", rule.name))
                 .map_err(|e| RenderError::Template(format!("{part}: {}", e.kind())))?;
-            t.render(&ctx)
-                .map_err(|e| RenderError::Template(format!("{part}: {}", e.kind())))
+            let text = t
+                .render(&ctx)
+                .map_err(|e| RenderError::Template(format!("{part}: {}", e.kind())))?;
+            if phi.found_in(&text) {
+                return Err(RenderError::PhiInText(part));
+            }
+            Ok(text)
         };
         let body = render("body")?.trim().to_string();
         if body.is_empty() {
             return Err(RenderError::Template("body: rendered empty".into()));
+        }
+        if phi.found_in(&body) {
+            return Err(RenderError::PhiInText("body"));
         }
         let subject = if rule.has_subject {
             // SNS subjects: ASCII, one line, at most 100 characters.
@@ -230,7 +280,11 @@ impl Rules {
             if !s.is_ascii() || s.chars().any(char::is_control) {
                 return Err(RenderError::Template("subject: not printable ASCII".into()));
             }
-            Some(s.chars().take(MAX_SUBJECT_CHARS).collect())
+            let s: String = s.chars().take(MAX_SUBJECT_CHARS).collect();
+            if phi.found_in(&s) {
+                return Err(RenderError::PhiInText("subject"));
+            }
+            Some(s)
         } else {
             None
         };

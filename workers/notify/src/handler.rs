@@ -82,28 +82,17 @@ impl NotifyHandler {
         };
         let phi = event::phi_values(&ev.value);
         for rule in self.rules.matching(&ev.value) {
-            let rendered =
-                self.rules
-                    .render(rule, &ev.value)
-                    .map_err(|RenderError::Template(what)| {
-                        Failure::permanent(
-                            ErrorCode::NotifyTemplateInvalid,
-                            format!("rule {}: {what}", rule.name),
-                        )
-                    })?;
+            let rendered = self
+                .rules
+                .render_checked(rule, &ev.value, &phi)
+                .map_err(|e| render_failure(&rule.name, &e))?;
+            // The exact texts that are published, checked once more.
             let texts = [
                 rendered.subject.as_deref().unwrap_or(""),
                 rendered.body.as_str(),
             ];
             if texts.iter().any(|t| event::leaks(t, &phi)) {
-                tracing::warn!(rule = %rule.name, "rendered notification contains a PHI value of the event; refused");
-                return Err(Failure::permanent(
-                    ErrorCode::NotifyPhiInText,
-                    format!(
-                        "rule {}: the rendered text contains one of the event's PHI values",
-                        rule.name
-                    ),
-                ));
+                return Err(render_failure(&rule.name, &RenderError::PhiInText("text")));
             }
             let notification = notification_for(rule, &ev, rendered);
             match self.send_once(rule, &ev.dedup_key, notification).await? {
@@ -201,6 +190,21 @@ impl NotifyHandler {
                 Err(publish_failure(&rule.name, &e))
             }
         }
+    }
+}
+
+/// A refused rendering: `NOTIFY_PHI_IN_TEXT` or `NOTIFY_TEMPLATE_INVALID`, naming the rule and
+/// where, never the text or the value.
+fn render_failure(rule: &str, e: &RenderError) -> Failure {
+    match e {
+        RenderError::PhiInText(_) => {
+            tracing::warn!(rule = %rule, "a PHI value of the event reached the notification; refused");
+            Failure::permanent(ErrorCode::NotifyPhiInText, format!("rule {rule}: {e}"))
+        }
+        RenderError::Template(_) => Failure::permanent(
+            ErrorCode::NotifyTemplateInvalid,
+            format!("rule {rule}: {e}"),
+        ),
     }
 }
 
