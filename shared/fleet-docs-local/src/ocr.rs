@@ -1,15 +1,26 @@
 //! OCR for the local backend: Tesseract, and poppler for PDFs (Debian `tesseract-ocr` and
 //! `poppler-utils`; `scripts/ocr-tools` installs them).
 //!
-//! - **PDF**: `pdfinfo` counts the pages (a failure, a `Syntax Error` or no pages is
-//!   `DOCUMENT_CORRUPT`; more than [`LocalOcrConfig::max_pages`] is `DOCUMENT_TOO_LARGE`).
+//! - **PDF**: `pdfinfo -f 1 -l max_pages` counts the pages and gives each one's size and
+//!   rotation (a failure, a `Syntax Error` or no pages is `DOCUMENT_CORRUPT`).
 //!   `pdftotext -bbox-layout` reads the text layer; a page whose layer has at least
 //!   [`LocalOcrConfig::text_layer_min_chars`] letters or digits is taken from it (words and
 //!   lines with their geometry, confidence 100, no pixel size); every other page is
-//!   rasterised with `pdftoppm` at [`LocalOcrConfig::dpi`] and read by Tesseract.
+//!   rasterised with `pdftoppm` at [`LocalOcrConfig::dpi`], cropped to the size `pdfinfo`
+//!   gave (so a page that renders larger than it said still stays within the limit), and
+//!   read by Tesseract.
 //! - **PNG, JPEG**: Tesseract reads the image. **TIFF**: each page (counted from the file's
 //!   IFD chain) is read by its own Tesseract run (`tessedit_page_number`).
 //! - **Text**: the UTF-8 text is the document ([`OcrResult::from_plain_text`]).
+//!
+//! Decompression bombs are refused before any tool decodes a pixel, as `DOCUMENT_TOO_LARGE`
+//! with the limit named: more than [`LocalOcrConfig::max_pages`] pages (PDF by `pdfinfo`, TIFF
+//! by its IFD chain), or a page of more than [`LocalOcrConfig::max_pixels_per_page`] pixels
+//! (PNG `IHDR`, JPEG frame header, each TIFF IFD's width and length, a PDF page's size at the
+//! rasterising resolution). Every tool process runs in its own process group with a
+//! wall-clock timeout ([`LocalOcrConfig::page_timeout`]); on expiry the whole group is killed
+//! and the read fails retryable with the reason [`fleet_docs::OCR_TIMEOUT`] (the worker
+//! retries it once, then dead-letters it as `OCR_FAILED`).
 //!
 //! Each page is one Tesseract process with `OMP_THREAD_LIMIT=1`; pages run in parallel up to
 //! [`LocalOcrConfig::parallel_pages`] across all documents this engine reads at once (one
@@ -21,19 +32,24 @@
 //! `DOCUMENT_CORRUPT`. A missing tool, a failed spawn or a timeout is retryable
 //! (`ocr_unavailable`, `timeout`), since another attempt or another machine may succeed.
 //!
-//! The document is written to a private temporary directory (mode 0700) removed afterwards.
+//! The document is written (0600) to a private temporary directory (0700, whatever the umask)
+//! under [`LocalOcrConfig::temp_root`], named for this process and removed afterwards; at
+//! start, [`TesseractOcr::remove_stale_dirs`] removes those left by a process that is gone.
 //! Nothing here logs document text or file contents; error details carry at most 200
 //! characters of a tool's stderr (these tools never print document text there), with
 //! temporary paths removed.//!
 //! Layout: this file reads a document (tool check, page count, text layer, scheduling pages);
 //! `page` reads one page (pdftoppm rasterising, a Tesseract run); `process` runs a tool with a
 //! timeout and bounds its stderr; `parse` turns Tesseract TSV and pdftotext's bbox layout into
-//! the result schema; `tiff` counts a TIFF's pages.
+//! the result schema; `tiff` reads a TIFF's pages and their sizes; `limits` the sizes of PNG,
+//! JPEG and PDF pages; `workdir` the private temporary directories.
 
+mod limits;
 mod page;
 mod parse;
 mod process;
 mod tiff;
+mod workdir;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -41,7 +57,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use fleet_core::ErrorCode;
+use fleet_core::{ErrorCode, env};
 use fleet_docs::schema::{OcrResult, OcrWarning, Page};
 use fleet_docs::{DocError, Document, MediaType, Ocr, OcrJob, OcrStart};
 use tokio::sync::Semaphore;
@@ -51,7 +67,8 @@ use page::{PageError, PageJob, ocr_page};
 use parse::meaningful;
 pub use parse::{parse_bbox_layout, parse_tsv};
 use process::{detail_of, io_error, run, summarise};
-pub use tiff::tiff_page_count;
+pub use tiff::{tiff_page_count, tiff_page_sizes};
+pub use workdir::PREFIX as TEMP_DIR_PREFIX;
 
 /// The warning code for a page Tesseract or pdftoppm could not read.
 pub const PAGE_OCR_FAILED: &str = "PAGE_OCR_FAILED";
@@ -67,12 +84,19 @@ pub struct LocalOcrConfig {
     pub language: String,
     /// Resolution PDF pages are rasterised at.
     pub dpi: u32,
-    /// Documents with more pages are `DOCUMENT_TOO_LARGE`.
+    /// Documents with more pages are `DOCUMENT_TOO_LARGE`, before any page is read.
     pub max_pages: u32,
+    /// A page (an image, a TIFF page, a PDF page at [`Self::dpi`]) of more pixels is
+    /// `DOCUMENT_TOO_LARGE`, before anything decodes or rasterises it.
+    pub max_pixels_per_page: u64,
     /// Tesseract processes at once (each single-threaded), across all documents.
     pub parallel_pages: usize,
-    /// For one tool run on one page (pdfinfo and pdftotext get it per page of the document).
+    /// Wall-clock limit of one tool process (pdfinfo, pdftoppm, tesseract; pdftotext, which
+    /// reads every page in one run, gets it per page); on expiry its process group is killed.
     pub page_timeout: Duration,
+    /// Where the per-document private directories are made (default: the system's
+    /// temporary directory, `TMPDIR`).
+    pub temp_root: PathBuf,
     /// A PDF page's text layer is used when it has at least this many letters or digits;
     /// below that (a scan, a scan with only a stamp or page number) the page is OCR'd.
     pub text_layer_min_chars: usize,
@@ -88,8 +112,10 @@ impl Default for LocalOcrConfig {
             language: "eng".into(),
             dpi: 300,
             max_pages: 200,
+            max_pixels_per_page: 50_000_000,
             parallel_pages: std::thread::available_parallelism().map_or(1, |n| n.get()),
             page_timeout: Duration::from_secs(120),
+            temp_root: std::env::temp_dir(),
             text_layer_min_chars: 16,
         }
     }
@@ -175,6 +201,13 @@ impl TesseractOcr {
         Ok(versions.join("; "))
     }
 
+    /// Removes the temporary directories under [`LocalOcrConfig::temp_root`] that a process
+    /// which is gone left behind (a worker killed mid-document); a worker calls it at start.
+    /// Returns how many it removed.
+    pub fn remove_stale_dirs(&self) -> std::io::Result<usize> {
+        workdir::remove_stale(&self.config.temp_root)
+    }
+
     async fn read(&self, document: &Document) -> Result<OcrResult, DocError> {
         if document.bytes.is_empty() {
             return Err(DocError::permanent(
@@ -191,17 +224,81 @@ impl TesseractOcr {
                 )),
             };
         }
-        let dir = tempfile::Builder::new()
-            .prefix("fleet-ocr-")
-            .tempdir()
+        // Images are measured before anything is written or run.
+        let sizes = self.image_sizes(document)?;
+        let dir = workdir::create(&self.config.temp_root)
             .map_err(|e| io_error("temporary directory", &e))?;
-        let result = self.read_in(document, dir.path()).await;
+        let result = self.read_in(document, sizes, dir.path()).await;
         // Removing a directory of page images is blocking work.
         let _ = tokio::task::spawn_blocking(move || drop(dir)).await;
         result
     }
 
-    async fn read_in(&self, document: &Document, dir: &Path) -> Result<OcrResult, DocError> {
+    /// The pixel sizes of an image's pages, each within the limits (PDF pages are measured
+    /// by `pdfinfo`); `DOCUMENT_CORRUPT` when the header gives none.
+    fn image_sizes(&self, document: &Document) -> Result<Vec<(u32, u32)>, DocError> {
+        let corrupt = |what: &str| DocError::permanent(ErrorCode::DocumentCorrupt, what);
+        let sizes = match document.media_type {
+            MediaType::Pdf | MediaType::Text => return Ok(Vec::new()),
+            MediaType::Png => vec![
+                limits::png_size(&document.bytes)
+                    .ok_or_else(|| corrupt("unreadable PNG header"))?,
+            ],
+            MediaType::Jpeg => vec![
+                limits::jpeg_size(&document.bytes)
+                    .ok_or_else(|| corrupt("unreadable JPEG header"))?,
+            ],
+            MediaType::Tiff => {
+                let pages = tiff_page_sizes(&document.bytes)
+                    .ok_or_else(|| corrupt("unreadable TIFF structure"))?;
+                self.check_pages(pages.len() as u32)?;
+                pages
+                    .into_iter()
+                    .enumerate()
+                    .map(|(i, size)| {
+                        size.ok_or_else(|| {
+                            corrupt(&format!("TIFF page {} has no width or length", i + 1))
+                        })
+                    })
+                    .collect::<Result<_, _>>()?
+            }
+        };
+        for (i, &(w, h)) in sizes.iter().enumerate() {
+            self.check_pixels(i as u32 + 1, u64::from(w), u64::from(h), None)?;
+        }
+        Ok(sizes)
+    }
+
+    /// `DOCUMENT_TOO_LARGE` when page `number`, `width` × `height` pixels (at `dpi` for a
+    /// PDF page), is above the limit.
+    fn check_pixels(
+        &self,
+        number: u32,
+        width: u64,
+        height: u64,
+        dpi: Option<u32>,
+    ) -> Result<(), DocError> {
+        let max = self.config.max_pixels_per_page;
+        if width.saturating_mul(height) <= max {
+            return Ok(());
+        }
+        let at = dpi.map_or(String::new(), |d| format!(" at {d} dpi"));
+        Err(DocError::permanent(
+            ErrorCode::DocumentTooLarge,
+            format!(
+                "page {number} is {width}x{height} pixels{at}, above the limit of {max} pixels \
+                 per page ({}); nothing was rasterised",
+                env::DOC_MAX_PIXELS_PER_PAGE
+            ),
+        ))
+    }
+
+    async fn read_in(
+        &self,
+        document: &Document,
+        sizes: Vec<(u32, u32)>,
+        dir: &Path,
+    ) -> Result<OcrResult, DocError> {
         let ext = match document.media_type {
             MediaType::Pdf => "pdf",
             MediaType::Png => "png",
@@ -210,16 +307,14 @@ impl TesseractOcr {
             MediaType::Text => "txt",
         };
         let input = dir.join(format!("document.{ext}"));
-        tokio::fs::write(&input, &document.bytes)
+        workdir::write_private(&input, &document.bytes)
             .await
             .map_err(|e| io_error("writing the document", &e))?;
         match document.media_type {
             MediaType::Pdf => self.read_pdf(&input, dir).await,
             MediaType::Tiff => {
-                let count = tiff_page_count(&document.bytes).ok_or_else(|| {
-                    DocError::permanent(ErrorCode::DocumentCorrupt, "unreadable TIFF structure")
-                })?;
-                self.check_pages(count)?;
+                // Counted and measured by `image_sizes`.
+                let count = sizes.len() as u32;
                 let jobs = (1..=count).map(|n| PageJob::Image {
                     path: input.clone(),
                     tiff_index: Some(n - 1),
@@ -250,8 +345,9 @@ impl TesseractOcr {
             return Err(DocError::permanent(
                 ErrorCode::DocumentTooLarge,
                 format!(
-                    "{count} pages, above the limit of {}",
-                    self.config.max_pages
+                    "{count} pages, above the limit of {} pages per document ({}); no page was read",
+                    self.config.max_pages,
+                    env::DOC_MAX_PAGES
                 ),
             ));
         }
@@ -260,7 +356,16 @@ impl TesseractOcr {
 
     async fn read_pdf(&self, input: &Path, dir: &Path) -> Result<OcrResult, DocError> {
         let c = &self.config;
-        let info = run(&c.pdfinfo, [input.as_os_str()], c.page_timeout, dir).await?;
+        // Every page's size, up to the page limit: more pages are refused anyway.
+        let last = c.max_pages.max(1).to_string();
+        let args: [&std::ffi::OsStr; 5] = [
+            "-f".as_ref(),
+            "1".as_ref(),
+            "-l".as_ref(),
+            last.as_ref(),
+            input.as_os_str(),
+        ];
+        let info = run(&c.pdfinfo, args, c.page_timeout, dir).await?;
         let stderr = String::from_utf8_lossy(&info.stderr);
         if !info.success || stderr.contains("Syntax Error") {
             return Err(DocError::permanent(
@@ -268,12 +373,22 @@ impl TesseractOcr {
                 format!("pdfinfo: {}", summarise(&info.stderr, dir)),
             ));
         }
-        let count = String::from_utf8_lossy(&info.stdout)
-            .lines()
-            .find_map(|l| l.strip_prefix("Pages:"))
-            .and_then(|n| n.trim().parse::<u32>().ok())
-            .unwrap_or(0);
+        let (count, boxes) = limits::parse_pdfinfo(&String::from_utf8_lossy(&info.stdout));
         self.check_pages(count)?;
+        // Each page's pixels at the rasterising resolution, before anything renders it.
+        let mut pixels = HashMap::new();
+        for number in 1..=count {
+            let page = boxes.get(&number).ok_or_else(|| {
+                DocError::permanent(
+                    ErrorCode::DocumentCorrupt,
+                    format!("pdfinfo gave no size for page {number}"),
+                )
+            })?;
+            let (w, h) = page.pixels(c.dpi);
+            self.check_pixels(number, w, h, Some(c.dpi))?;
+            let side = |v: u64| u32::try_from(v).unwrap_or(u32::MAX);
+            pixels.insert(number, (side(w), side(h)));
+        }
 
         // The text layer, all pages at once. Failing that, every page is rasterised.
         let layout = dir.join("layout.html");
@@ -313,6 +428,7 @@ impl TesseractOcr {
             .map(|number| PageJob::PdfPage {
                 pdf: input.to_path_buf(),
                 number,
+                pixels: pixels[&number],
             })
             .collect();
         tracing::debug!(pages = count, from_layer, ocr = jobs.len(), "reading PDF");

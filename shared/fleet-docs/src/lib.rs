@@ -11,5 +11,6 @@ pub mod s3event;
 pub mod schema;
 
 pub use ports::{
-    DocError, Document, EntityExtractor, MediaType, ObjectLocation, Ocr, OcrJob, OcrStart,
+    DocError, Document, EntityExtractor, MediaType, OCR_TIMEOUT, ObjectLocation, Ocr, OcrJob,
+    OcrStart,
 };

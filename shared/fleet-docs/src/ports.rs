@@ -89,6 +89,10 @@ pub struct Document {
 /// the document ports have always used for it (so adapters read as before).
 pub type DocError = fleet_core::Failure;
 
+/// The retry reason of an OCR tool process killed on its wall-clock timeout. The worker
+/// retries it once: on a later attempt it is the permanent `OCR_FAILED`.
+pub const OCR_TIMEOUT: &str = "ocr_timeout";
+
 /// What starting OCR gave.
 #[derive(Debug, Clone, PartialEq)]
 pub enum OcrStart {

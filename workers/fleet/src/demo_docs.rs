@@ -66,6 +66,7 @@ pub async fn run(dir: &Path, out: &mut impl Write) -> anyhow::Result<DocsSummary
         extractor: None,
         textract_sns_topic_arn: None,
         textract_role_arn: None,
+        local: Default::default(),
     };
     let ocr = engines
         .open_ocr(BackendKind::Local)

@@ -17,8 +17,13 @@ pub(super) enum PageJob {
         tiff_index: Option<u32>,
         number: u32,
     },
-    /// A page of a PDF to rasterise first.
-    PdfPage { pdf: PathBuf, number: u32 },
+    /// A page of a PDF to rasterise first, with its size in pixels as `pdfinfo` gave it
+    /// (checked against the limit): the rendering is cropped to it.
+    PdfPage {
+        pdf: PathBuf,
+        number: u32,
+        pixels: (u32, u32),
+    },
 }
 
 impl PageJob {
@@ -52,13 +57,31 @@ pub(super) async fn ocr_page(
         PageJob::Image {
             path, tiff_index, ..
         } => (path, tiff_index, None),
-        PageJob::PdfPage { pdf, number } => {
+        PageJob::PdfPage {
+            pdf,
+            number,
+            pixels: (width, height),
+        } => {
             let base = dir.join(format!("page-{number}"));
             let n = number.to_string();
             let r = config.dpi.to_string();
-            let args: [&std::ffi::OsStr; 11] = [
+            // A crop box of the measured size (pdftoppm clips it to the page): the image is
+            // never larger than the limit allowed, whatever the page turns out to be.
+            let (w, h) = (
+                width.saturating_add(1).to_string(),
+                height.saturating_add(1).to_string(),
+            );
+            let args: [&std::ffi::OsStr; 19] = [
                 "-r".as_ref(),
                 r.as_ref(),
+                "-x".as_ref(),
+                "0".as_ref(),
+                "-y".as_ref(),
+                "0".as_ref(),
+                "-W".as_ref(),
+                w.as_ref(),
+                "-H".as_ref(),
+                h.as_ref(),
                 "-gray".as_ref(),
                 "-png".as_ref(),
                 "-singlefile".as_ref(),

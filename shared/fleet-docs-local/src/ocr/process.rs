@@ -1,12 +1,14 @@
-//! Running one tool: no stdin, output captured, `OMP_THREAD_LIMIT=1`, killed after a timeout;
-//! a missing tool or a timeout is retryable. Its stderr, bounded and without temporary paths,
-//! is what error details quote.
+//! Running one tool: no stdin, output captured, `OMP_THREAD_LIMIT=1`, in a process group of
+//! its own that is killed (SIGKILL, every process in it) when its wall-clock timeout expires
+//! or the run is abandoned; a missing tool or a timeout is retryable. Its stderr, bounded and
+//! without temporary paths, is what error details quote.
 
 use std::path::Path;
 use std::process::Stdio;
 use std::time::Duration;
 
-use fleet_docs::DocError;
+use fleet_docs::{DocError, OCR_TIMEOUT};
+use rustix::process::{Pid, Signal, kill_process_group};
 
 /// How a tool run ended when it ran at all.
 pub(super) struct Ran {
@@ -15,7 +17,23 @@ pub(super) struct Ran {
     pub(super) stderr: Vec<u8>,
 }
 
-/// Runs `program` with `args` in `dir`, no stdin, output captured, killed after `timeout`.
+/// Kills a tool's process group when dropped: on its timeout, when the document's other
+/// pages fail and the run is abandoned, and after a normal exit (so nothing it left running
+/// in the background outlives it). The group is the tool's own (`process_group(0)`), so only
+/// the tool and what it started are signalled.
+struct GroupKiller(Option<Pid>);
+
+impl Drop for GroupKiller {
+    fn drop(&mut self) {
+        if let Some(pgid) = self.0 {
+            // ESRCH: the group is already gone.
+            let _ = kill_process_group(pgid, Signal::KILL);
+        }
+    }
+}
+
+/// Runs `program` with `args` in `dir`, no stdin, output captured, its process group killed
+/// after `timeout`.
 pub(super) async fn run<I, S>(
     program: &Path,
     args: I,
@@ -36,6 +54,7 @@ where
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
+        .process_group(0)
         .kill_on_drop(true)
         .spawn()
         .map_err(|e| {
@@ -52,10 +71,20 @@ where
                 ),
             )
         })?;
+    let _group = GroupKiller(
+        child
+            .id()
+            .and_then(|id| i32::try_from(id).ok())
+            .and_then(Pid::from_raw),
+    );
     match tokio::time::timeout(timeout, child.wait_with_output()).await {
+        // Dropping the wait kills the child (kill_on_drop) and `_group` its whole group.
         Err(_) => Err(DocError::retryable(
-            "timeout",
-            format!("{name} took longer than {}s", timeout.as_secs()),
+            OCR_TIMEOUT,
+            format!(
+                "{name} ran longer than its {}s timeout and was killed",
+                timeout.as_secs_f32()
+            ),
         )),
         Ok(Err(e)) => Err(DocError::retryable(
             "ocr_unavailable",

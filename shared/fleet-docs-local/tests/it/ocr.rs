@@ -442,7 +442,7 @@ async fn missing_tools_and_timeouts_are_retryable() {
         matches!(
             e,
             DocError::Retryable {
-                reason: "timeout",
+                reason: fleet_docs::OCR_TIMEOUT,
                 ..
             }
         ),
