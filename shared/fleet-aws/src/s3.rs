@@ -2,9 +2,10 @@
 
 use async_trait::async_trait;
 use aws_sdk_s3::Client;
+use aws_sdk_s3::operation::get_object::GetObjectOutput;
 use aws_sdk_s3::primitives::ByteStream;
 use aws_sdk_s3::types::ServerSideEncryption;
-use fleet_core::{ObjectMeta, ObjectStore, PortError};
+use fleet_core::{LimitedGet, ObjectMeta, ObjectStore, PortError};
 
 use crate::error::classify;
 
@@ -27,17 +28,13 @@ impl S3Bucket {
     }
 }
 
-fn size(len: Option<i64>) -> u64 {
-    len.and_then(|n| u64::try_from(n).ok()).unwrap_or(0)
-}
-
-#[async_trait]
-impl ObjectStore for S3Bucket {
-    fn id(&self) -> &str {
-        &self.bucket
-    }
-
-    async fn get(&self, key: &str) -> Result<Option<(Vec<u8>, ObjectMeta)>, PortError> {
+impl S3Bucket {
+    /// GetObject up to its headers: the body is still unread. `None` when the key does not
+    /// exist.
+    async fn get_object(
+        &self,
+        key: &str,
+    ) -> Result<Option<(GetObjectOutput, ObjectMeta)>, PortError> {
         const OP: &str = "s3.GetObject";
         let out = match self
             .client
@@ -65,6 +62,25 @@ impl ObjectStore for S3Bucket {
             etag: out.e_tag().map(str::to_string),
             version_id: out.version_id().map(str::to_string),
         };
+        Ok(Some((out, meta)))
+    }
+}
+
+fn size(len: Option<i64>) -> u64 {
+    len.and_then(|n| u64::try_from(n).ok()).unwrap_or(0)
+}
+
+#[async_trait]
+impl ObjectStore for S3Bucket {
+    fn id(&self) -> &str {
+        &self.bucket
+    }
+
+    async fn get(&self, key: &str) -> Result<Option<(Vec<u8>, ObjectMeta)>, PortError> {
+        const OP: &str = "s3.GetObject";
+        let Some((out, meta)) = self.get_object(key).await? else {
+            return Ok(None);
+        };
         let bytes = out
             .body
             .collect()
@@ -77,6 +93,41 @@ impl ObjectStore for S3Bucket {
             ..meta
         };
         Ok(Some((bytes, meta)))
+    }
+
+    async fn get_limited(
+        &self,
+        key: &str,
+        max_bytes: u64,
+    ) -> Result<Option<LimitedGet>, PortError> {
+        const OP: &str = "s3.GetObject";
+        let Some((mut out, meta)) = self.get_object(key).await? else {
+            return Ok(None);
+        };
+        // The stored size already says too much: the body is dropped unread (the connection
+        // is closed, not drained).
+        if out
+            .content_length()
+            .and_then(|n| u64::try_from(n).ok())
+            .is_some_and(|n| n > max_bytes)
+        {
+            return Ok(Some(LimitedGet::TooLarge));
+        }
+        // Read chunk by chunk and stop past the limit, whatever the length header said.
+        let mut bytes = Vec::new();
+        while let Some(chunk) = out.body.next().await {
+            let chunk =
+                chunk.map_err(|_| PortError::transient(OP, "object body could not be read"))?;
+            if (bytes.len() + chunk.len()) as u64 > max_bytes {
+                return Ok(Some(LimitedGet::TooLarge));
+            }
+            bytes.extend_from_slice(&chunk);
+        }
+        let meta = ObjectMeta {
+            size: bytes.len() as u64,
+            ..meta
+        };
+        Ok(Some(LimitedGet::Read(bytes, meta)))
     }
 
     async fn head(&self, key: &str) -> Result<Option<ObjectMeta>, PortError> {

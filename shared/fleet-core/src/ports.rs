@@ -294,12 +294,27 @@ pub struct ObjectMeta {
     pub version_id: Option<String>,
 }
 
+/// What a bounded read ([`ObjectStore::get_limited`]) found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LimitedGet {
+    /// The whole object: at most the limit.
+    Read(Vec<u8>, ObjectMeta),
+    /// The object holds more than the limit. Nothing was kept: no more than `limit + 1`
+    /// bytes were read, none when the stored size already said so.
+    TooLarge,
+}
+
 /// An S3-like bucket.
 #[async_trait]
 pub trait ObjectStore: Send + Sync {
     fn id(&self) -> &str;
     /// `Ok(None)` when the key does not exist.
     async fn get(&self, key: &str) -> Result<Option<(Vec<u8>, ObjectMeta)>, PortError>;
+    /// Like [`get`](Self::get), but never holds more than `max_bytes + 1` bytes of the object:
+    /// the body is read incrementally and the read stops at the limit ([`LimitedGet::TooLarge`]).
+    /// Every implementation must bound its read; there is no default that reads it whole.
+    async fn get_limited(&self, key: &str, max_bytes: u64)
+    -> Result<Option<LimitedGet>, PortError>;
     async fn head(&self, key: &str) -> Result<Option<ObjectMeta>, PortError>;
     /// Stores encrypted (SSE-KMS on AWS).
     async fn put(

@@ -7,11 +7,11 @@
 //! key on disk. A key that is a "directory" of another key (`a` and `a/b`) cannot coexist
 //! here though S3 allows it; such a put fails.
 
-use std::io::Write;
+use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 
 use async_trait::async_trait;
-use fleet_core::ports::{ObjectMeta, ObjectStore};
+use fleet_core::ports::{LimitedGet, ObjectMeta, ObjectStore};
 use fleet_core::requests::count;
 use fleet_core::{ErrorKind, PortError};
 use serde::{Deserialize, Serialize};
@@ -125,6 +125,47 @@ impl LocalBucket {
         Ok(Some((bytes, m)))
     }
 
+    /// At most `max_bytes + 1` bytes are read: the file's length is checked first, and the
+    /// read is bounded in case the object is replaced meanwhile.
+    fn get_limited_blocking(
+        &self,
+        key: &str,
+        max_bytes: u64,
+    ) -> Result<Option<LimitedGet>, PortError> {
+        const OP: &str = "s3.GetObject";
+        let (data, meta) = self.paths(key, OP)?;
+        let file = match std::fs::File::open(&data) {
+            Ok(f) => f,
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::NotFound | std::io::ErrorKind::NotADirectory
+                ) =>
+            {
+                return Ok(None);
+            }
+            Err(e) => return Err(io_err(OP, "reading object", &e)),
+        };
+        let md = file
+            .metadata()
+            .map_err(|e| io_err(OP, "reading object", &e))?;
+        if !md.is_file() {
+            return Ok(None);
+        }
+        if md.len() > max_bytes {
+            return Ok(Some(LimitedGet::TooLarge));
+        }
+        let mut bytes = Vec::new();
+        file.take(max_bytes.saturating_add(1))
+            .read_to_end(&mut bytes)
+            .map_err(|e| io_err(OP, "reading object", &e))?;
+        if bytes.len() as u64 > max_bytes {
+            return Ok(Some(LimitedGet::TooLarge));
+        }
+        let m = Self::read_meta(&meta, bytes.len() as u64, Some(&bytes), OP)?;
+        Ok(Some(LimitedGet::Read(bytes, m)))
+    }
+
     fn head_blocking(&self, key: &str) -> Result<Option<ObjectMeta>, PortError> {
         const OP: &str = "s3.HeadObject";
         let (data, meta) = self.paths(key, OP)?;
@@ -179,6 +220,7 @@ impl LocalBucket {
     }
 }
 
+/// Directories 0700 and the file 0600, whatever the umask (objects can hold patient data).
 fn write_atomically(tmp_dir: &Path, dest: &Path, bytes: &[u8]) -> std::io::Result<()> {
     std::fs::create_dir_all(tmp_dir)?;
     if let Some(parent) = dest.parent() {
@@ -226,6 +268,17 @@ impl ObjectStore for LocalBucket {
         count(OP);
         let (me, key) = (self.clone_parts(), key.to_string());
         blocking(OP, move || me.get_blocking(&key)).await
+    }
+
+    async fn get_limited(
+        &self,
+        key: &str,
+        max_bytes: u64,
+    ) -> Result<Option<LimitedGet>, PortError> {
+        const OP: &str = "s3.GetObject";
+        count(OP);
+        let (me, key) = (self.clone_parts(), key.to_string());
+        blocking(OP, move || me.get_limited_blocking(&key, max_bytes)).await
     }
 
     async fn head(&self, key: &str) -> Result<Option<ObjectMeta>, PortError> {

@@ -8,8 +8,8 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use fleet_core::{
-    Backend, BatchResult, EventBus, MessageQueue, ObjectMeta, ObjectStore, OutgoingMessage,
-    PortError, QueueAttributes, ReceivedMessage, RecordStore,
+    Backend, BatchResult, EventBus, LimitedGet, MessageQueue, ObjectMeta, ObjectStore,
+    OutgoingMessage, PortError, QueueAttributes, ReceivedMessage, RecordStore,
 };
 use fleet_local::LocalBackend;
 
@@ -22,7 +22,7 @@ pub(crate) struct Faults {
     pub(crate) first_visibility_change: Option<Duration>,
     /// Added before every send to the dead-letter queue.
     pub(crate) dlq_send: Option<Duration>,
-    /// Added before every object get (the claim-check fetch).
+    /// Added before every object get, bounded or not (the claim-check fetch).
     pub(crate) object_get: Option<Duration>,
 }
 
@@ -112,6 +112,16 @@ impl ObjectStore for DelayedObjects {
             tokio::time::sleep(d).await;
         }
         self.inner.get(key).await
+    }
+    async fn get_limited(
+        &self,
+        key: &str,
+        max_bytes: u64,
+    ) -> Result<Option<LimitedGet>, PortError> {
+        if let Some(d) = self.slow.object_get {
+            tokio::time::sleep(d).await;
+        }
+        self.inner.get_limited(key, max_bytes).await
     }
     async fn head(&self, key: &str) -> Result<Option<ObjectMeta>, PortError> {
         self.inner.head(key).await
