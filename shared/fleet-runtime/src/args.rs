@@ -46,6 +46,11 @@ pub struct RuntimeArgs {
     #[arg(long, env = env::ALLOW_UNENCRYPTED, action = clap::ArgAction::SetTrue,
           value_parser = clap::builder::BoolishValueParser::new())]
     pub allow_unencrypted: bool,
+    /// Buckets a claim-check (SQS Extended Client) pointer may name, comma-separated or
+    /// repeated. A pointer to any other bucket is dead-lettered unread
+    /// (CLAIM_CHECK_BUCKET_NOT_ALLOWED). Default: none, so claim checks are refused.
+    #[arg(long, env = env::CLAIM_CHECK_BUCKETS, value_delimiter = ',')]
+    pub claim_check_buckets: Vec<String>,
     /// Health and metrics endpoint address. Unset: no endpoint.
     #[arg(long, env = env::HEALTH_ADDR)]
     pub health_addr: Option<SocketAddr>,
@@ -96,6 +101,12 @@ impl RuntimeArgs {
             .delete_linger_ms
             .map_or(defaults.delete_linger, Duration::from_millis);
         rt.allow_unencrypted = self.allow_unencrypted;
+        rt.claim_check_buckets = self
+            .claim_check_buckets
+            .iter()
+            .map(|b| b.trim().to_string())
+            .filter(|b| !b.is_empty())
+            .collect();
         rt.health_addr = self.health_addr;
         rt.metrics_format = self.metrics.unwrap_or_default();
         rt
@@ -245,6 +256,29 @@ mod tests {
         assert_eq!(rt.wait_time, Duration::from_secs(20), "SQS's maximum");
         assert_eq!(rt.delete_linger, Duration::from_millis(1));
         assert!(rt.allow_unencrypted);
+    }
+
+    #[test]
+    fn claim_check_buckets_are_a_comma_separated_list_and_none_by_default() {
+        let unset = Cli::try_parse_from(["w"]).unwrap().runtime;
+        assert!(
+            unset
+                .runtime_config("w", "q", &DEFAULTS)
+                .claim_check_buckets
+                .is_empty()
+        );
+        let set = Cli::try_parse_from([
+            "w",
+            "--claim-check-buckets",
+            "offload-a, offload-b,",
+            "--claim-check-buckets=offload-c",
+        ])
+        .unwrap()
+        .runtime;
+        assert_eq!(
+            set.runtime_config("w", "q", &DEFAULTS).claim_check_buckets,
+            ["offload-a", "offload-b", "offload-c"]
+        );
     }
 
     #[test]

@@ -7,8 +7,19 @@
 //! The runtime resolves the pointer before the handler runs; the original (pointer) body is
 //! what a dead-lettered message keeps, so a replay offloads nothing twice. The S3 object is not
 //! deleted here: its lifetime is the producer's bucket lifecycle rule.
+//!
+//! A pointer is producer data, so what it may make the worker read is bounded (issue 16 item
+//! 1): only buckets on the allow-list ([`ClaimCheckSource`], `FLEET_CLAIM_CHECK_BUCKETS`;
+//! empty by default, so claim checks are refused until configured) are touched at all, the
+//! object's size is asked for first (HEAD) and an object above the body limit is refused
+//! without a GET, and the GET itself reads at most the limit plus one byte.
 
-use fleet_core::{Attributes, Backend, ErrorCode, ErrorKind, Failure, PortError};
+use std::collections::BTreeSet;
+use std::sync::Arc;
+
+use fleet_core::{
+    Attributes, Backend, ErrorCode, ErrorKind, Failure, LimitedGet, ObjectStore, PortError,
+};
 
 pub const POINTER_CLASS: &str = "software.amazon.payloadoffloading.PayloadS3Pointer";
 /// Attributes the extended clients set on offloaded messages.
@@ -79,13 +90,51 @@ fn parse_pointer(body: &str) -> Result<S3Pointer, &'static str> {
     Ok(S3Pointer { bucket, key })
 }
 
+/// Where the runtime fetches claim-check objects: the backend, and the buckets a pointer may
+/// name. A bucket outside the set is never asked for anything.
+pub struct ClaimCheckSource {
+    backend: Arc<dyn Backend>,
+    buckets: BTreeSet<String>,
+}
+
+impl ClaimCheckSource {
+    /// `buckets` is the allow-list (names; blanks are ignored). Empty: every claim check is
+    /// refused with `CLAIM_CHECK_BUCKET_NOT_ALLOWED`.
+    pub fn new<S: AsRef<str>>(
+        backend: Arc<dyn Backend>,
+        buckets: impl IntoIterator<Item = S>,
+    ) -> Self {
+        let buckets = buckets
+            .into_iter()
+            .map(|b| b.as_ref().trim().to_string())
+            .filter(|b| !b.is_empty())
+            .collect();
+        Self { backend, buckets }
+    }
+
+    /// Whether a pointer may name `bucket` (exact, case-sensitive: S3 bucket names are).
+    pub fn allows(&self, bucket: &str) -> bool {
+        self.buckets.contains(bucket)
+    }
+
+    fn objects(&self, bucket: &str) -> Option<Arc<dyn ObjectStore>> {
+        self.allows(bucket).then(|| self.backend.objects(bucket))
+    }
+}
+
 /// The body the handler sees: inline bodies as they are, pointers fetched, both bounded by
 /// `max_body_bytes`. A body that cannot be handed to the handler is a [`Failure`]; details
 /// are fixed strings or port-error words: bucket and key names are not logged.
+///
+/// A pointer is checked in this order, each step before any request the next one makes: the
+/// bucket against the allow-list (`CLAIM_CHECK_BUCKET_NOT_ALLOWED`, no request), the declared
+/// size attribute (`BODY_TOO_LARGE`, no request), HEAD (`CLAIM_CHECK_TOO_LARGE` above the
+/// limit, no GET), then a GET that reads at most `max_body_bytes + 1` bytes
+/// (`CLAIM_CHECK_TOO_LARGE` if the object grew in between).
 pub async fn resolve(
     body: &str,
     attributes: &Attributes,
-    backend: &dyn Backend,
+    source: &ClaimCheckSource,
     max_body_bytes: usize,
 ) -> Result<Option<String>, Failure> {
     let too_large = || Failure::permanent(ErrorCode::BodyTooLarge, "body exceeds max_body_bytes");
@@ -103,21 +152,43 @@ pub async fn resolve(
             pointer,
             declared_size,
         } => {
-            // Refuse a declared-too-large payload without downloading it.
+            let Some(store) = source.objects(&pointer.bucket) else {
+                return Err(Failure::permanent(
+                    ErrorCode::ClaimCheckBucketNotAllowed,
+                    "the pointer names a bucket outside the claim-check allow-list (FLEET_CLAIM_CHECK_BUCKETS); nothing was read",
+                ));
+            };
+            // Refuse a declared-too-large payload without asking the store.
             if declared_size.is_some_and(|n| n > max_body_bytes as u64) {
                 return Err(too_large());
             }
-            let store = backend.objects(&pointer.bucket);
-            let fetched = store.get(&pointer.key).await.map_err(fetch_failure)?;
-            let Some((bytes, _meta)) = fetched else {
-                return Err(Failure::permanent(
-                    ErrorCode::ClaimCheckInvalid,
-                    "claim-check object not found",
-                ));
+            let object_too_large = || {
+                Failure::permanent(
+                    ErrorCode::ClaimCheckTooLarge,
+                    format!(
+                        "claim-check object above the body limit of {max_body_bytes} bytes; not read"
+                    ),
+                )
             };
-            if bytes.len() > max_body_bytes {
-                return Err(too_large());
+            let not_found =
+                || Failure::permanent(ErrorCode::ClaimCheckInvalid, "claim-check object not found");
+            let meta = store
+                .head(&pointer.key)
+                .await
+                .map_err(fetch_failure)?
+                .ok_or_else(not_found)?;
+            if meta.size > max_body_bytes as u64 {
+                return Err(object_too_large());
             }
+            let bytes = match store
+                .get_limited(&pointer.key, max_body_bytes as u64)
+                .await
+                .map_err(fetch_failure)?
+            {
+                None => return Err(not_found()),
+                Some(LimitedGet::TooLarge) => return Err(object_too_large()),
+                Some(LimitedGet::Read(bytes, _meta)) => bytes,
+            };
             String::from_utf8(bytes).map(Some).map_err(|_| {
                 Failure::permanent(ErrorCode::BodyEncoding, "claim-check object is not UTF-8")
             })
@@ -248,6 +319,21 @@ mod tests {
                 declared_size: None
             }
         );
+    }
+
+    #[test]
+    fn the_allow_list_matches_whole_names_and_ignores_blanks() {
+        let dir = tempfile::tempdir().unwrap();
+        let local =
+            fleet_local::LocalBackend::open(&dir.path().join("db"), &dir.path().join("o")).unwrap();
+        let backend: Arc<dyn Backend> = Arc::new(local);
+        let source = ClaimCheckSource::new(backend.clone(), [" offload ", "", "b"]);
+        assert!(source.allows("offload") && source.allows("b"));
+        for other in ["", "Offload", "offload2", "offloa", "c"] {
+            assert!(!source.allows(other), "{other:?}");
+        }
+        let none = ClaimCheckSource::new(backend, Vec::<String>::new());
+        assert!(!none.allows("offload"));
     }
 
     #[test]

@@ -80,6 +80,10 @@ pub struct RuntimeConfig {
     pub allow_unencrypted: bool,
     /// Largest body a handler is given (inline or resolved from a claim check).
     pub max_body_bytes: usize,
+    /// Buckets a claim-check pointer may name (`FLEET_CLAIM_CHECK_BUCKETS`). Empty (the
+    /// default): no worker has a claim-check bucket of its own, so every pointer is refused
+    /// with `CLAIM_CHECK_BUCKET_NOT_ALLOWED` and nothing is read.
+    pub claim_check_buckets: Vec<String>,
     /// Where `/health/live`, `/health/ready` and `/metrics` are served; `None` serves nothing.
     pub health_addr: Option<SocketAddr>,
     pub metrics_format: MetricsFormat,
@@ -111,6 +115,7 @@ impl RuntimeConfig {
             drain_deadline: Duration::from_secs(25),
             allow_unencrypted: false,
             max_body_bytes: DEFAULT_MAX_BODY_BYTES,
+            claim_check_buckets: Vec::new(),
             health_addr: None,
             metrics_format: MetricsFormat::Prometheus,
             emf_interval: Duration::from_secs(60),

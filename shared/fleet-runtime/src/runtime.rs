@@ -20,6 +20,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::batcher::{self, DeleteRequest, VisibilityRequest};
+use crate::claim_check::ClaimCheckSource;
 use crate::config::{RuntimeConfig, RuntimeError};
 use crate::handler::Handler;
 use crate::telemetry::{self, Count, EmfOutput, Telemetry};
@@ -73,7 +74,9 @@ impl RunReport {
 /// Shared by every task of one run.
 struct Ctx {
     cfg: RuntimeConfig,
-    backend: Arc<dyn Backend>,
+    /// The backend as the message path uses it: only to fetch claim checks, and only from
+    /// the buckets `cfg.claim_check_buckets` allows.
+    backend: Arc<ClaimCheckSource>,
     handler: Arc<dyn Handler>,
     queue: Arc<dyn MessageQueue>,
     dlq: Option<Arc<dyn MessageQueue>>,
@@ -164,7 +167,7 @@ pub async fn run(
     );
 
     let ctx = Arc::new(Ctx {
-        backend,
+        backend: Arc::new(ClaimCheckSource::new(backend, &cfg.claim_check_buckets)),
         handler,
         queue,
         dlq,

@@ -625,6 +625,7 @@ async fn claim_checks_are_resolved_or_dead_lettered() {
     let h = handler(|_| Outcome::Done);
     let mut cfg = config(&q);
     cfg.max_body_bytes = 1000;
+    cfg.claim_check_buckets = vec!["offload".into()];
     // First run: the limit refuses both the offloaded payload and the inline 2000-byte body.
     let run = start(cfg, Arc::new(env.local.clone()), h.clone());
     let dlq = format!("{q}-dlq");
@@ -648,7 +649,9 @@ async fn claim_checks_are_resolved_or_dead_lettered() {
     // Second run with the default limit: the pointer resolves to the object's content.
     env.send(&q, pointer, &[("ExtendedPayloadSize", &size)], None)
         .await;
-    let run = start(config(&q), Arc::new(env.local.clone()), h.clone());
+    let mut cfg = config(&q);
+    cfg.claim_check_buckets = vec!["offload".into()];
+    let run = start(cfg, Arc::new(env.local.clone()), h.clone());
     wait_until("handled", Duration::from_secs(10), || {
         env.snapshot(&q).is_empty()
     })

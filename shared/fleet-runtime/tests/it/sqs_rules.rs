@@ -324,6 +324,7 @@ async fn item2_the_lease_is_extended_during_the_claim_check_fetch_and_the_dlq_se
     );
     let mut cfg = config(&q);
     cfg.heartbeat.extend_by = Duration::from_secs(1);
+    cfg.claim_check_buckets = vec!["offload".into()];
     let run = start(cfg, backend, h.clone());
     let dlq = format!("{q}-dlq");
     let t0 = Instant::now();
