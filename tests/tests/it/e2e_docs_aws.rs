@@ -84,6 +84,7 @@ fn worker_env(s: &Stack) -> Vec<(&'static str, String)> {
         ("FLEET_EVENT_BUS", s.bus.clone()),
         ("FLEET_DOC_TABLE", s.table.clone()),
         ("FLEET_DOC_RESULTS_BUCKET", s.results.clone()),
+        ("FLEET_DOC_BUCKETS", s.uploads.clone()),
         ("FLEET_DOC_OCR", "tesseract".into()),
         ("FLEET_DOC_EXTRACTOR", "rules".into()),
         ("FLEET_WAIT_TIME_SECS", "1".into()),

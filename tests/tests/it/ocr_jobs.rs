@@ -93,6 +93,7 @@ impl Rig {
         });
         let bus = Arc::new(RecordingBus::default());
         let pipeline = Arc::new(Pipeline {
+            upload_buckets: vec![uploads.into()],
             records: backend.records(table),
             results: backend.objects(results),
             results_bucket: results.into(),

@@ -53,6 +53,11 @@ pub struct WorkerConfig {
     /// Bucket the results JSON goes to (SSE-KMS on AWS).
     #[arg(long, env = env::DOC_RESULTS_BUCKET)]
     pub results_bucket: Option<String>,
+    /// Upload buckets whose S3 events this worker reads, comma-separated or repeated. An event
+    /// naming any other bucket is dead-lettered unread (DOCUMENT_BUCKET_NOT_ALLOWED). Required
+    /// on the aws backend; on the local backend the default is the local stack's `uploads`.
+    #[arg(long, env = env::DOC_BUCKETS, value_delimiter = ',')]
+    pub upload_buckets: Vec<String>,
     /// Key prefix of results objects.
     #[arg(long, env = env::DOC_RESULTS_PREFIX, default_value = "results/")]
     pub results_prefix: String,
@@ -76,6 +81,10 @@ pub struct WorkerConfig {
     pub runtime: RuntimeArgs,
 }
 
+/// The upload buckets on the local backend when none are configured: the bucket the local
+/// stack (`fleet run --dir`, `fleet demo`) uploads to.
+pub const LOCAL_UPLOAD_BUCKETS: &[&str] = &["uploads"];
+
 /// The resolved identities.
 #[derive(Debug, Clone)]
 pub struct Identities {
@@ -87,6 +96,28 @@ pub struct Identities {
 }
 
 impl WorkerConfig {
+    /// The upload buckets S3 events may name, for a backend of kind `backend` (`aws` or
+    /// `local`): the configured ones; unset, an error on aws (it is an identity there) and
+    /// [`LOCAL_UPLOAD_BUCKETS`] on the local backend.
+    pub fn upload_buckets(&self, backend: &str) -> anyhow::Result<Vec<String>> {
+        let configured: Vec<String> = self
+            .upload_buckets
+            .iter()
+            .map(|b| b.trim().to_string())
+            .filter(|b| !b.is_empty())
+            .collect();
+        if !configured.is_empty() {
+            return Ok(configured);
+        }
+        if backend == "local" {
+            return Ok(LOCAL_UPLOAD_BUCKETS.iter().map(|b| b.to_string()).collect());
+        }
+        anyhow::bail!(
+            "no upload buckets configured: set {} or pass --upload-buckets (the buckets whose S3 events doc-pipeline may read; required on the {backend} backend)",
+            env::DOC_BUCKETS
+        )
+    }
+
     /// The identities, or an operator-facing error naming what is missing.
     pub fn identities(&self) -> anyhow::Result<Identities> {
         Ok(Identities {

@@ -66,6 +66,8 @@ pub(crate) struct Source {
 /// Everything both handlers need.
 pub struct Pipeline {
     pub backend: Arc<dyn Backend>,
+    /// The buckets an S3 event may name (`FLEET_DOC_BUCKETS`); any other is refused unread.
+    pub upload_buckets: Vec<String>,
     pub records: Arc<dyn RecordStore>,
     pub results: Arc<dyn ObjectStore>,
     pub results_bucket: String,
@@ -87,13 +89,30 @@ pub(crate) fn token(document_id: &str) -> String {
     document_id.replace('-', "")
 }
 
+/// An S3 event naming a bucket outside the allow-list. The bucket's name is producer data:
+/// the detail does not repeat it.
+fn bucket_not_allowed() -> Failure {
+    Failure::permanent(
+        ErrorCode::DocumentBucketNotAllowed,
+        "the S3 event names a bucket that is not an upload bucket of this worker (FLEET_DOC_BUCKETS); nothing was read",
+    )
+}
+
 impl Pipeline {
+    /// Whether S3 events may name `bucket`.
+    pub fn reads_bucket(&self, bucket: &str) -> bool {
+        self.upload_buckets.iter().any(|b| b == bucket)
+    }
+
     /// Process one created object from an upload notification.
     pub async fn process_object(
         &self,
         obj: &ObjectRef,
         correlation_id: &str,
     ) -> Result<Processed, Failure> {
+        if !self.reads_bucket(&obj.bucket) {
+            return Err(bucket_not_allowed());
+        }
         let document_id = events::document_id(&obj.idempotency_key());
         if self.republish_if_done(&document_id).await? {
             return Ok(Processed::Republished { document_id });
@@ -441,6 +460,11 @@ pub struct CompletionHandler(pub Arc<Pipeline>);
 #[async_trait]
 impl Handler for CompletionHandler {
     async fn handle(&self, delivery: &Delivery) -> Outcome {
+        // Every record's bucket before any record is processed: one foreign bucket refuses the
+        // whole notification, and nothing of it is read.
+        if objects.iter().any(|obj| !self.0.reads_bucket(&obj.bucket)) {
+            return bucket_not_allowed().into();
+        }
         self.0.process_completion(&delivery.body).await.into()
     }
 }

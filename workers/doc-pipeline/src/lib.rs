@@ -56,7 +56,9 @@ pub fn pipeline(
     extractor: Arc<dyn EntityExtractor>,
 ) -> anyhow::Result<Arc<Pipeline>> {
     let ids = config.identities()?;
+    let upload_buckets = config.upload_buckets(backend.kind())?;
     Ok(Arc::new(Pipeline {
+        upload_buckets,
         records: backend.records(&ids.table),
         results: backend.objects(&ids.results_bucket),
         results_bucket: ids.results_bucket,

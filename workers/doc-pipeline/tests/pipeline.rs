@@ -28,6 +28,7 @@ fn setup(dir: &std::path::Path) -> (LocalBackend, Arc<Pipeline>) {
     let local = LocalBackend::open(&dir.join("db.sqlite"), &dir.join("objects")).unwrap();
     let backend: Arc<dyn Backend> = Arc::new(local.clone());
     let pipeline = Arc::new(Pipeline {
+        upload_buckets: vec![UPLOADS.into()],
         records: backend.records(TABLE),
         results: backend.objects(RESULTS),
         results_bucket: RESULTS.into(),
@@ -310,6 +311,7 @@ async fn bad_documents_stop_with_their_codes_and_write_nothing() {
     }
     let too_big = Pipeline {
         max_document_bytes: 4,
+        upload_buckets: pipeline.upload_buckets.clone(),
         records: pipeline.records.clone(),
         results: pipeline.results.clone(),
         results_bucket: RESULTS.into(),
@@ -461,6 +463,7 @@ mod port_errors {
         let (_local, ok) = setup(dir.path());
         let pipeline = Pipeline {
             backend: ok.backend.clone(),
+            upload_buckets: ok.upload_buckets.clone(),
             records,
             results: ok.results.clone(),
             results_bucket: ok.results_bucket.clone(),
