@@ -12,3 +12,4 @@ mod e2e_docs_textract;
 mod e2e_local;
 mod e2e_notify_aws;
 mod ocr_jobs;
+mod sources;
