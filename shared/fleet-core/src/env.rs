@@ -44,6 +44,9 @@ pub const FLEET_CONFIG: &str = "FLEET_CONFIG";
 pub const EVENT_BUS: &str = "FLEET_EVENT_BUS";
 /// `minimal` (default) or `full`.
 pub const PHI_POLICY: &str = "FLEET_PHI_POLICY";
+/// hl7-ingest: identifier types (HL7 table 0203, comma-separated) that `minimal` events carry;
+/// default `MR,PI,PN`. Personal numbers (SS, DL, PPN, NI, MC, MA, JHN, HC, ...) are refused.
+pub const PHI_IDENTIFIER_TYPES: &str = "FLEET_PHI_IDENTIFIER_TYPES";
 /// Buckets a claim-check pointer may name, comma-separated (every worker); unset or empty:
 /// none, so every claim check is refused (`CLAIM_CHECK_BUCKET_NOT_ALLOWED`).
 pub const CLAIM_CHECK_BUCKETS: &str = "FLEET_CLAIM_CHECK_BUCKETS";
