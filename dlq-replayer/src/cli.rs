@@ -35,6 +35,17 @@ pub struct Cli {
     /// Most messages one command reads from a queue (they are held in memory).
     #[arg(long, default_value_t = 10_000, global = true)]
     pub scan_limit: usize,
+    /// File holding the key (at least 32 bytes, readable by its owner only) under which
+    /// `--attribute` values and `--body-regex` are recorded in the audit log, as HMAC-SHA256.
+    /// The key can also be given in `FLEET_DLQ_AUDIT_KEY` (not as a flag, which `ps` shows).
+    /// Without a key, commands with those filters are refused.
+    #[arg(long, env = env::DLQ_AUDIT_KEY_FILE, global = true)]
+    pub audit_key_file: Option<PathBuf>,
+    /// Replay to destination queues that are not encrypted (the workers' override; local
+    /// development only).
+    #[arg(long, env = env::ALLOW_UNENCRYPTED, action = clap::ArgAction::SetTrue,
+          value_parser = clap::builder::BoolishValueParser::new(), global = true)]
+    pub allow_unencrypted: bool,
     #[command(subcommand)]
     pub command: Command,
 }
@@ -67,13 +78,15 @@ pub enum Command {
         #[arg(long)]
         show_body: bool,
     },
-    /// Move messages back to their source queue (from the failure attribute), send first,
-    /// delete only what was sent.
+    /// Move messages back to their source queue (from the failure attribute, and only if that
+    /// queue's redrive policy names this DLQ), send first, delete only what was sent. Every
+    /// destination must be encrypted (or --allow-unencrypted).
     Replay {
         queue: String,
         #[command(flatten)]
         filter: FilterArgs,
-        /// Send to this queue instead of each message's source queue.
+        /// Send to this queue instead of each message's source queue (it need not have a redrive
+        /// policy naming this DLQ; it must be encrypted).
         #[arg(long)]
         to: Option<String>,
         #[command(flatten)]
@@ -104,10 +117,11 @@ pub struct FilterArgs {
     #[arg(long, value_parser = humantime::parse_duration)]
     pub newer_than: Option<Duration>,
     /// Only messages with this attribute value, `NAME=VALUE` (repeatable, all must match).
+    /// The value is recorded in the audit log as a keyed hash only (needs the audit key).
     #[arg(long = "attribute", value_parser = parse_attribute)]
     pub attributes: Vec<(String, String)>,
     /// Only messages whose body matches this regular expression (recorded in the audit log as
-    /// a hash only).
+    /// a keyed hash only; needs the audit key).
     #[arg(long)]
     pub body_regex: Option<String>,
     /// At most this many messages.

@@ -57,7 +57,12 @@ impl Topology {
 
     /// Whether a redrive policy's target names this queue (an ARN on aws, a name locally).
     fn targets(target: &str, q: &dyn MessageQueue, attrs: &QueueAttributes) -> bool {
-        target == attrs.arn || target == q.id()
+        Self::names(target, q.id(), &attrs.arn)
+    }
+
+    /// Whether a redrive policy's target names the queue with this id and ARN.
+    pub fn names(target: &str, id: &str, arn: &str) -> bool {
+        target == arn || target == id
     }
 
     /// The source queues whose redrive policy names `dlq`.

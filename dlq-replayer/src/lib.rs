@@ -27,7 +27,7 @@ use serde::Serialize;
 use serde_json::json;
 
 use crate::archive::ArchiveSpec;
-use crate::audit::Audit;
+use crate::audit::{Audit, AuditKey};
 use crate::cli::{ChangeArgs, Cli, Command, FilterArgs, Output};
 use crate::message::now_ms;
 use crate::mover::{LineConfirm, MoveRequest};
@@ -120,6 +120,12 @@ pub async fn run(cli: &Cli, backend: Arc<dyn Backend>, io: Io<'_>) -> Result<Exi
     let run_id = uuid::Uuid::new_v4().to_string();
     let audit = Audit::open(cli.audit_log.as_ref(), actor, backend.kind(), run_id)
         .map_err(|e| user_error(format!("opening the audit log: {e}")))?;
+    let key = AuditKey::from_config(
+        fleet_core::env::get(fleet_core::env::DLQ_AUDIT_KEY),
+        cli.audit_key_file.as_deref(),
+    )
+    .map_err(user_error)?;
+    let key = key.as_ref();
     let json = cli.output == Output::Json;
     let hold = cli.hold;
     let limit = cli.scan_limit.max(1);
@@ -153,7 +159,7 @@ pub async fn run(cli: &Cli, backend: Arc<dyn Backend>, io: Io<'_>) -> Result<Exi
             filter,
             show_body,
         } => {
-            let filter = filter_of(filter)?;
+            let filter = filter_of(filter, key)?;
             let (q, fifo) = open(backend.as_ref(), queue).await?;
             let (messages, complete) = inspect::read_all(q.clone(), fifo, hold, limit).await?;
             let shown: Vec<inspect::Shown> = inspect::select(&messages, &filter, now_ms())
@@ -167,7 +173,7 @@ pub async fn run(cli: &Cli, backend: Arc<dyn Backend>, io: Io<'_>) -> Result<Exi
                 q.id(),
                 json!({
                     "bodies_shown": show_body,
-                    "filters": filter.audit_view(),
+                    "filters": filter.audit_view(key).map_err(user_error)?,
                     "message_ids": shown.iter().map(|s| &s.message_id).collect::<Vec<_>>(),
                 }),
             )?;
@@ -193,8 +199,9 @@ pub async fn run(cli: &Cli, backend: Arc<dyn Backend>, io: Io<'_>) -> Result<Exi
             to,
             change,
         } => {
-            let req = move_request(false, to.clone(), filter, change, false, hold, limit)?;
-            move_command(backend.as_ref(), &audit, queue, &req, json, io).await
+            let mut req = move_request(false, to.clone(), filter, change, false, hold, limit, key)?;
+            req.allow_unencrypted = cli.allow_unencrypted;
+            move_command(backend.as_ref(), &audit, key, queue, &req, json, io).await
         }
         Command::Purge {
             queue,
@@ -202,8 +209,8 @@ pub async fn run(cli: &Cli, backend: Arc<dyn Backend>, io: Io<'_>) -> Result<Exi
             change,
             no_archive,
         } => {
-            let req = move_request(true, None, filter, change, *no_archive, hold, limit)?;
-            move_command(backend.as_ref(), &audit, queue, &req, json, io).await
+            let req = move_request(true, None, filter, change, *no_archive, hold, limit, key)?;
+            move_command(backend.as_ref(), &audit, key, queue, &req, json, io).await
         }
     }
 }
@@ -244,7 +251,9 @@ fn emit<T: Serialize>(
     out.flush()
 }
 
-fn filter_of(f: &FilterArgs) -> Result<Filter, Failed> {
+/// The filters of a command; value filters need the audit key (they are recorded as its
+/// keyed hash), so without one they are refused here, before anything is read.
+fn filter_of(f: &FilterArgs, key: Option<&AuditKey>) -> Result<Filter, Failed> {
     let body_regex = f
         .body_regex
         .as_deref()
@@ -252,16 +261,19 @@ fn filter_of(f: &FilterArgs) -> Result<Filter, Failed> {
         .transpose()
         // The pattern is not echoed: it may be patient data.
         .map_err(|_| user_error("--body-regex is not a valid regular expression"))?;
-    Ok(Filter {
+    let filter = Filter {
         codes: f.codes.clone(),
         older_than: f.older_than,
         newer_than: f.newer_than,
         attributes: f.attributes.clone(),
         body_regex,
         max: f.max,
-    })
+    };
+    filter.audit_view(key).map_err(user_error)?;
+    Ok(filter)
 }
 
+#[allow(clippy::too_many_arguments)]
 fn move_request(
     purge: bool,
     to: Option<String>,
@@ -270,6 +282,7 @@ fn move_request(
     no_archive: bool,
     hold: std::time::Duration,
     scan_limit: usize,
+    key: Option<&AuditKey>,
 ) -> Result<MoveRequest, Failed> {
     if change.rate.is_some_and(|r| !(r > 0.0 && r.is_finite())) {
         return Err(user_error(
@@ -297,19 +310,21 @@ fn move_request(
     Ok(MoveRequest {
         purge,
         to,
-        filter: filter_of(filter)?,
+        filter: filter_of(filter, key)?,
         dry_run: change.dry_run,
         yes: change.yes,
         rate: change.rate,
         archive,
         hold,
         scan_limit,
+        allow_unencrypted: false,
     })
 }
 
 async fn move_command(
     backend: &dyn Backend,
     audit: &Audit,
+    key: Option<&AuditKey>,
     queue: &str,
     req: &MoveRequest,
     json: bool,
@@ -317,8 +332,17 @@ async fn move_command(
 ) -> Result<Exit, Failed> {
     let (q, _) = open(backend, queue).await?;
     if let Some(to) = &req.to {
-        // Fail before holding anything when the destination is wrong.
-        open(backend, to).await?;
+        // Fail before holding anything when the destination is wrong: missing, or unencrypted
+        // without the override (the mover checks every destination again).
+        let (dest, _) = open(backend, to).await?;
+        if !dest.attributes().await?.encrypted() && !req.allow_unencrypted {
+            return Err(user_error(format!(
+                "destination queue {} is not encrypted: enable SSE-KMS or SSE-SQS on it, or pass \
+                 --allow-unencrypted (or set {}=1; local development only)",
+                render::escape(to),
+                fleet_core::env::ALLOW_UNENCRYPTED
+            )));
+        }
     }
     let operation = if req.purge { "purge" } else { "replay" };
     let Io {
@@ -337,7 +361,7 @@ async fn move_command(
         input,
         prompt_to: err,
     };
-    let filters = req.filter.audit_view();
+    let filters = req.filter.audit_view(key).map_err(user_error)?;
     let dlq_id = q.id().to_string();
     let mut on_start = |_: &mover::MoveReport, count: usize| {
         audit.record(
@@ -364,7 +388,7 @@ async fn move_command(
         json!({
             "dry_run": report.dry_run,
             "declined": report.declined,
-            "filters": req.filter.audit_view(),
+            "filters": filters,
             "scanned": report.scanned,
             "selected": report.selected,
             "moved": report.moved,

@@ -24,7 +24,10 @@ fn main() -> ExitCode {
         let backend = match fleet_backends::open(&cli.backend).await {
             Ok(b) => b,
             Err(e) => {
-                eprintln!("dlq-replay: {e:#}");
+                eprintln!(
+                    "dlq-replay: {}",
+                    dlq_replayer::render::escape(&format!("{e:#}"))
+                );
                 return Exit::Failure.into();
             }
         };
@@ -39,7 +42,8 @@ fn main() -> ExitCode {
         match dlq_replayer::run(&cli, backend, io).await {
             Ok(exit) => exit.into(),
             Err(e) => {
-                eprintln!("dlq-replay: {}", e.message);
+                // Error text can carry a queue name or a service's message: escaped like output.
+                eprintln!("dlq-replay: {}", dlq_replayer::render::escape(&e.message));
                 e.exit.into()
             }
         }

@@ -13,6 +13,15 @@
 //! group's order. Each batch sent holds at most one message per group, so a failed entry never
 //! leaves a later message of its group sent ahead of it.
 //!
+//! # Where a message may go
+//!
+//! The source queue in a message's failure attribute is data a producer could forge, so it is a
+//! destination only if that queue's redrive policy names this DLQ (else the message stays,
+//! [`NOT_A_SOURCE`]); `--to` is the operator's explicit choice and needs no such policy. Every
+//! destination, `--to` included, must be encrypted as the workers require of their queues
+//! ([`fleet_core::QueueAttributes::encrypted`]; else [`DESTINATION_UNENCRYPTED`]) unless
+//! `--allow-unencrypted` is given.
+//!
 //! A batch that cannot be sent at all (the destination was deleted, permission was revoked)
 //! ends the run: everything not yet sent stays in the DLQ and the report lists it.
 //!
@@ -50,6 +59,12 @@ use destination::Destination;
 
 pub use send::outgoing;
 
+/// Reason a message stays: its failure attribute names a queue whose redrive policy does not
+/// name this DLQ.
+pub const NOT_A_SOURCE: &str = "NOT_A_SOURCE_OF_THIS_DLQ";
+/// Reason a message stays: its destination queue is not encrypted (and no override was given).
+pub const DESTINATION_UNENCRYPTED: &str = "DESTINATION_UNENCRYPTED";
+
 /// What to do.
 #[derive(Debug, Clone)]
 pub struct MoveRequest {
@@ -66,6 +81,8 @@ pub struct MoveRequest {
     pub archive: Option<ArchiveSpec>,
     pub hold: Duration,
     pub scan_limit: usize,
+    /// Send to unencrypted destination queues too (the workers' override, local development).
+    pub allow_unencrypted: bool,
 }
 
 /// A selected message that stayed in the DLQ, and why.
@@ -146,6 +163,8 @@ struct Run<'a> {
     backend: &'a dyn Backend,
     req: &'a MoveRequest,
     dlq_id: String,
+    /// The DLQ's ARN (aws) or pseudo-ARN (local): what a source's redrive policy names.
+    dlq_arn: String,
     started_ms: i64,
     run_id: String,
     report: MoveReport,
@@ -176,6 +195,7 @@ pub async fn run(
         backend,
         req,
         dlq_id: dlq.id().to_string(),
+        dlq_arn: attrs.arn.clone(),
         started_ms: now_ms(),
         run_id: run_id.to_string(),
         report: MoveReport {
@@ -235,13 +255,17 @@ impl Run<'_> {
                 return Ok(());
             }
             if self.req.dry_run {
-                self.report
-                    .moved_ids
-                    .extend(selected.iter().map(|d| d.id().to_string()));
-                self.report.moved += selected.len();
+                // What a replay would do: a message whose destination is refused stays.
                 for d in &selected {
-                    if let Some(dest) = self.destination_name(d).await? {
-                        *self.report.destinations.entry(dest).or_default() += 1;
+                    match self.resolve(d).await? {
+                        Ok(dest) => {
+                            self.report.moved += 1;
+                            self.report.moved_ids.push(d.id().to_string());
+                            if let Some(dest) = dest {
+                                *self.report.destinations.entry(dest).or_default() += 1;
+                            }
+                        }
+                        Err(reason) => self.not_moved(d, &reason, fifo),
                     }
                 }
                 // Without moving the first messages of a group, the rest cannot be seen.
@@ -305,7 +329,7 @@ impl Run<'_> {
         };
         let whereto = match (&self.req.to, self.req.purge) {
             (_, true) => String::new(),
-            (Some(to), false) => format!(" to {to}"),
+            (Some(to), false) => format!(" to {}", crate::render::escape(to)),
             (None, false) => " to their source queues".to_string(),
         };
         let fifo_note = if fifo {
@@ -318,7 +342,7 @@ impl Run<'_> {
         };
         format!(
             "{what} {count} messages from {}{whereto}{fifo_note}? Type {count} to confirm: ",
-            self.dlq_id
+            crate::render::escape(&self.dlq_id)
         )
     }
 }

@@ -1,6 +1,13 @@
 //! Human output. Pure functions of the reports (and of "now" where ages are shown), so the
 //! snapshot tests pin them exactly.
+//!
+//! Every field printed here can come from a producer (codes, details, worker and queue names in
+//! the failure attribute, attribute names, bodies) or from a service's error text, so every one
+//! goes through [`escape`]: a control character never reaches the terminal, where an ANSI
+//! sequence could rewrite the screen or a newline forge a line of the report. `--output json` is
+//! escaped by serde.
 
+use std::borrow::Cow;
 use std::fmt::Write;
 
 use crate::inspect::{DlqInfo, Shown, Summary};
@@ -9,8 +16,36 @@ use crate::mover::MoveReport;
 /// Ids listed in full in human output; the rest are counted (`--output json` lists all).
 const IDS_SHOWN: usize = 20;
 
-/// Left-aligned columns separated by two spaces; numeric columns right-aligned.
+/// `s` with every control character (C0, DEL, C1) and every bidirectional formatting character
+/// (which can reorder what a terminal shows) written as `\u{..}`, so it prints on one line and
+/// changes nothing on the screen. The one escaping function of every text renderer.
+pub fn escape(s: &str) -> Cow<'_, str> {
+    fn unsafe_char(c: char) -> bool {
+        c.is_control()
+            || matches!(c, '\u{200e}' | '\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
+    }
+    if !s.chars().any(unsafe_char) {
+        return Cow::Borrowed(s);
+    }
+    let mut out = String::with_capacity(s.len() + 8);
+    for c in s.chars() {
+        if unsafe_char(c) {
+            let _ = write!(out, "\\u{{{:x}}}", u32::from(c));
+        } else {
+            out.push(c);
+        }
+    }
+    Cow::Owned(out)
+}
+
+/// Left-aligned columns separated by two spaces; numeric columns right-aligned. Cells are
+/// escaped.
 fn table(header: &[&str], numeric: &[bool], rows: &[Vec<String>]) -> String {
+    let rows: Vec<Vec<String>> = rows
+        .iter()
+        .map(|r| r.iter().map(|c| escape(c).into_owned()).collect())
+        .collect();
+    let rows = &rows;
     let mut widths: Vec<usize> = header.iter().map(|h| h.chars().count()).collect();
     for row in rows {
         for (w, cell) in widths.iter_mut().zip(row) {
@@ -99,7 +134,7 @@ pub fn summary(s: &Summary) -> String {
     let _ = writeln!(
         out,
         "{}: {} message{}{}",
-        s.queue,
+        escape(&s.queue),
         s.total,
         if s.total == 1 { "" } else { "s" },
         if s.scan_complete {
@@ -156,17 +191,18 @@ pub fn show(queue: &str, messages: &[Shown], scan_complete: bool) -> String {
     let mut out = String::new();
     let _ = writeln!(
         out,
-        "{queue}: {} message{} shown{}",
+        "{}: {} message{} shown{}",
+        escape(queue),
         messages.len(),
         if messages.len() == 1 { "" } else { "s" },
         if scan_complete { "" } else { " (partial scan)" }
     );
     for m in messages {
         out.push('\n');
-        let _ = writeln!(out, "message {}", m.message_id);
+        let _ = writeln!(out, "message {}", escape(&m.message_id));
         let mut field = |name: &str, value: &str| {
             if !value.is_empty() {
-                let _ = writeln!(out, "  {name:<15}{value}");
+                let _ = writeln!(out, "  {name:<15}{}", escape(value));
             }
         };
         field("code", &m.code);
@@ -183,7 +219,7 @@ pub fn show(queue: &str, messages: &[Shown], scan_complete: bool) -> String {
         if let Some(body) = &m.body {
             let _ = writeln!(out, "  body");
             for line in body.split(['\r', '\n']).filter(|l| !l.is_empty()) {
-                let _ = writeln!(out, "    {line}");
+                let _ = writeln!(out, "    {}", escape(line));
             }
         }
     }
@@ -196,7 +232,7 @@ fn ids(out: &mut String, label: &str, ids: &[String]) {
     }
     let _ = writeln!(out, "{label}:");
     for id in ids.iter().take(IDS_SHOWN) {
-        let _ = writeln!(out, "  {id}");
+        let _ = writeln!(out, "  {}", escape(id));
     }
     if ids.len() > IDS_SHOWN {
         let _ = writeln!(
@@ -206,6 +242,21 @@ fn ids(out: &mut String, label: &str, ids: &[String]) {
         );
     }
 }
+
+/// Why a destination was refused, for the reasons the mover gives.
+const REFUSALS: [(&str, &str); 2] = [
+    (
+        crate::mover::NOT_A_SOURCE,
+        "the queue the failure attribute names has no redrive policy naming this DLQ (the \
+         attribute is data a producer could forge); nothing was sent there. Choose the \
+         destination with --to QUEUE",
+    ),
+    (
+        crate::mover::DESTINATION_UNENCRYPTED,
+        "the destination queue is not encrypted; enable SSE-KMS or SSE-SQS on it, or pass \
+         --allow-unencrypted (FLEET_ALLOW_UNENCRYPTED=1, local development only)",
+    ),
+];
 
 pub fn moved(r: &MoveReport) -> String {
     let mut out = String::new();
@@ -219,7 +270,9 @@ pub fn moved(r: &MoveReport) -> String {
         let _ = writeln!(
             out,
             "{} from {}: not confirmed; nothing changed ({} selected).",
-            r.operation, r.queue, r.selected
+            escape(&r.operation),
+            escape(&r.queue),
+            r.selected
         );
         return out;
     }
@@ -231,7 +284,7 @@ pub fn moved(r: &MoveReport) -> String {
         r.moved,
         r.selected,
         if r.selected == 1 { "" } else { "s" },
-        r.queue
+        escape(&r.queue)
     );
     let _ = writeln!(
         out,
@@ -239,7 +292,7 @@ pub fn moved(r: &MoveReport) -> String {
         r.scanned, r.not_selected, r.arrived_during_run, r.held_behind_group
     );
     for (dest, n) in &r.destinations {
-        let _ = writeln!(out, "  to {dest}: {n}");
+        let _ = writeln!(out, "  to {}: {n}", escape(dest));
     }
     if r.partial_view {
         let _ = writeln!(
@@ -252,18 +305,25 @@ pub fn moved(r: &MoveReport) -> String {
         let _ = writeln!(out, "  the scan limit was reached: run again for the rest");
     }
     for a in &r.archives {
-        let _ = writeln!(out, "  archive: {a}");
+        let _ = writeln!(out, "  archive: {}", escape(a));
     }
     if let Some(why) = &r.aborted {
-        let _ = writeln!(out, "STOPPED: {why}");
+        let _ = writeln!(out, "STOPPED: {}", escape(why));
     }
     if !r.not_moved.is_empty() {
         let _ = writeln!(out, "not moved (still in the DLQ): {}", r.not_moved.len());
         for n in r.not_moved.iter().take(IDS_SHOWN) {
-            let _ = writeln!(out, "  {}  {}", n.message_id, n.reason);
+            let _ = writeln!(out, "  {}  {}", escape(&n.message_id), escape(&n.reason));
         }
         if r.not_moved.len() > IDS_SHOWN {
             let _ = writeln!(out, "  ... and {} more", r.not_moved.len() - IDS_SHOWN);
+        }
+        let reasons: std::collections::BTreeSet<&str> =
+            r.not_moved.iter().map(|n| n.reason.as_str()).collect();
+        for (reason, why) in REFUSALS {
+            if reasons.contains(reason) {
+                let _ = writeln!(out, "  {reason}: {why}");
+            }
         }
     }
     ids(
@@ -282,6 +342,103 @@ mod tests {
     use super::*;
     use crate::inspect::FailureGroup;
     use crate::mover::NotMoved;
+
+    #[test]
+    fn item8_escape_writes_control_characters_as_code_points() {
+        assert!(matches!(escape("hl7-inbound ^~&"), Cow::Borrowed(_)));
+        assert_eq!(
+            escape("a\u{1b}[2Jb\nc\rd\te\u{7f}f\u{9b}g\u{202e}h"),
+            "a\\u{1b}[2Jb\\u{a}c\\u{d}d\\u{9}e\\u{7f}f\\u{9b}g\\u{202e}h"
+        );
+        assert_eq!(escape("Müller ✓"), "Müller ✓");
+    }
+
+    #[test]
+    fn item8_every_text_renderer_escapes_producer_fields() {
+        let evil = "X\u{1b}[31m\nforged line\u{7}";
+        let m = Shown {
+            code: evil.into(),
+            detail: evil.into(),
+            worker: evil.into(),
+            source_queue: evil.into(),
+            source_message_id: evil.into(),
+            group_id: Some(evil.into()),
+            attribute_names: vec![evil.into()],
+            ..shown(Some(evil))
+        };
+        let g = FailureGroup {
+            code: evil.into(),
+            worker: evil.into(),
+            source_queue: evil.into(),
+            count: 1,
+            first_failure: String::new(),
+            last_failure: String::new(),
+            min_receive_count: 1,
+            max_receive_count: 1,
+        };
+        let s = Summary {
+            queue: evil.into(),
+            total: 1,
+            scan_complete: true,
+            groups: vec![g],
+        };
+        let d = DlqInfo {
+            queue: evil.into(),
+            fifo: false,
+            encrypted: true,
+            visible: 1,
+            in_flight: 0,
+            oldest_sent: None,
+            oldest_age_secs: None,
+            scan_complete: true,
+            sources: vec![evil.into()],
+        };
+        let r = MoveReport {
+            queue: evil.into(),
+            destinations: [(evil.to_string(), 1)].into(),
+            not_moved: vec![NotMoved {
+                message_id: evil.into(),
+                reason: evil.into(),
+            }],
+            aborted: Some(evil.into()),
+            ..report()
+        };
+        for text in [show(evil, &[m], true), summary(&s), list(&[d]), moved(&r)] {
+            assert!(
+                !text.contains('\u{1b}') && !text.contains('\u{7}'),
+                "{text}"
+            );
+            assert!(!text.lines().any(|l| l.starts_with("forged")), "{text}");
+            assert!(
+                text.contains("X\\u{1b}[31m\\u{a}forged line\\u{7}"),
+                "{text}"
+            );
+        }
+    }
+
+    #[test]
+    fn item8_refused_destinations_are_explained() {
+        let r = MoveReport {
+            operation: "replay".into(),
+            queue: "hl7-dlq".into(),
+            selected: 2,
+            not_moved: vec![
+                NotMoved {
+                    message_id: "d-1".into(),
+                    reason: crate::mover::NOT_A_SOURCE.into(),
+                },
+                NotMoved {
+                    message_id: "d-2".into(),
+                    reason: crate::mover::DESTINATION_UNENCRYPTED.into(),
+                },
+            ],
+            ..MoveReport::default()
+        };
+        let text = moved(&r);
+        assert!(text.contains("NOT_A_SOURCE_OF_THIS_DLQ: the queue the failure attribute names has no redrive policy naming this DLQ"), "{text}");
+        assert!(text.contains("--to QUEUE"), "{text}");
+        assert!(text.contains("--allow-unencrypted"), "{text}");
+    }
 
     #[test]
     fn ages() {

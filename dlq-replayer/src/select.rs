@@ -4,8 +4,8 @@ use std::time::Duration;
 
 use regex::Regex;
 use serde::Serialize;
-use sha2::{Digest, Sha256};
 
+use crate::audit::AuditKey;
 use crate::message::Dead;
 
 /// The filters of `show`, `replay` and `purge`. Every given filter must match.
@@ -67,10 +67,23 @@ impl Filter {
             .is_none_or(|re| re.is_match(&m.msg.body))
     }
 
-    /// The filters as they may be written to an audit record. The body pattern can itself be
-    /// patient data (an MRN, a name), so only its SHA-256 is recorded.
-    pub fn audit_view(&self) -> FilterView {
-        FilterView {
+    /// Whether recording these filters needs the audit key: `--attribute` values and the body
+    /// pattern can be patient data (an MRN, a name).
+    pub fn needs_key(&self) -> bool {
+        !self.attributes.is_empty() || self.body_regex.is_some()
+    }
+
+    /// The filters as they may be written to an audit record: attribute names in clear, their
+    /// values and the body pattern only as keyed hashes (never in clear, never a bare SHA-256,
+    /// which a dictionary of MRNs reverses). Without a key such filters cannot be recorded, and
+    /// a command that cannot write its audit record does not run.
+    pub fn audit_view(&self, key: Option<&AuditKey>) -> Result<FilterView, String> {
+        let key = match key {
+            Some(k) => Some(k),
+            None if self.needs_key() => return Err(no_key_message()),
+            None => None,
+        };
+        Ok(FilterView {
             codes: self.codes.clone(),
             older_than: self
                 .older_than
@@ -78,18 +91,46 @@ impl Filter {
             newer_than: self
                 .newer_than
                 .map(|d| humantime::format_duration(d).to_string()),
-            attributes: self
-                .attributes
-                .iter()
-                .map(|(n, v)| format!("{n}={v}"))
-                .collect(),
-            body_regex_sha256: self
+            attributes: key
+                .map(|k| {
+                    self.attributes
+                        .iter()
+                        .map(|(n, v)| AttributeView {
+                            name: n.clone(),
+                            value_hmac: k.hash("attribute", &format!("{n}={v}")),
+                        })
+                        .collect()
+                })
+                .unwrap_or_default(),
+            body_regex_hmac: self
                 .body_regex
                 .as_ref()
-                .map(|re| hex::encode(Sha256::digest(re.as_str().as_bytes()))),
+                .zip(key)
+                .map(|(re, k)| k.hash("body-regex", re.as_str())),
+            hmac_key_id: key.filter(|_| self.needs_key()).map(AuditKey::id),
             max: self.max,
-        }
+        })
     }
+}
+
+/// Why a filter on values cannot run without the audit key.
+pub fn no_key_message() -> String {
+    format!(
+        "--attribute and --body-regex are recorded in the audit log as a keyed hash, and no key \
+         is configured: set {} (at least {} bytes, the same for every run whose records should \
+         correlate) or {} (a file readable by its owner only)",
+        fleet_core::env::DLQ_AUDIT_KEY,
+        crate::audit::MIN_KEY_BYTES,
+        fleet_core::env::DLQ_AUDIT_KEY_FILE
+    )
+}
+
+/// An `--attribute` filter in an audit record.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct AttributeView {
+    pub name: String,
+    /// HMAC-SHA256 of `NAME=VALUE` under the audit key (hex).
+    pub value_hmac: String,
 }
 
 /// What an audit record says about the filters.
@@ -102,9 +143,12 @@ pub struct FilterView {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub newer_than: Option<String>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
-    pub attributes: Vec<String>,
+    pub attributes: Vec<AttributeView>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub body_regex_sha256: Option<String>,
+    pub body_regex_hmac: Option<String>,
+    /// Which key the hashes are under ([`AuditKey::id`]).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub hmac_key_id: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub max: Option<usize>,
 }
@@ -207,20 +251,44 @@ mod tests {
     }
 
     #[test]
-    fn the_audit_view_hashes_the_body_pattern() {
+    fn the_audit_view_records_values_only_as_keyed_hashes() {
+        use sha2::{Digest, Sha256};
         let f = Filter {
             body_regex: Some(Regex::new("MRN-12345").unwrap()),
+            attributes: vec![("mrn".into(), "MRN-777".into())],
             codes: vec!["HL7_NOT_ADT".into()],
             older_than: Some(Duration::from_secs(7200)),
             ..Filter::default()
         };
-        let json = serde_json::to_string(&f.audit_view()).unwrap();
-        assert!(!json.contains("MRN-12345"), "{json}");
+        let e = f.audit_view(None).unwrap_err();
+        assert!(e.contains(fleet_core::env::DLQ_AUDIT_KEY), "{e}");
+        let key = AuditKey::new(vec![1; 32]).unwrap();
+        let json = serde_json::to_string(&f.audit_view(Some(&key)).unwrap()).unwrap();
+        for clear in ["MRN-12345", "MRN-777"] {
+            assert!(!json.contains(clear), "{json}");
+            assert!(
+                !json.contains(&hex::encode(Sha256::digest(clear.as_bytes()))),
+                "{json}"
+            );
+        }
         assert!(
-            json.contains(&hex::encode(Sha256::digest(b"MRN-12345"))),
+            json.contains(&key.hash("body-regex", "MRN-12345")),
             "{json}"
         );
+        assert!(
+            json.contains(&key.hash("attribute", "mrn=MRN-777")),
+            "{json}"
+        );
+        assert!(json.contains(r#""name":"mrn""#), "{json}");
+        assert!(json.contains(&key.id()), "{json}");
         assert!(json.contains(r#""older_than":"2h""#), "{json}");
+        // Codes and ages need no key.
+        let plain = Filter {
+            codes: vec!["HL7_NOT_ADT".into()],
+            ..Filter::default()
+        };
+        let json = serde_json::to_string(&plain.audit_view(None).unwrap()).unwrap();
+        assert_eq!(json, r#"{"codes":["HL7_NOT_ADT"]}"#);
         assert!(!f.is_unfiltered());
         assert!(Filter::default().is_unfiltered());
     }

@@ -21,13 +21,12 @@ impl Run<'_> {
         fifo: bool,
         progress: &mut Progress,
     ) -> anyhow::Result<()> {
-        // Resolve destinations; messages without one stay.
+        // Resolve destinations; messages without one, or whose destination is refused, stay.
         let mut queued: Vec<(Option<String>, Dead)> = Vec::with_capacity(selected.len());
         for d in selected {
-            match self.destination_name(&d).await? {
-                Some(dest) => queued.push((Some(dest), d)),
-                None if self.req.purge => queued.push((None, d)),
-                None => self.not_moved(&d, "NO_SOURCE_QUEUE", fifo),
+            match self.resolve(&d).await? {
+                Ok(dest) => queued.push((dest, d)),
+                Err(reason) => self.not_moved(&d, &reason, fifo),
             }
         }
         let mut pending: VecDeque<(Option<String>, Dead)> = queued.into();

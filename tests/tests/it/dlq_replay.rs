@@ -25,6 +25,8 @@ use serde_json::Value;
 use tempfile::TempDir;
 
 const SECRET: &str = "PATIENT-SECRET";
+/// The audit key every run gets (`FLEET_DLQ_AUDIT_KEY`): filters on values need one.
+const AUDIT_KEY: &str = "test-audit-key-0123456789abcdef-0123456789";
 
 enum Kind {
     Local(fleet_local::LocalBackend),
@@ -88,8 +90,19 @@ impl Stack {
         }
     }
 
-    /// A queue named `<prefix>-<name>`; returns its id (URL on aws, name locally).
+    /// An encrypted queue named `<prefix>-<name>`; returns its id (URL on aws, name locally).
     async fn create(&self, name: &str, fifo: bool, redrive_to: Option<&str>) -> String {
+        self.create_with(name, fifo, redrive_to, true).await
+    }
+
+    /// A queue named `<prefix>-<name>`, encrypted or not; returns its id.
+    async fn create_with(
+        &self,
+        name: &str,
+        fifo: bool,
+        redrive_to: Option<&str>,
+        encrypted: bool,
+    ) -> String {
         let name = if fifo {
             format!("{}-{name}.fifo", self.prefix)
         } else {
@@ -102,7 +115,7 @@ impl Stack {
                     QueueSpec {
                         fifo,
                         redrive: redrive_to.map(|d| (d.to_string(), 5)),
-                        kms_key_id: Some("alias/test".into()),
+                        kms_key_id: encrypted.then(|| "alias/test".into()),
                         ..QueueSpec::default()
                     },
                 )
@@ -120,6 +133,7 @@ impl Stack {
                     QueueSetup {
                         fifo,
                         redrive,
+                        sqs_managed_sse: encrypted,
                         ..QueueSetup::default()
                     },
                 )
@@ -165,16 +179,26 @@ impl Stack {
             }
         }
         cmd.envs(self.env())
-            .env("FLEET_DLQ_AUDIT_LOG", self.audit_path());
+            .env("FLEET_DLQ_AUDIT_LOG", self.audit_path())
+            .env("FLEET_DLQ_AUDIT_KEY", AUDIT_KEY);
         cmd
     }
 
     /// Run the binary with `args`, `stdin` as its input.
     fn run(&self, args: &[&str], stdin: &str) -> Run {
-        let mut child = self
-            .command(args, Stdio::piped())
-            .spawn()
-            .expect("start dlq-replay");
+        self.run_env(args, stdin, &[])
+    }
+
+    /// As [`Self::run`], with these variables set (`Some`) or removed (`None`).
+    fn run_env(&self, args: &[&str], stdin: &str, env: &[(&str, Option<&str>)]) -> Run {
+        let mut cmd = self.command(args, Stdio::piped());
+        for (k, v) in env {
+            match v {
+                Some(v) => cmd.env(k, v),
+                None => cmd.env_remove(k),
+            };
+        }
+        let mut child = cmd.spawn().expect("start dlq-replay");
         {
             use std::io::Write;
             let mut input = child.stdin.take().unwrap();
@@ -839,6 +863,395 @@ async fn unknown_queues_are_user_errors(s: Stack) {
     assert!(run.stderr.contains("does not exist"), "{}", run.stderr);
 }
 
+// ---------------------------------------------------------------------------------------------
+// Issue 16 item 8: destinations, printed fields and the audit log hold against forged input
+// ---------------------------------------------------------------------------------------------
+
+/// Send one dead-lettered message: `seq`, this failure attribute (JSON text) and `extra`
+/// attributes.
+async fn send_dead(dlq: &dyn MessageQueue, seq: usize, failure: String, extra: &[(&str, &str)]) {
+    let mut attributes: Attributes = [
+        ("seq".to_string(), AttributeValue::number(seq)),
+        (
+            FAILURE_ATTRIBUTE.to_string(),
+            AttributeValue::string(failure),
+        ),
+    ]
+    .into();
+    for (k, v) in extra {
+        attributes.insert(k.to_string(), AttributeValue::string(*v));
+    }
+    let m = OutgoingMessage {
+        body: format!("MSH|^~\\&|{SECRET}-{seq}|"),
+        attributes,
+        ..OutgoingMessage::default()
+    };
+    assert!(dlq.send_batch(&[m]).await.unwrap().all_ok());
+}
+
+/// A failure attribute as a producer could write it: any code, detail and source queue.
+fn forged_failure(code: &str, detail: &str, worker: &str, source: &str) -> String {
+    serde_json::json!({
+        "code": code,
+        "detail": detail,
+        "worker": worker,
+        "source_queue": source,
+        "first_failure": "2026-11-30T10:00:00Z",
+        "last_failure": "2026-11-30T11:00:00Z",
+        "receive_count": 3,
+        "message_id": "src-forged",
+    })
+    .to_string()
+}
+
+fn reasons(json: &Value) -> BTreeMap<String, usize> {
+    let mut out = BTreeMap::new();
+    for n in json["not_moved"].as_array().unwrap() {
+        *out.entry(n["reason"].as_str().unwrap().to_string())
+            .or_default() += 1;
+    }
+    out
+}
+
+async fn item8_a_forged_source_queue_is_not_replayed_there(s: Stack) {
+    let p = s.pair(false).await;
+    let dlq = s.queue(&p.dlq).await;
+    // Where a producer would like its message to go: a queue whose redrive policy names another
+    // DLQ, and one without any redrive policy. Both encrypted: only the policy refuses them.
+    let other_dlq = s.create("other-dlq", false, None).await;
+    let victim = s.create("victim", false, Some(&other_dlq)).await;
+    let plain = s.create("plain", false, None).await;
+    seed(dlq.as_ref(), &p.source, 2, None, |_| ErrorCode::Hl7NotAdt).await;
+    send_dead(
+        dlq.as_ref(),
+        2,
+        forged_failure("HL7_NOT_ADT", "d", "w", &victim),
+        &[],
+    )
+    .await;
+    send_dead(
+        dlq.as_ref(),
+        3,
+        forged_failure("HL7_NOT_ADT", "d", "w", &plain),
+        &[],
+    )
+    .await;
+
+    let (dry, json) = s.run_json(&["replay", &p.dlq, "--dry-run"]);
+    dry.assert_code(3);
+    assert_eq!(json["moved"], 2, "{json}");
+    assert_eq!(
+        json["destinations"],
+        serde_json::json!({ p.source.clone(): 2 }),
+        "{json}"
+    );
+    assert_eq!(
+        reasons(&json),
+        [("NOT_A_SOURCE_OF_THIS_DLQ".to_string(), 2)].into(),
+        "{json}"
+    );
+
+    let run = s.run(&["replay", &p.dlq, "--yes"], "");
+    run.assert_code(3);
+    run.assert_no_bodies();
+    assert!(
+        run.stdout.contains(
+            "NOT_A_SOURCE_OF_THIS_DLQ: the queue the failure attribute names has no redrive \
+             policy naming this DLQ"
+        ) && run.stdout.contains("--to QUEUE"),
+        "{}",
+        run.stdout
+    );
+    for q in [&victim, &plain, &other_dlq] {
+        assert!(
+            drain(s.queue(q).await.as_ref()).await.is_empty(),
+            "{q} got a message"
+        );
+    }
+    let source = s.queue(&p.source).await;
+    let moved: BTreeSet<usize> = drain(source.as_ref()).await.iter().map(seq).collect();
+    assert_eq!(moved, [0, 1].into());
+    let finished = run
+        .audit_records()
+        .into_iter()
+        .rev()
+        .find(|r| r["operation"] == "replay" && r["phase"] == "finished")
+        .unwrap();
+    assert_eq!(finished["not_moved"].as_array().unwrap().len(), 2);
+
+    // The operator's explicit choice needs no redrive policy.
+    let (to, json) = s.run_json(&["replay", &p.dlq, "--to", &plain, "--yes"]);
+    to.assert_code(0);
+    assert_eq!(json["moved"], 2, "{json}");
+    let arrived: BTreeSet<usize> = drain(s.queue(&plain).await.as_ref())
+        .await
+        .iter()
+        .map(seq)
+        .collect();
+    assert_eq!(arrived, [2, 3].into());
+}
+
+async fn item8_an_unencrypted_to_is_refused_without_the_override(s: Stack) {
+    let p = s.pair(false).await;
+    let dlq = s.queue(&p.dlq).await;
+    let target = s.create_with("plain", false, None, false).await;
+    let target_q = s.queue(&target).await;
+    seed(dlq.as_ref(), &p.source, 4, None, |_| ErrorCode::Hl7NotAdt).await;
+    for extra in [&["--yes"][..], &["--dry-run"][..]] {
+        let mut args = vec!["replay", p.dlq.as_str(), "--to", target.as_str()];
+        args.extend_from_slice(extra);
+        let refused = s.run_env(&args, "", &[("FLEET_ALLOW_UNENCRYPTED", None)]);
+        refused.assert_code(2);
+        assert!(
+            refused.stderr.contains("is not encrypted")
+                && refused.stderr.contains("--allow-unencrypted")
+                && refused.stderr.contains("FLEET_ALLOW_UNENCRYPTED"),
+            "{}",
+            refused.stderr
+        );
+        assert!(
+            !refused.audit.contains("\"started\""),
+            "nothing started: {}",
+            refused.audit
+        );
+        assert_eq!(visible(dlq.as_ref()).await, 4);
+        assert_eq!(visible(target_q.as_ref()).await, 0);
+    }
+    // The workers' override lets it through.
+    let allowed = s.run_env(
+        &["replay", &p.dlq, "--to", &target, "--yes"],
+        "",
+        &[("FLEET_ALLOW_UNENCRYPTED", Some("1"))],
+    );
+    allowed.assert_code(0);
+    assert_eq!(visible(target_q.as_ref()).await, 4);
+    assert_eq!(visible(dlq.as_ref()).await, 0);
+}
+
+async fn item8_an_unencrypted_source_queue_is_refused_without_the_override(s: Stack) {
+    // The source's redrive policy names the DLQ, so only the encryption check refuses it.
+    let dlq_id = s.create("dlq", false, None).await;
+    let source_id = s.create_with("in", false, Some(&dlq_id), false).await;
+    let dlq = s.queue(&dlq_id).await;
+    let source = s.queue(&source_id).await;
+    seed(dlq.as_ref(), &source_id, 3, None, |_| ErrorCode::Hl7NotAdt).await;
+    let (refused, json) = s.run_json(&["replay", &dlq_id, "--yes"]);
+    refused.assert_code(3);
+    assert_eq!(json["moved"], 0, "{json}");
+    assert_eq!(
+        reasons(&json),
+        [("DESTINATION_UNENCRYPTED".to_string(), 3)].into(),
+        "{json}"
+    );
+    assert_eq!(visible(source.as_ref()).await, 0);
+    assert_eq!(visible(dlq.as_ref()).await, 3);
+    let text = s.run(&["replay", &dlq_id, "--yes"], "");
+    text.assert_code(3);
+    assert!(
+        text.stdout
+            .contains("DESTINATION_UNENCRYPTED: the destination queue is not encrypted")
+            && text.stdout.contains("--allow-unencrypted"),
+        "{}",
+        text.stdout
+    );
+    let (allowed, json) = s.run_json(&["replay", &dlq_id, "--yes", "--allow-unencrypted"]);
+    allowed.assert_code(0);
+    assert_eq!(json["moved"], 3, "{json}");
+    assert_eq!(visible(source.as_ref()).await, 3);
+}
+
+async fn item8_control_characters_in_failures_are_printed_escaped(s: Stack) {
+    let p = s.pair(false).await;
+    let dlq = s.queue(&p.dlq).await;
+    // An ANSI sequence that clears the screen and colours, a newline that would forge a line of
+    // the report, a carriage return and a bell.
+    let evil = "\u{1b}[2J\u{1b}[31mFORGED\nmessage fake-id\r\u{7}";
+    let escaped = "\\u{1b}[2J\\u{1b}[31mFORGED\\u{a}message fake-id\\u{d}\\u{7}";
+    let failure = forged_failure(
+        &format!("HL7_NOT_ADT{evil}"),
+        evil,
+        evil,
+        &format!("{}{evil}", p.source),
+    );
+    // SQS allows newlines in attribute values and (locally) anything in attribute names.
+    let evil_name = format!("x{evil}");
+    let extra: Vec<(&str, &str)> = match s.kind {
+        Kind::Local(_) => vec![(evil_name.as_str(), "v"), ("note", "a\nmessage forged")],
+        Kind::Aws(_) => vec![("note", "a\nmessage forged")],
+    };
+    send_dead(dlq.as_ref(), 0, failure, &extra).await;
+    let runs = [
+        s.run(&["show", &p.dlq], ""),
+        s.run(&["summary", &p.dlq], ""),
+        s.run(&["replay", &p.dlq, "--dry-run"], ""),
+        s.run(&["--output", "json", "show", &p.dlq], ""),
+    ];
+    for run in &runs {
+        for text in [&run.stdout, &run.stderr] {
+            assert!(
+                !text.contains(['\u{1b}', '\u{7}', '\r']),
+                "a control character reached the terminal: {text:?}"
+            );
+            assert!(
+                !text
+                    .lines()
+                    .any(|l| l.trim_start().starts_with("message fake-id")),
+                "a forged line: {text}"
+            );
+        }
+    }
+    let show = &runs[0].stdout;
+    runs[0].assert_code(0);
+    for field in ["code", "detail", "worker", "source queue"] {
+        assert!(
+            show.lines()
+                .any(|l| l.trim_start().starts_with(field) && l.contains(escaped)),
+            "{field} not shown escaped:\n{show}"
+        );
+    }
+    if matches!(s.kind, Kind::Local(_)) {
+        assert!(show.contains(&format!("x{escaped}")), "{show}");
+    }
+    runs[1].assert_code(0);
+    assert!(runs[1].stdout.contains(escaped), "{}", runs[1].stdout);
+    assert!(
+        runs[3].stdout.contains("\\u001b[31mFORGED\\n"),
+        "{}",
+        runs[3].stdout
+    );
+}
+
+/// SHA-256 of `s` in hex, by coreutils (an oracle independent of the code under test).
+fn sha256_hex(s: &str) -> String {
+    use std::io::Write;
+    let mut child = Command::new("sha256sum")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("sha256sum");
+    child.stdin.take().unwrap().write_all(s.as_bytes()).unwrap();
+    let out = child.wait_with_output().unwrap();
+    String::from_utf8(out.stdout).unwrap()[..64].to_string()
+}
+
+async fn item8_filter_values_are_in_the_audit_log_as_a_keyed_hash_only(s: Stack) {
+    let p = s.pair(false).await;
+    let dlq = s.queue(&p.dlq).await;
+    let mrn = "MRN-48151623";
+    let pattern = r"48151623\|";
+    seed(dlq.as_ref(), &p.source, 3, None, |_| ErrorCode::Hl7NotAdt).await;
+    let f = FailureMetadata {
+        code: ErrorCode::Hl7NotAdt,
+        detail: String::new(),
+        worker: "hl7-ingest".into(),
+        source_queue: p.source.clone(),
+        first_failure: "2026-11-30T10:00:00Z".into(),
+        last_failure: "2026-11-30T11:00:00Z".into(),
+        receive_count: 3,
+        message_id: "src-3".into(),
+    };
+    let m = OutgoingMessage {
+        body: format!("MSH|^~\\&|{SECRET}|{mrn}|"),
+        attributes: [
+            ("seq".to_string(), AttributeValue::number(3)),
+            ("mrn".to_string(), AttributeValue::string(mrn)),
+            (FAILURE_ATTRIBUTE.to_string(), f.to_attribute()),
+        ]
+        .into(),
+        ..OutgoingMessage::default()
+    };
+    assert!(dlq.send_batch(&[m]).await.unwrap().all_ok());
+    let attribute = format!("mrn={mrn}");
+    let show = [
+        "show",
+        p.dlq.as_str(),
+        "--attribute",
+        &attribute,
+        "--body-regex",
+        pattern,
+    ];
+    let other_key = "another-audit-key-that-is-32-bytes-or-more";
+    let runs = [
+        s.run(&show, ""),
+        s.run(&show, ""),
+        s.run_env(&show, "", &[("FLEET_DLQ_AUDIT_KEY", Some(other_key))]),
+        s.run(
+            &[
+                "--output",
+                "json",
+                "replay",
+                &p.dlq,
+                "--attribute",
+                &attribute,
+                "--dry-run",
+            ],
+            "",
+        ),
+    ];
+    for r in &runs {
+        r.assert_code(0);
+    }
+    assert_eq!(
+        runs[0].stdout.matches("\nmessage ").count(),
+        1,
+        "{}",
+        runs[0].stdout
+    );
+    let audit = &runs[3].audit;
+    for clear in [mrn, pattern, attribute.as_str()] {
+        assert!(
+            !audit.contains(clear),
+            "the audit log holds a filter in clear:\n{audit}"
+        );
+        let bare = sha256_hex(clear);
+        assert!(
+            !audit.contains(&bare),
+            "the audit log holds a bare SHA-256:\n{audit}"
+        );
+    }
+    let records = runs[3].audit_records();
+    let show_records: Vec<&Value> = records
+        .iter()
+        .filter(|r| r["operation"] == "show")
+        .collect();
+    assert_eq!(show_records.len(), 3);
+    let attr_hash = |r: &Value| r["filters"]["attributes"][0]["value_hmac"].clone();
+    let body_hash = |r: &Value| r["filters"]["body_regex_hmac"].clone();
+    assert_eq!(show_records[0]["filters"]["attributes"][0]["name"], "mrn");
+    let h = attr_hash(show_records[0]);
+    assert_eq!(h.as_str().map(str::len), Some(64), "{audit}");
+    // One key: the same hash in every run, so an auditor can correlate them.
+    assert_eq!(attr_hash(show_records[1]), h);
+    assert_eq!(body_hash(show_records[1]), body_hash(show_records[0]));
+    assert!(body_hash(show_records[0]).is_string(), "{audit}");
+    assert_eq!(
+        show_records[0]["filters"]["hmac_key_id"],
+        show_records[1]["filters"]["hmac_key_id"]
+    );
+    // Another key: another hash.
+    assert_ne!(attr_hash(show_records[2]), h);
+    assert_ne!(body_hash(show_records[2]), body_hash(show_records[0]));
+    let replay = records
+        .iter()
+        .rev()
+        .find(|r| r["operation"] == "replay" && r["phase"] == "finished")
+        .unwrap();
+    assert_eq!(attr_hash(replay), h, "{audit}");
+
+    // Without a key the filter cannot be recorded, so the command does not run.
+    let before = audit.lines().count();
+    let refused = s.run_env(&show, "", &[("FLEET_DLQ_AUDIT_KEY", None)]);
+    refused.assert_code(2);
+    assert!(
+        refused.stderr.contains("FLEET_DLQ_AUDIT_KEY"),
+        "{}",
+        refused.stderr
+    );
+    assert!(!refused.stdout.contains("message "), "{}", refused.stdout);
+    assert_eq!(refused.audit.lines().count(), before);
+    assert!(!refused.audit.contains(mrn));
+}
+
 macro_rules! both {
     ($($check:ident),+ $(,)?) => {
         mod local {
@@ -873,4 +1286,9 @@ both!(
     a_fifo_group_stops_at_its_first_message_that_stays,
     without_a_failure_attribute_the_redrive_source_is_the_destination,
     unknown_queues_are_user_errors,
+    item8_a_forged_source_queue_is_not_replayed_there,
+    item8_an_unencrypted_to_is_refused_without_the_override,
+    item8_an_unencrypted_source_queue_is_refused_without_the_override,
+    item8_control_characters_in_failures_are_printed_escaped,
+    item8_filter_values_are_in_the_audit_log_as_a_keyed_hash_only,
 );
