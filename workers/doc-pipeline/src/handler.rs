@@ -447,10 +447,27 @@ impl Handler for UploadHandler {
         };
         for obj in &objects {
             if let Err(failure) = self.0.process_object(obj, &delivery.correlation_id).await {
-                return failure.into();
+                return ocr_timeout_retried_once(failure, delivery.attempt).into();
             }
         }
         Outcome::Done
+    }
+}
+
+/// An OCR tool killed on its timeout is retried once (another machine, a quieter moment may
+/// finish it); on the next attempt it is the permanent `OCR_FAILED`, so a document that
+/// always outlasts the timeout (a bomb) costs two runs, not every attempt.
+pub(crate) fn ocr_timeout_retried_once(failure: Failure, attempt: u32) -> Failure {
+    match failure {
+        Failure::Retryable { reason, detail, .. }
+            if reason == fleet_docs::OCR_TIMEOUT && attempt >= 2 =>
+        {
+            Failure::permanent(
+                ErrorCode::OcrFailed,
+                format!("{detail} (attempt {attempt}; an OCR timeout is retried once)"),
+            )
+        }
+        other => other,
     }
 }
 
