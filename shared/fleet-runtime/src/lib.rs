@@ -28,7 +28,10 @@ pub mod testing;
 pub use args::{BackendArgs, BackendKind, PhiPolicyArgs, RuntimeArgs, RuntimeDefaults};
 pub use backoff::BackoffPolicy;
 pub use config::{HeartbeatConfig, MetricsFormat, RuntimeConfig, RuntimeError};
-pub use handler::{CORRELATION_ATTRIBUTE, Delivery, Failure, Handler, Outcome};
+pub use handler::{
+    CORRELATION_ATTRIBUTE, Delivery, Failure, Handler, MAX_CORRELATION_ID_BYTES, Outcome,
+    correlation_id,
+};
 pub use idempotency::{Begin, Claim, IdempotencyStore, Settled};
 pub use logging::{init_logging, init_logging_with_default};
 pub use publisher::EventPublisher;

@@ -17,7 +17,7 @@ use super::lease::Lease;
 use super::settle::{PANICKED, Settle, delete, release, settle_failure};
 use crate::claim_check;
 use crate::fifo::{self, Disposition};
-use crate::handler::{CORRELATION_ATTRIBUTE, Delivery, Outcome};
+use crate::handler::{CORRELATION_ATTRIBUTE, Delivery, Outcome, correlation_id};
 use crate::telemetry::{self, ReleaseReason};
 
 pub(super) async fn process_group(
@@ -68,12 +68,13 @@ async fn process_one(
     lease: &Lease,
     in_place: bool,
 ) -> Disposition {
-    let correlation_id = msg
-        .attributes
-        .get(CORRELATION_ATTRIBUTE)
-        .and_then(|v| v.as_str())
-        .unwrap_or(&msg.message_id)
-        .to_string();
+    // Producer text: kept only when plain and bounded, else hashed (`correlation_id`).
+    let correlation_id = correlation_id(
+        msg.attributes
+            .get(CORRELATION_ATTRIBUTE)
+            .and_then(|v| v.as_str()),
+        &msg.message_id,
+    );
     let span = tracing::info_span!(
         "message",
         worker = %ctx.cfg.worker,
