@@ -13,6 +13,7 @@ mod error;
 mod escape;
 mod event;
 mod guard;
+pub mod idtypes;
 mod inspect;
 pub mod key;
 mod map;
@@ -24,6 +25,7 @@ use std::collections::BTreeMap;
 
 pub use error::Hl7Error;
 pub use event::{PatientEventKind, TriggerRule, rule as trigger_rule};
+pub use idtypes::IdentifierTypes;
 pub use inspect::inspect;
 pub use map::parse_adt;
 pub use model::{

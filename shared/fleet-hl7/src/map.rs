@@ -6,6 +6,7 @@ use crate::error::{Hl7Error, err, message_type_code, shown_message_code, shown_t
 use crate::escape::decode;
 use crate::event::rule;
 use crate::guard::{self, Guarded};
+use crate::idtypes::IdentifierTypes;
 use crate::model::*;
 use crate::seg::{Fields, Separators, comp, first_sub};
 use crate::{MapConfig, split};
@@ -338,14 +339,22 @@ fn merge(mrg: &Fields<'_>, s: &Separators) -> Merge {
 }
 
 impl AdtMessage {
-    /// The `minimal` PHI policy: identifiers and event facts; no name, birth date, sex,
-    /// address, attending doctor or death indicator.
-    /// Identifiers whose type says they are government-issued personal numbers (HL7 table
-    /// 0203: SS, DL, PPN) are left out too: they are not needed to correlate a patient and
-    /// are the most damaging to leak.
+    /// The `minimal` PHI policy with the default identifier allow-list
+    /// ([`IdentifierTypes::default`]: MR, PI, PN).
     pub fn phi_minimal(&self) -> serde_json::Value {
+        self.phi_minimal_with(&IdentifierTypes::default())
+    }
+
+    /// The `minimal` PHI policy: identifiers and event facts; no name, birth date, sex,
+    /// address, attending doctor or death indicator. Only identifiers whose type (PID-3.5,
+    /// MRG-1.5) is on `id_types` are carried: minimum necessary, so a social security,
+    /// licence, national or health-plan number, an unknown type or no type is left out.
+    pub fn phi_minimal_with(&self, id_types: &IdentifierTypes) -> serde_json::Value {
         let ids = |v: &[PatientId]| {
-            let kept: Vec<&PatientId> = v.iter().filter(|id| !is_personal_number(id)).collect();
+            let kept: Vec<&PatientId> = v
+                .iter()
+                .filter(|id| id_types.allows(id.id_type.as_deref()))
+                .collect();
             serde_json::to_value(kept).unwrap_or_default()
         };
         serde_json::json!({
@@ -383,12 +392,4 @@ impl AdtMessage {
     pub fn full(&self) -> serde_json::Value {
         serde_json::to_value(self).unwrap_or_default()
     }
-}
-
-/// Social security, driver's licence and passport numbers (HL7 table 0203).
-fn is_personal_number(id: &PatientId) -> bool {
-    matches!(
-        id.id_type.as_deref().map(str::trim),
-        Some("SS" | "DL" | "PPN")
-    )
 }

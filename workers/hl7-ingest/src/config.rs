@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use clap::{Args, Subcommand};
 use fleet_core::env;
-use fleet_hl7::MapConfig;
+use fleet_hl7::{IdentifierTypes, MapConfig};
 use fleet_runtime::args::required;
 use fleet_runtime::{PhiPolicyArgs, RuntimeArgs, RuntimeDefaults};
 
@@ -50,6 +50,12 @@ pub struct WorkerConfig {
     pub table: Option<String>,
     #[command(flatten)]
     pub phi: PhiPolicyArgs,
+    /// Identifier types (HL7 table 0203, PID-3.5) that `minimal` events carry; identifiers of
+    /// other types, or none, are left out. Comma-separated in the environment. Personal numbers
+    /// (SS, DL, PPN, NI, MC, MA, JHN, HC, ...) are refused at start.
+    #[arg(long = "phi-identifier-types", env = env::PHI_IDENTIFIER_TYPES, value_delimiter = ',',
+          default_value = "MR,PI,PN", value_name = "TYPE,...")]
+    pub phi_identifier_types: Vec<String>,
     #[command(flatten)]
     pub zones: TimeZones,
     /// Largest HL7 message accepted, in bytes; a larger one is dead-lettered as BODY_TOO_LARGE
@@ -144,6 +150,17 @@ impl WorkerConfig {
             queue: required(&self.queue, "queue", "queue", env::HL7_QUEUE)?,
             event_bus: required(&self.event_bus, "event bus", "event-bus", env::EVENT_BUS)?,
             table: required(&self.table, "table", "table", env::HL7_TABLE)?,
+        })
+    }
+
+    /// The identifier allow-list of `minimal` events, or an operator-facing error naming the
+    /// refused code and the flag: checked at start.
+    pub fn identifier_types(&self) -> anyhow::Result<IdentifierTypes> {
+        IdentifierTypes::new(&self.phi_identifier_types).map_err(|why| {
+            anyhow::anyhow!(
+                "--phi-identifier-types / {}: {why}",
+                env::PHI_IDENTIFIER_TYPES
+            )
         })
     }
 

@@ -4,7 +4,7 @@
 pub use fleet_core::PhiPolicy;
 use fleet_core::envelope::{EventEnvelope, EventFacts};
 use fleet_core::ports::BusEvent;
-use fleet_hl7::AdtMessage;
+use fleet_hl7::{AdtMessage, IdentifierTypes};
 
 /// EventBridge `source` of every event this worker publishes.
 pub const SOURCE: &str = "fleet.hl7-ingest";
@@ -18,14 +18,16 @@ pub fn idempotency_key(msg: &AdtMessage) -> String {
     fleet_hl7::key::idempotency_key(&msg.sending_facility, &[&msg.control_id])
 }
 
-/// The envelope and the bus entry for one mapped message.
+/// The envelope and the bus entry for one mapped message; a `minimal` payload carries only
+/// the identifiers whose type is on `id_types`.
 pub fn build(
     msg: &AdtMessage,
     policy: PhiPolicy,
+    id_types: &IdentifierTypes,
     correlation_id: &str,
 ) -> (EventEnvelope, BusEvent) {
     let payload = match policy {
-        PhiPolicy::Minimal => msg.phi_minimal(),
+        PhiPolicy::Minimal => msg.phi_minimal_with(id_types),
         PhiPolicy::Full => msg.full(),
     };
     let envelope = EventEnvelope::new(

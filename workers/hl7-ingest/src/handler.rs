@@ -13,7 +13,7 @@ use async_trait::async_trait;
 use fleet_core::ports::{Condition, ConditionalPut, Record, RecordStore, TransactOutcome};
 use fleet_core::{ErrorCode, EventEnvelope, PortError};
 use fleet_hl7::key::record_key;
-use fleet_hl7::{AdtMessage, Hl7Error, MapConfig};
+use fleet_hl7::{AdtMessage, Hl7Error, IdentifierTypes, MapConfig};
 use fleet_runtime::{Delivery, EventPublisher, Failure, Handler, Outcome};
 use serde_json::json;
 use sha2::{Digest, Sha256};
@@ -79,6 +79,7 @@ pub struct Hl7Handler {
     publisher: EventPublisher,
     map: MapConfig,
     policy: PhiPolicy,
+    id_types: IdentifierTypes,
 }
 
 impl Hl7Handler {
@@ -93,7 +94,14 @@ impl Hl7Handler {
             publisher,
             map,
             policy,
+            id_types: IdentifierTypes::default(),
         }
+    }
+
+    /// The identifier types `minimal` events carry (default: MR, PI, PN).
+    pub fn with_identifier_types(mut self, id_types: IdentifierTypes) -> Self {
+        self.id_types = id_types;
+        self
     }
 
     /// Parse every message of a body first, so a bad message in a batch fails the whole body
@@ -136,7 +144,7 @@ impl Hl7Handler {
         correlation_id: &str,
         tie: TieBreak,
     ) -> Result<Applied, Failure> {
-        let (envelope, bus_event) = events::build(msg, self.policy, correlation_id);
+        let (envelope, bus_event) = events::build(msg, self.policy, &self.id_types, correlation_id);
         let mut puts = records_for(msg, &envelope, tie.condition(msg.message_time_ms));
         // Whether each put has been through the tie-break already (at most once each).
         let mut tie_checked = vec![false; puts.len()];

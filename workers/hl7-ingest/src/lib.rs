@@ -32,6 +32,7 @@ pub async fn run(
 ) -> anyhow::Result<RunReport> {
     let ids = config.identities()?;
     let map = config.map_config()?;
+    let id_types = config.identifier_types()?;
     let handler = Hl7Handler::new(
         backend.records(&ids.table),
         EventPublisher::new(
@@ -40,7 +41,8 @@ pub async fn run(
         ),
         map,
         config.phi.phi_policy,
-    );
+    )
+    .with_identifier_types(id_types);
     let rt = config
         .runtime
         .runtime_config(WORKER, &ids.queue, &RUNTIME_DEFAULTS);

@@ -2,3 +2,4 @@
 
 mod facility_timezones;
 mod handler;
+mod item7;
