@@ -27,13 +27,12 @@ pub async fn open(args: &BackendArgs) -> anyhow::Result<Arc<dyn Backend>> {
     }
 }
 
-/// Open the local backend (creating its directory), for commands that need its admin API.
+/// Open the local backend (creating its directories, 0700), for commands that need its admin
+/// API. A database file group or others can reach is refused unless `--allow-shared-db`.
 pub fn open_local(args: &BackendArgs) -> anyhow::Result<fleet_local::LocalBackend> {
-    if let Some(dir) = args.local_db.parent().filter(|d| !d.as_os_str().is_empty()) {
-        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-    }
-    std::fs::create_dir_all(&args.local_objects)
-        .with_context(|| format!("creating {}", args.local_objects.display()))?;
-    fleet_local::LocalBackend::open(&args.local_db, &args.local_objects)
+    let options = fleet_local::LocalOptions {
+        allow_shared_db: args.allow_shared_db,
+    };
+    fleet_local::LocalBackend::open_with(&args.local_db, &args.local_objects, options)
         .with_context(|| format!("opening the local backend at {}", args.local_db.display()))
 }

@@ -152,9 +152,71 @@ pub(crate) fn json_err(op: &'static str) -> impl Fn(serde_json::Error) -> PortEr
     }
 }
 
+/// The files SQLite keeps beside the database (`<db>-wal` and so on), whose mode SQLite copies
+/// from the database file when it creates them.
+const SIDECARS: [&str; 3] = ["-wal", "-shm", "-journal"];
+
+/// Create the database file 0600 when it does not exist (SQLite would create it 0644 whatever
+/// the umask, and its -wal, -shm and -journal files with the same mode as the database), and
+/// refuse to open one that group or others can reach unless `allow_shared`.
+fn prepare_file(path: &Path, allow_shared: bool) -> Result<(), PortError> {
+    const OP: &str = "local.open";
+    match fleet_core::files::create_new(path) {
+        Ok(_) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+        Err(e) => {
+            return Err(PortError::new(
+                ErrorKind::Other,
+                OP,
+                format!("creating the database file {}: {e}", path.display()),
+            ));
+        }
+    }
+    let files = std::iter::once(path.to_path_buf()).chain(SIDECARS.iter().map(|suffix| {
+        let mut name = path.as_os_str().to_owned();
+        name.push(suffix);
+        PathBuf::from(name)
+    }));
+    for file in files {
+        let mode = fleet_core::files::shared_mode(&file).map_err(|e| {
+            PortError::new(
+                ErrorKind::Other,
+                OP,
+                format!("reading the mode of {}: {e}", file.display()),
+            )
+        })?;
+        let Some(mode) = mode else { continue };
+        if allow_shared {
+            tracing::warn!(
+                file = %file.display(),
+                mode = %format!("{mode:04o}"),
+                "opening anyway ({}): the local database is accessible to group or others",
+                fleet_core::env::ALLOW_SHARED_DB
+            );
+            continue;
+        }
+        return Err(PortError::new(
+            ErrorKind::AccessDenied,
+            OP,
+            format!(
+                "refusing to open the local database: {} is accessible to group or others \
+                 (mode {mode:04o}) and holds patient data. Make it the owner's alone \
+                 (chmod 600 {}*), or set {}=1 to open it anyway",
+                file.display(),
+                path.display(),
+                fleet_core::env::ALLOW_SHARED_DB
+            ),
+        ));
+    }
+    Ok(())
+}
+
 impl Db {
-    pub(crate) fn open(path: &Path) -> Result<Self, PortError> {
+    /// Open (or create, 0600) the database at `path`; refuses a file group or others can reach
+    /// unless `allow_shared`.
+    pub(crate) fn open(path: &Path, allow_shared: bool) -> Result<Self, PortError> {
         const OP: &str = "local.open";
+        prepare_file(path, allow_shared)?;
         let conn = Connection::open_with_flags(
             path,
             OpenFlags::SQLITE_OPEN_READ_WRITE

@@ -118,17 +118,43 @@ impl std::fmt::Debug for LocalBackend {
     }
 }
 
+/// How [`LocalBackend::open_with`] treats the files it finds.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct LocalOptions {
+    /// Open the database even though group or others have access to it or to its -wal, -shm
+    /// or -journal file (`FLEET_ALLOW_SHARED_DB`); refused by default.
+    pub allow_shared_db: bool,
+}
+
 impl LocalBackend {
-    /// Open (or create) the database and the objects directory; creates the schema.
+    /// Open (or create) the database and the objects directory; creates the schema. Refuses a
+    /// database file that group or others can reach ([`LocalOptions`]).
     pub fn open(db_path: &Path, objects_dir: &Path) -> Result<Self, PortError> {
-        let db = Db::open(db_path)?;
-        std::fs::create_dir_all(objects_dir).map_err(|e| {
-            PortError::new(
-                ErrorKind::Other,
-                "local.open",
-                format!("creating objects directory: {e}"),
-            )
-        })?;
+        Self::open_with(db_path, objects_dir, LocalOptions::default())
+    }
+
+    /// [`open`](Self::open) with options. What it creates is private whatever the umask: the
+    /// database's directory, the objects directory and everything under them 0700, the
+    /// database (and the -wal/-shm files SQLite derives from it), objects and the outbox 0600.
+    pub fn open_with(
+        db_path: &Path,
+        objects_dir: &Path,
+        options: LocalOptions,
+    ) -> Result<Self, PortError> {
+        let create_dir = |dir: &Path, what: &str| {
+            fleet_core::files::create_dir_all(dir).map_err(|e| {
+                PortError::new(
+                    ErrorKind::Other,
+                    "local.open",
+                    format!("creating the {what} directory {}: {e}", dir.display()),
+                )
+            })
+        };
+        if let Some(dir) = db_path.parent() {
+            create_dir(dir, "database")?;
+        }
+        let db = Db::open(db_path, options.allow_shared_db)?;
+        create_dir(objects_dir, "objects")?;
         Ok(Self {
             db: Arc::new(db),
             objects_dir: objects_dir.to_path_buf(),

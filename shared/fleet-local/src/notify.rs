@@ -171,10 +171,7 @@ impl Notifier for LocalNotifier {
                 // Appended inside the transaction: a failed append rolls the row back, so the
                 // table and the file agree (a crash between the two leaves a line, no row).
                 let line = serde_json::to_string(&entry).map_err(json_err(OP))?;
-                let mut f = std::fs::OpenOptions::new()
-                    .create(true)
-                    .append(true)
-                    .open(file.as_path())
+                let mut f = fleet_core::files::open_append(file.as_path())
                     .map_err(|e| {
                         PortError::new(ErrorKind::Transient, OP, format!("outbox file: {}", e.kind()))
                     })?;

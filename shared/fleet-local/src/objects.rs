@@ -222,13 +222,13 @@ impl LocalBucket {
 
 /// Directories 0700 and the file 0600, whatever the umask (objects can hold patient data).
 fn write_atomically(tmp_dir: &Path, dest: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    std::fs::create_dir_all(tmp_dir)?;
+    fleet_core::files::create_dir_all(tmp_dir)?;
     if let Some(parent) = dest.parent() {
-        std::fs::create_dir_all(parent)?;
+        fleet_core::files::create_dir_all(parent)?;
     }
     let tmp = tmp_dir.join(uuid::Uuid::new_v4().simple().to_string());
     let result = (|| {
-        let mut f = std::fs::File::create(&tmp)?;
+        let mut f = fleet_core::files::create_new(&tmp)?;
         f.write_all(bytes)?;
         f.sync_all()?;
         std::fs::rename(&tmp, dest)

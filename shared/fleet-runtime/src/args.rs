@@ -160,6 +160,11 @@ pub struct BackendArgs {
     /// Local backend: object-store directory.
     #[arg(long, env = env::LOCAL_OBJECTS, default_value = ".fleet-local/objects")]
     pub local_objects: PathBuf,
+    /// Local backend: open the SQLite file even though group or others have access to it
+    /// (refused otherwise: it holds patient data).
+    #[arg(long, env = env::ALLOW_SHARED_DB, action = clap::ArgAction::SetTrue,
+          value_parser = clap::builder::BoolishValueParser::new())]
+    pub allow_shared_db: bool,
     /// AWS backend: KMS key for SSE-KMS on object puts (default: the bucket's aws/s3 key).
     #[arg(long, env = env::S3_KMS_KEY)]
     pub s3_kms_key_id: Option<String>,
@@ -172,6 +177,7 @@ impl BackendArgs {
             backend: Some(BackendKind::Local),
             local_db: dir.join("fleet.sqlite"),
             local_objects: dir.join("objects"),
+            allow_shared_db: false,
             s3_kms_key_id: None,
         }
     }

@@ -1,4 +1,5 @@
 //! One integration-test binary for the crate (modules below).
 
 mod local;
+mod private_files;
 mod put_events_limit;

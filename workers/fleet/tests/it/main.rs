@@ -6,5 +6,6 @@ mod doc_extract;
 mod fleet_run;
 mod hl7_inspect;
 mod notify_check;
+mod shared_db;
 mod status_aws;
 mod unencrypted_override;
