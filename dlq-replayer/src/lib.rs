@@ -113,6 +113,16 @@ pub struct Io<'a> {
 
 /// Run one command; on error, returns the message to print and the exit code.
 pub async fn run(cli: &Cli, backend: Arc<dyn Backend>, io: Io<'_>) -> Result<Exit, Failed> {
+    // The workers' rule for their override: honoured only where the backend allows it (local;
+    // aws with every endpoint on loopback), checked before any request.
+    if cli.allow_unencrypted && matches!(cli.command, Command::Replay { .. }) {
+        backend.unencrypted_override().map_err(|reason| {
+            user_error(format!(
+                "refusing --allow-unencrypted ({}): {reason}",
+                fleet_core::env::ALLOW_UNENCRYPTED
+            ))
+        })?;
+    }
     let actor = backend
         .caller_identity()
         .await

@@ -1252,6 +1252,50 @@ async fn item8_filter_values_are_in_the_audit_log_as_a_keyed_hash_only(s: Stack)
     assert!(!refused.audit.contains(mrn));
 }
 
+/// The override follows the workers' rule (item 10): on the aws backend against AWS itself it
+/// is refused before any request, so an unencrypted destination stays refused.
+#[test]
+fn item8_the_override_is_refused_against_aws_itself() {
+    let dir = tempfile::tempdir().unwrap();
+    let none = dir.path().join("none").display().to_string();
+    let mut cmd = Command::new(binary("dlq-replay"));
+    cmd.args([
+        "replay",
+        "some-dlq",
+        "--to",
+        "plain",
+        "--yes",
+        "--allow-unencrypted",
+    ])
+    .current_dir(dir.path())
+    .stdin(Stdio::null())
+    .stdout(Stdio::piped())
+    .stderr(Stdio::piped());
+    for (k, _) in std::env::vars() {
+        if k.starts_with("FLEET_") || k.starts_with("AWS_") {
+            cmd.env_remove(&k);
+        }
+    }
+    cmd.envs([
+        ("FLEET_BACKEND", "aws"),
+        ("FLEET_DLQ_AUDIT_LOG", "-"),
+        ("AWS_REGION", "us-east-1"),
+        ("AWS_ACCESS_KEY_ID", "testing"),
+        ("AWS_SECRET_ACCESS_KEY", "testing"),
+        ("AWS_CONFIG_FILE", none.as_str()),
+        ("AWS_SHARED_CREDENTIALS_FILE", none.as_str()),
+        ("AWS_EC2_METADATA_DISABLED", "true"),
+        ("AWS_MAX_ATTEMPTS", "1"),
+    ]);
+    let out = cmd.output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("refusing --allow-unencrypted") && stderr.contains("goes to AWS itself"),
+        "{stderr}"
+    );
+}
+
 macro_rules! both {
     ($($check:ident),+ $(,)?) => {
         mod local {
