@@ -76,12 +76,14 @@ pub fn write(
     round: usize,
     messages: &[ArchivedMessage],
 ) -> std::io::Result<PathBuf> {
-    std::fs::create_dir_all(&spec.dir)?;
+    // Directory 0700, file 0600: the archive is encrypted, but its names and sizes are the
+    // operator's business alone too.
+    fleet_core::files::create_dir_all(&spec.dir)?;
     let name = format!("dlq-replay-{run_id}-{round:03}.jsonl.age");
     let path = spec.dir.join(&name);
     let tmp = spec.dir.join(format!(".{name}.tmp"));
     {
-        let file = std::fs::File::create(&tmp)?;
+        let file = fleet_core::files::create(&tmp)?;
         let encryptor = age::Encryptor::with_recipients(std::iter::once(
             &spec.recipient as &dyn age::Recipient,
         ))

@@ -142,15 +142,11 @@ impl Audit {
     ) -> std::io::Result<Self> {
         let sink: Box<dyn Write + Send> = match path {
             Some(p) if p.as_os_str() != "-" => {
+                // A new log and its directories are the owner's alone (0600/0700).
                 if let Some(dir) = p.parent().filter(|d| !d.as_os_str().is_empty()) {
-                    std::fs::create_dir_all(dir)?;
+                    fleet_core::files::create_dir_all(dir)?;
                 }
-                Box::new(
-                    std::fs::OpenOptions::new()
-                        .create(true)
-                        .append(true)
-                        .open(p)?,
-                )
+                Box::new(fleet_core::files::open_append(p)?)
             }
             _ => Box::new(std::io::stderr()),
         };
