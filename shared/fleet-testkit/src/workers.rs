@@ -29,6 +29,187 @@ pub fn binary(name: &str) -> PathBuf {
 pub struct Worker {
     pub child: Child,
     pub log: PathBuf,
+    /// Where the worker keeps what it writes besides its log (scanned on drop).
+    stores: Stores,
+}
+
+/// What a worker writes besides its log, read back from its arguments and environment: the
+/// local backend's SQLite file (every queue's failure attributes, the outbox), or on the aws
+/// backend the endpoint and the queues it consumes (their DLQs' failure attributes).
+#[derive(Debug, Default, Clone)]
+struct Stores {
+    local_db: Option<PathBuf>,
+    aws_endpoint: Option<String>,
+    aws_queues: Vec<String>,
+}
+
+impl Stores {
+    fn of(args: &[&str], envs: &[(&str, String)]) -> Self {
+        let var = |name: &str| {
+            envs.iter()
+                .find(|(k, _)| *k == name)
+                .map(|(_, v)| v.clone())
+        };
+        let arg = |flag: &str| {
+            args.iter()
+                .position(|a| *a == flag)
+                .and_then(|i| args.get(i + 1))
+                .map(|v| v.to_string())
+        };
+        let aws_endpoint = var("AWS_ENDPOINT_URL");
+        let aws = match var("FLEET_BACKEND").as_deref() {
+            Some(kind) => kind == "aws",
+            None => aws_endpoint.is_some(),
+        };
+        if aws {
+            return Stores {
+                local_db: None,
+                aws_endpoint,
+                aws_queues: envs
+                    .iter()
+                    .filter(|(k, _)| k.starts_with("FLEET_") && k.ends_with("_QUEUE"))
+                    .map(|(_, v)| v.clone())
+                    .collect(),
+            };
+        }
+        let local_db = arg("--local-db")
+            .or_else(|| var("FLEET_LOCAL_DB"))
+            .map(PathBuf::from)
+            .or_else(|| arg("--dir").map(|d| Path::new(&d).join("fleet.sqlite")));
+        Stores {
+            local_db,
+            ..Stores::default()
+        }
+    }
+
+    /// Every store's text that must hold no synthetic patient, as (what, text).
+    fn texts(&self) -> Vec<(String, String)> {
+        let mut out = Vec::new();
+        if let Some(db) = self.local_db.as_ref().filter(|db| db.is_file()) {
+            out.extend(local_texts(db));
+        }
+        if let Some(endpoint) = &self.aws_endpoint
+            && !self.aws_queues.is_empty()
+        {
+            let (endpoint, queues) = (endpoint.clone(), self.aws_queues.clone());
+            // Drop runs inside the test's runtime: the AWS calls get a runtime of their own.
+            let texts = std::thread::spawn(move || {
+                tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                    .expect("a runtime for the DLQ scan")
+                    .block_on(aws_dlq_texts(&endpoint, &queues))
+            })
+            .join()
+            .expect("the DLQ scan");
+            out.extend(texts);
+        }
+        out
+    }
+}
+
+/// Every failure attribute on every queue of the local database (DLQs, and anything else that
+/// carries one), and the outbox: its table and its JSON-lines file.
+fn local_texts(db: &Path) -> Vec<(String, String)> {
+    let scratch = tempfile_dir(db);
+    let local = fleet_local::LocalBackend::open(db, &scratch).expect("open the worker's database");
+    let mut out = Vec::new();
+    for queue in local.list_queues().expect("list queues") {
+        let messages = local
+            .queue_messages_snapshot(&queue)
+            .expect("queue snapshot");
+        out.push((
+            format!("failure attributes on local queue {queue}"),
+            failure_text(messages.iter().map(|m| &m.attributes)),
+        ));
+    }
+    let outbox: Vec<String> = local
+        .outbox()
+        .expect("outbox")
+        .iter()
+        .map(|e| serde_json::to_string(&e.notification).expect("notification serialises"))
+        .collect();
+    out.push(("the outbox table".into(), outbox.join("\n")));
+    if let Ok(text) = std::fs::read_to_string(local.outbox_path()) {
+        out.push((local.outbox_path().display().to_string(), text));
+    }
+    let _ = std::fs::remove_dir(&scratch);
+    out
+}
+
+/// An objects directory for opening the database read-mostly: beside it, removed after (an
+/// existing, non-empty one is left alone by `remove_dir`).
+fn tempfile_dir(db: &Path) -> PathBuf {
+    db.parent()
+        .unwrap_or_else(|| Path::new("."))
+        .join(".phi-scan-objects")
+}
+
+/// The failure attributes of the DLQs of `queues` on moto. Messages are received, read and
+/// released at once (visibility 0): a DLQ a test reads later still holds them. Those a test
+/// already holds invisible were scanned when it received them ([`receive_all`]).
+async fn aws_dlq_texts(endpoint: &str, queues: &[String]) -> Vec<(String, String)> {
+    use fleet_core::Backend as _;
+    let backend = fleet_aws::AwsBackend::with_endpoint(endpoint, crate::MOTO_REGION).await;
+    let mut out = Vec::new();
+    for name in queues {
+        let Ok(queue) = backend.queue(name).await else {
+            continue;
+        };
+        let Ok(attrs) = queue.attributes().await else {
+            continue;
+        };
+        let Some(redrive) = attrs.redrive_policy else {
+            continue;
+        };
+        let dlq_name = redrive.dead_letter_target;
+        let Ok(dlq) = backend.queue_by_arn(&dlq_name).await else {
+            continue;
+        };
+        let mut seen = std::collections::HashSet::new();
+        let mut texts = Vec::new();
+        let mut receipts = Vec::new();
+        loop {
+            let got = dlq
+                .receive(10, Duration::ZERO, Some(Duration::from_secs(30)))
+                .await
+                .expect("receive from the DLQ");
+            if got.is_empty() {
+                break;
+            }
+            for m in got {
+                receipts.push(m.receipt.clone());
+                if seen.insert(m.message_id.clone()) {
+                    texts.push(failure_text(std::iter::once(&m.attributes)));
+                }
+            }
+        }
+        for batch in receipts.chunks(10) {
+            let entries: Vec<(String, Duration)> =
+                batch.iter().map(|r| (r.clone(), Duration::ZERO)).collect();
+            let _ = dlq.change_visibility_batch(&entries).await;
+        }
+        out.push((
+            format!("failure attributes on DLQ {dlq_name}"),
+            texts.join("\n"),
+        ));
+    }
+    out
+}
+
+/// The failure attributes among `attributes`, one JSON object a line.
+fn failure_text<'a>(attributes: impl Iterator<Item = &'a fleet_core::Attributes>) -> String {
+    attributes
+        .filter_map(|a| a.get(fleet_core::failure::FAILURE_ATTRIBUTE))
+        .filter_map(|v| v.as_str())
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// Fail on synthetic patient data in any failure attribute among `messages` (what a DLQ
+/// holds besides the original body, which is the producer's and kept as it was).
+pub fn assert_no_synthetic_phi_in_failures(what: &str, messages: &[ReceivedMessage]) {
+    assert_no_synthetic_phi(what, &failure_text(messages.iter().map(|m| &m.attributes)));
 }
 
 impl Worker {
@@ -49,7 +230,11 @@ impl Worker {
             cmd.env(k, v);
         }
         let child = cmd.spawn().expect("start worker");
-        Worker { child, log }
+        Worker {
+            child,
+            log,
+            stores: Stores::of(args, envs),
+        }
     }
 
     /// Send SIGTERM and wait for the exit; returns how long the worker took and its status.
@@ -104,13 +289,18 @@ impl Worker {
 }
 
 impl Drop for Worker {
-    /// Stops the process, then scans its whole log for synthetic patient data: every
-    /// end-to-end test that runs a worker gets the scan, whatever else it checks.
+    /// Stops the process, then scans its whole log for synthetic patient data, and what it
+    /// wrote besides: every failure attribute on the local backend's queues or on the DLQs of
+    /// the aws queues it consumed, and the local outbox. Every end-to-end test that runs a
+    /// worker gets the scan, whatever else it checks.
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
         if !std::thread::panicking() {
             assert_no_synthetic_phi(&self.log.display().to_string(), &self.log_text());
+            for (what, text) in self.stores.texts() {
+                assert_no_synthetic_phi(&what, &text);
+            }
         }
     }
 }
@@ -227,6 +417,8 @@ pub async fn receive_all(queue: &dyn MessageQueue, delete: bool) -> Vec<Received
             continue;
         }
         empty = 0;
+        // A DLQ a test reads is scanned here: the drop scan no longer sees what it holds.
+        assert_no_synthetic_phi_in_failures(&format!("failure attributes on {}", queue.id()), &got);
         if delete {
             let receipts: Vec<String> = got.iter().map(|m| m.receipt.clone()).collect();
             assert!(queue.delete_batch(&receipts).await.unwrap().all_ok());
