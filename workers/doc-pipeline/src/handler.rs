@@ -133,9 +133,15 @@ impl Pipeline {
             MediaType::sniff(&bytes, key, meta.content_type.as_deref()).ok_or_else(|| {
                 Failure::permanent(
                     ErrorCode::DocumentUnsupportedType,
+                    // The Content-Type header is the uploader's text: its length only.
                     format!(
                         "content is not PDF, PNG, JPEG, TIFF or UTF-8 text (content type {})",
-                        meta.content_type.as_deref().unwrap_or("unset")
+                        meta.content_type
+                            .as_deref()
+                            .map_or("unset".to_string(), |c| format!(
+                                "of {} characters",
+                                c.chars().count()
+                            ))
                     ),
                 )
             })?;
@@ -200,7 +206,16 @@ impl Pipeline {
         if done.api != "StartDocumentTextDetection" {
             return Err(Failure::permanent(
                 ErrorCode::OcrCompletionInvalid,
-                format!("completion of {}, which this worker never starts", done.api),
+                // The API name is the completion's text: shown only when Textract's own.
+                format!(
+                    "completion of {}, which this worker never starts",
+                    match done.api.as_str() {
+                        api @ ("StartDocumentAnalysis"
+                        | "StartExpenseAnalysis"
+                        | "StartLendingAnalysis") => api.to_string(),
+                        other => format!("an API of {} characters", other.chars().count()),
+                    }
+                ),
             ));
         }
         let tag = done.job_tag.as_deref().ok_or_else(|| {
