@@ -108,16 +108,48 @@ pub(super) fn io_error(what: &str, e: &std::io::Error) -> DocError {
     DocError::retryable("transient", format!("{what}: {:?}", e.kind()))
 }
 
-/// A tool's stderr for an error detail: temporary paths removed, whitespace collapsed, at
-/// most 200 characters.
-pub(super) fn summarise(stderr: &[u8], dir: &Path) -> String {
-    let text = String::from_utf8_lossy(stderr).replace(&*dir.to_string_lossy(), "<tmp>");
-    let text = text.split_whitespace().collect::<Vec<_>>().join(" ");
-    let mut out: String = text.chars().take(200).collect();
-    if out.is_empty() {
-        out.push_str("no message");
+/// Messages of poppler and Tesseract a detail may name. Their stderr also quotes the
+/// document (poppler's `Unknown operator '...'`, font and object names, Tesseract's file
+/// names), so nothing else of it is kept.
+const KNOWN_MESSAGES: &[&str] = &[
+    "Incorrect password",
+    "May not be a PDF file",
+    "Couldn't find trailer dictionary",
+    "Couldn't read xref table",
+    "Syntax Error",
+    "Syntax Warning",
+    "Command Line Error",
+    "Permission Error",
+    "Internal Error",
+    "I/O Error",
+    "Error opening",
+    "Wrong page range",
+    "Unsupported image type",
+    "Image too large",
+    "Error in pixRead",
+    "Failed loading language",
+    "Could not initialize tesseract",
+];
+
+/// A tool's stderr for an error detail or a log line (issue 16 item 4): the known messages it
+/// holds (at most three) and its length, never its text.
+pub(super) fn summarise(stderr: &[u8], _dir: &Path) -> String {
+    if stderr.iter().all(u8::is_ascii_whitespace) {
+        return "no message".into();
     }
-    out
+    let text = String::from_utf8_lossy(stderr);
+    let known: Vec<&str> = KNOWN_MESSAGES
+        .iter()
+        .copied()
+        .filter(|m| text.contains(m))
+        .take(3)
+        .collect();
+    let what = if known.is_empty() {
+        "an unrecognised message".to_string()
+    } else {
+        known.join("; ")
+    };
+    format!("{what} ({} bytes of output)", stderr.len())
 }
 
 #[cfg(test)]
@@ -125,15 +157,30 @@ mod tests {
     use super::*;
 
     #[test]
-    fn stderr_is_bounded_and_loses_temporary_paths() {
+    fn item4_tool_output_is_reduced_to_known_messages_and_a_length() {
         let dir = Path::new("/tmp/fleet-ocr-abc");
-        let long = format!(
-            "Error in /tmp/fleet-ocr-abc/page-1.png:\n {}",
-            "x".repeat(500)
+        let poppler = "Syntax Error (1234): Unknown operator 'Brzezinski'\n\
+                       Syntax Error: Couldn't find trailer dictionary\n\
+                       Error opening /tmp/fleet-ocr-abc/Zbigniew 1961-03-04.pdf\n";
+        let s = summarise(poppler.as_bytes(), dir);
+        for token in ["Brzezinski", "Zbigniew", "1961", "fleet-ocr", "operator"] {
+            assert!(
+                !s.contains(token),
+                "the detail quotes the tool's output ({token})"
+            );
+        }
+        assert_eq!(
+            s,
+            format!(
+                "Couldn't find trailer dictionary; Syntax Error; Error opening ({} bytes of output)",
+                poppler.len()
+            )
         );
-        let s = summarise(long.as_bytes(), dir);
-        assert!(s.starts_with("Error in <tmp>/page-1.png: xxx"), "{s}");
-        assert_eq!(s.chars().count(), 200);
+        assert_eq!(
+            summarise(b"Kowalski was here", dir),
+            "an unrecognised message (17 bytes of output)"
+        );
         assert_eq!(summarise(b"", dir), "no message");
+        assert_eq!(summarise(b" \n", dir), "no message");
     }
 }
