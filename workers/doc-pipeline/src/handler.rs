@@ -454,7 +454,11 @@ impl Handler for UploadHandler {
                 return Outcome::Done;
             }
             Ok(Notification::Ignored { event_names }) => {
-                tracing::info!(events = ?event_names, "not an object creation; ignored");
+                // The names are the notification's text: counted, not logged (issue 16 item 4).
+                tracing::info!(
+                    events = event_names.len(),
+                    "not an object creation; ignored"
+                );
                 return Outcome::Done;
             }
             Ok(Notification::Objects(objects)) => objects,
