@@ -137,6 +137,16 @@ fn local_texts(db: &Path) -> Vec<(String, String)> {
     out
 }
 
+/// Fail on synthetic patient data in what a local backend's database holds besides bodies:
+/// every failure attribute on every queue, and the outbox (table and file). For runs that do
+/// not go through [`Worker`] (`fleet demo`); a `Worker`'s drop does this itself.
+pub fn assert_no_synthetic_phi_in_local_backend(db: &Path) {
+    assert!(db.is_file(), "{} is not a database", db.display());
+    for (what, text) in local_texts(db) {
+        assert_no_synthetic_phi(&what, &text);
+    }
+}
+
 /// An objects directory for opening the database read-mostly: beside it, removed after (an
 /// existing, non-empty one is left alone by `remove_dir`).
 fn tempfile_dir(db: &Path) -> PathBuf {

@@ -28,6 +28,8 @@ fn demo(dir: &std::path::Path) -> String {
         out.status,
         String::from_utf8_lossy(&out.stderr)
     );
+    // Nor do the failure details of what it dead-lettered, or its outbox.
+    fleet_testkit::workers::assert_no_synthetic_phi_in_local_backend(&dir.join("fleet.sqlite"));
     stdout
 }
 
