@@ -464,6 +464,11 @@ impl Handler for UploadHandler {
             Ok(Notification::Objects(objects)) => objects,
             Err(e) => return Outcome::fail(e.code(), e.to_string()),
         };
+        // Every record's bucket before any record is processed: one foreign bucket refuses the
+        // whole notification, and nothing of it is read.
+        if objects.iter().any(|obj| !self.0.reads_bucket(&obj.bucket)) {
+            return bucket_not_allowed().into();
+        }
         for obj in &objects {
             if let Err(failure) = self.0.process_object(obj, &delivery.correlation_id).await {
                 return ocr_timeout_retried_once(failure, delivery.attempt).into();
@@ -496,11 +501,6 @@ pub struct CompletionHandler(pub Arc<Pipeline>);
 #[async_trait]
 impl Handler for CompletionHandler {
     async fn handle(&self, delivery: &Delivery) -> Outcome {
-        // Every record's bucket before any record is processed: one foreign bucket refuses the
-        // whole notification, and nothing of it is read.
-        if objects.iter().any(|obj| !self.0.reads_bucket(&obj.bucket)) {
-            return bucket_not_allowed().into();
-        }
         self.0.process_completion(&delivery.body).await.into()
     }
 }
