@@ -328,3 +328,79 @@ async fn the_drop_scan_reads_the_dlq_failure_details_on_moto() {
         "receive_all did not find the planted detail (consumed by the drop scan, or not scanned)"
     );
 }
+
+/// hl7-ingest on the local backend, fed a message whose MSH-9 holds a patient's name (a field
+/// typed into the wrong place) and whose `correlation_id` attribute is free text naming the
+/// patient (issue 16 item 4). The failure detail gives a length, the span a hash; the drop
+/// scan reads the log and the DLQ's failure attributes for every synthetic patient.
+#[tokio::test(flavor = "multi_thread")]
+async fn item4_an_hl7_field_and_a_correlation_id_naming_a_patient_stay_out_of_log_and_dlq() {
+    use fleet_core::{AttributeValue, FailureMetadata, OutgoingMessage};
+
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("fleet.sqlite");
+    let local = fleet_local::LocalBackend::open(&db, &dir.path().join("objects")).unwrap();
+    let spec = |redrive| fleet_local::QueueSpec {
+        visibility_timeout: Duration::from_secs(30),
+        redrive,
+        ..fleet_local::QueueSpec::default()
+    };
+    local.create_queue("hl7-dlq", spec(None)).unwrap();
+    local
+        .create_queue("hl7-in", spec(Some(("hl7-dlq".into(), 5))))
+        .unwrap();
+    let sample = samples::generate(61, 1, 0).remove(0);
+    let family = sample.patient.family.to_ascii_uppercase();
+    let body = sample.body.replacen("|ADT^", &format!("|{family}^"), 1);
+    assert_ne!(body, sample.body, "the sample's MSH-9 was not found");
+    let queue = local.queue("hl7-in").await.unwrap();
+    queue
+        .send(OutgoingMessage {
+            body,
+            attributes: [(
+                "correlation_id".to_string(),
+                AttributeValue::string(format!(
+                    "{} {} {}",
+                    sample.patient.given, sample.patient.family, sample.patient.mrn
+                )),
+            )]
+            .into(),
+            ..OutgoingMessage::default()
+        })
+        .await
+        .unwrap();
+
+    let env = vec![
+        ("FLEET_BACKEND", "local".to_string()),
+        ("FLEET_LOCAL_DB", db.display().to_string()),
+        (
+            "FLEET_LOCAL_OBJECTS",
+            dir.path().join("objects").display().to_string(),
+        ),
+        ("FLEET_HL7_QUEUE", "hl7-in".into()),
+        ("FLEET_EVENT_BUS", "fleet".into()),
+        ("FLEET_HL7_TABLE", "hl7".into()),
+        ("FLEET_ALLOW_UNENCRYPTED", "1".into()),
+        ("FLEET_WAIT_TIME_SECS", "1".into()),
+        ("FLEET_DRAIN_DEADLINE_SECS", "5".into()),
+        ("FLEET_LOG", "trace".into()),
+    ];
+    let mut worker = Worker::start("hl7-ingest", &[], &env, dir.path().join("w.log"));
+    wait_drained(queue.as_ref(), Duration::from_secs(60)).await;
+    let (_, status) = worker.terminate(Duration::from_secs(20));
+    assert!(status.success(), "worker exit {status}");
+    let dead = local.queue_messages_snapshot("hl7-dlq").unwrap();
+    assert_eq!(dead.len(), 1, "the message is dead-lettered");
+    let failure = FailureMetadata::from_attributes(&dead[0].attributes).unwrap();
+    assert_eq!(failure.code, fleet_core::ErrorCode::Hl7NotAdt);
+    assert!(
+        !failure.detail.contains(&family),
+        "the failure detail quotes MSH-9"
+    );
+    let log = worker.log_text();
+    assert!(
+        log.contains("sha256:"),
+        "the span carries the hashed correlation id"
+    );
+    assert_no_phi(&log, &sample_secrets(std::slice::from_ref(&sample)));
+}
