@@ -112,7 +112,13 @@ impl Stores {
 /// carries one), and the outbox: its table and its JSON-lines file.
 fn local_texts(db: &Path) -> Vec<(String, String)> {
     let scratch = tempfile_dir(db);
-    let local = fleet_local::LocalBackend::open(db, &scratch).expect("open the worker's database");
+    // A test may have made the database shared on purpose (issue 16 item 9): the scan reads it
+    // anyway.
+    let options = fleet_local::LocalOptions {
+        allow_shared_db: true,
+    };
+    let local = fleet_local::LocalBackend::open_with(db, &scratch, options)
+        .expect("open the worker's database");
     let mut out = Vec::new();
     for queue in local.list_queues().expect("list queues") {
         let messages = local
