@@ -14,7 +14,9 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use fleet_core::phi::Phi;
-use fleet_core::ports::{Condition, ConditionalPut, ObjectStore, PutOutcome, Record, RecordStore};
+use fleet_core::ports::{
+    Condition, ConditionalPut, LimitedGet, ObjectStore, PutOutcome, Record, RecordStore,
+};
 use fleet_core::{Backend, ErrorCode, EventEnvelope};
 use fleet_docs::completion;
 use fleet_docs::s3event::{self, Notification, ObjectRef};
@@ -127,7 +129,23 @@ impl Pipeline {
         };
         let meta = store.head(key).await?.ok_or_else(not_found)?;
         self.check_size(meta.size)?;
-        let (bytes, meta) = store.get(key).await?.ok_or_else(not_found)?;
+        // Bounded: an object replaced by a larger one after the HEAD is never held whole.
+        let (bytes, meta) = match store
+            .get_limited(key, self.max_document_bytes)
+            .await?
+            .ok_or_else(not_found)?
+        {
+            LimitedGet::Read(bytes, meta) => (bytes, meta),
+            LimitedGet::TooLarge => {
+                return Err(Failure::permanent(
+                    ErrorCode::DocumentTooLarge,
+                    format!(
+                        "grew above the configured maximum of {} bytes after its HEAD",
+                        self.max_document_bytes
+                    ),
+                ));
+            }
+        };
         self.check_size(bytes.len() as u64)?;
         let media_type =
             MediaType::sniff(&bytes, key, meta.content_type.as_deref()).ok_or_else(|| {
