@@ -253,7 +253,8 @@ fn emit<T: Serialize>(
     human: impl FnOnce() -> String,
 ) -> std::io::Result<()> {
     if json {
-        serde_json::to_writer_pretty(&mut *out, value)?;
+        let text = serde_json::to_string_pretty(value).map_err(std::io::Error::other)?;
+        out.write_all(render::escape_json(&text).as_bytes())?;
         out.write_all(b"\n")?;
     } else {
         out.write_all(human().as_bytes())?;

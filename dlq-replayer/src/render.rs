@@ -19,11 +19,35 @@ const IDS_SHOWN: usize = 20;
 /// `s` with every control character (C0, DEL, C1) and every bidirectional formatting character
 /// (which can reorder what a terminal shows) written as `\u{..}`, so it prints on one line and
 /// changes nothing on the screen. The one escaping function of every text renderer.
-pub fn escape(s: &str) -> Cow<'_, str> {
-    fn unsafe_char(c: char) -> bool {
-        c.is_control()
-            || matches!(c, '\u{200e}' | '\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
+fn unsafe_char(c: char) -> bool {
+    c.is_control()
+        || matches!(c, '\u{200e}' | '\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
+}
+
+/// JSON output as serde writes it, with the characters serde leaves raw (C1 controls, DEL,
+/// bidi formatting) written as `\uXXXX` escapes too. They can only occur inside strings, where
+/// such an escape means the same character, so the JSON is unchanged for a parser.
+pub fn escape_json(json: &str) -> Cow<'_, str> {
+    if !json
+        .chars()
+        .any(|c| unsafe_char(c) && !matches!(c, '\n' | ' '))
+    {
+        return Cow::Borrowed(json);
     }
+    let mut out = String::with_capacity(json.len() + 8);
+    for c in json.chars() {
+        // serde escapes every C0 control inside strings; the C0 left are the pretty printer's
+        // own newlines (and spaces, which are not controls).
+        if unsafe_char(c) && c != '\n' {
+            let _ = write!(out, "\\u{:04x}", u32::from(c));
+        } else {
+            out.push(c);
+        }
+    }
+    Cow::Owned(out)
+}
+
+pub fn escape(s: &str) -> Cow<'_, str> {
     if !s.chars().any(unsafe_char) {
         return Cow::Borrowed(s);
     }
@@ -340,6 +364,18 @@ pub fn moved(r: &MoveReport) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn item8_json_output_escapes_c1_and_bidi_characters_too() {
+        let value = serde_json::json!({"detail": "a\u{1b}[2Jb\u{9b}31mc\u{202e}d\u{85}e"});
+        let raw = serde_json::to_string_pretty(&value).unwrap();
+        assert!(raw.contains('\u{9b}'), "serde leaves C1 raw: {raw:?}");
+        let out = escape_json(&raw);
+        assert!(!out.chars().any(|c| unsafe_char(c) && c != '\n'), "{out:?}");
+        assert!(out.contains("\\u009b") && out.contains("\\u202e") && out.contains("\\u001b"));
+        let back: serde_json::Value = serde_json::from_str(&out).unwrap();
+        assert_eq!(back, value, "the same JSON for a parser");
+    }
     use crate::inspect::FailureGroup;
     use crate::mover::NotMoved;
 
