@@ -56,20 +56,14 @@ impl AuditKey {
                 .map(Some)
                 .map_err(|e| format!("{DLQ_AUDIT_KEY}: {e}")),
             (None, Some(path)) => {
-                let meta = std::fs::metadata(path)
+                let shared = fleet_core::files::shared_mode(path)
                     .map_err(|e| format!("audit key file {}: {e}", path.display()))?;
-                #[cfg(unix)]
-                {
-                    use std::os::unix::fs::PermissionsExt;
-                    let mode = meta.permissions().mode() & 0o777;
-                    if mode & 0o077 != 0 {
-                        return Err(format!(
-                            "audit key file {} is readable by others (mode {mode:03o}); chmod 600 it",
-                            path.display()
-                        ));
-                    }
+                if let Some(mode) = shared {
+                    return Err(format!(
+                        "audit key file {} is readable by others (mode {mode:03o}); chmod 600 it",
+                        path.display()
+                    ));
                 }
-                let _ = meta;
                 let text = std::fs::read(path)
                     .map_err(|e| format!("audit key file {}: {e}", path.display()))?;
                 let trimmed = text.trim_ascii();

@@ -1,6 +1,7 @@
 //! Ordering within a receive. On a FIFO queue the messages of one group are handled one after
-//! another in receive order, and once one of them is not settled (retried, held, released) the
-//! later ones of that group are released unprocessed: SQS keeps the group blocked while the
+//! another in receive order (a retryable failure is retried in place, see `runtime::settle`),
+//! and once one of them is not settled (held for a retry, lease lost, abandoned) the later ones
+//! of that group are released unprocessed: SQS keeps the group blocked while the
 //! held message is invisible, so order survives the retry. On a standard queue every message is
 //! a group of its own.
 
@@ -13,8 +14,6 @@ pub enum Disposition {
     Settled,
     /// Put back for a retry: the rest of the group must wait behind it.
     Held,
-    /// Not started (shutdown): the rest are not started either.
-    Released,
     /// Still running at the drain deadline.
     Abandoned,
 }
@@ -93,7 +92,6 @@ mod tests {
         check(&[Settled, Settled, Settled], &[0, 1, 2], &[]).await;
         check(&[Settled, Held, Settled, Settled], &[0, 1], &[2, 3]).await;
         check(&[Held, Settled], &[0], &[1]).await;
-        check(&[Released, Settled], &[0], &[1]).await;
         check(&[Settled, Abandoned, Settled], &[0, 1], &[2]).await;
         check(&[], &[], &[]).await;
     }

@@ -9,6 +9,7 @@ use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::Path;
 use std::sync::OnceLock;
 
+use fleet_core::files::{DIR_MODE, FILE_MODE};
 use rustix::process::{Pid, geteuid, test_kill_process};
 
 /// Every document directory's name starts with this.
@@ -31,7 +32,7 @@ fn owner() -> &'static (u32, String) {
 pub(super) fn create(root: &Path) -> io::Result<tempfile::TempDir> {
     tempfile::Builder::new()
         .prefix(&format!("{PREFIX}{}-", owner().1))
-        .permissions(std::fs::Permissions::from_mode(0o700))
+        .permissions(std::fs::Permissions::from_mode(DIR_MODE))
         .tempdir_in(root)
 }
 
@@ -41,7 +42,7 @@ pub(super) async fn write_private(path: &Path, bytes: &[u8]) -> io::Result<()> {
     let mut file = tokio::fs::OpenOptions::new()
         .write(true)
         .create_new(true)
-        .mode(0o600)
+        .mode(FILE_MODE)
         .open(path)
         .await?;
     file.write_all(bytes).await?;
