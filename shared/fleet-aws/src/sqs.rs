@@ -349,6 +349,8 @@ pub(crate) fn parse_queue_attributes(
         arn: get(QueueAttributeName::QueueArn)
             .unwrap_or_default()
             .to_string(),
+        max_message_bytes: get(QueueAttributeName::MaximumMessageSize)
+            .and_then(|v| v.trim().parse().ok()),
     })
 }
 

@@ -63,6 +63,36 @@ pub const HL7_FACILITY_TIMEZONES: &str = "FLEET_HL7_FACILITY_TIMEZONES";
 /// hl7-ingest: largest HL7 message accepted, in bytes (larger ones are dead-lettered).
 pub const HL7_MAX_MESSAGE_BYTES: &str = "FLEET_HL7_MAX_MESSAGE_BYTES";
 
+/// mllp-gateway: listen address (`HOST:PORT`); default `127.0.0.1:2575`.
+pub const MLLP_LISTEN: &str = "FLEET_MLLP_LISTEN";
+/// mllp-gateway: routes `TYPE^TRIGGER=QUEUE` (comma-separated; `*` matches any part);
+/// default `ADT^*=hl7-inbound`.
+pub const MLLP_ROUTES: &str = "FLEET_MLLP_ROUTES";
+/// mllp-gateway: PEM server certificate chain (TLS on when set).
+pub const MLLP_TLS_CERT: &str = "FLEET_MLLP_TLS_CERT";
+/// mllp-gateway: PEM private key of the server certificate.
+pub const MLLP_TLS_KEY: &str = "FLEET_MLLP_TLS_KEY";
+/// mllp-gateway: PEM CA bundle client certificates must chain to (client auth on when set).
+pub const MLLP_TLS_CLIENT_CA: &str = "FLEET_MLLP_TLS_CLIENT_CA";
+/// mllp-gateway: `CN=FACILITY|FACILITY...` entries, comma-separated: the sending facilities
+/// (MSH-4.1) a client certificate with that subject common name may send as.
+pub const MLLP_CLIENT_FACILITIES: &str = "FLEET_MLLP_CLIENT_FACILITIES";
+/// mllp-gateway: source addresses or CIDR blocks allowed to connect, comma-separated; unset: any.
+pub const MLLP_ALLOW_SOURCES: &str = "FLEET_MLLP_ALLOW_SOURCES";
+/// mllp-gateway: serve plain TCP on a non-loopback address (refused otherwise without TLS).
+pub const MLLP_PLAIN_TCP: &str = "FLEET_MLLP_PLAIN_TCP";
+/// mllp-gateway: bucket large messages are offloaded to (SQS Extended Client format).
+pub const MLLP_CLAIM_CHECK_BUCKET: &str = "FLEET_MLLP_CLAIM_CHECK_BUCKET";
+/// mllp-gateway: largest HL7 message accepted, in bytes.
+pub const MLLP_MAX_MESSAGE_BYTES: &str = "FLEET_MLLP_MAX_MESSAGE_BYTES";
+/// mllp-gateway: most open connections; more are refused and counted.
+pub const MLLP_MAX_CONNECTIONS: &str = "FLEET_MLLP_MAX_CONNECTIONS";
+/// mllp-gateway: milliseconds a partial SendMessageBatch waits for messages from other
+/// connections (group commit).
+pub const MLLP_BATCH_LINGER_MS: &str = "FLEET_MLLP_BATCH_LINGER_MS";
+/// mllp-gateway: `facility` (default) or `facility-patient`: the FIFO MessageGroupId.
+pub const MLLP_FIFO_GROUP: &str = "FLEET_MLLP_FIFO_GROUP";
+
 /// Third-party corpora (tests, benchmarks); default `../shared/corpus` beside the checkout.
 pub const CORPUS_DIR: &str = "FLEET_CORPUS_DIR";
 /// Tests: the cargo that runs them (set by cargo), for `cargo metadata`.

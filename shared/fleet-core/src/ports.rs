@@ -53,6 +53,14 @@ impl AttributeValue {
 
 pub type Attributes = BTreeMap<String, AttributeValue>;
 
+/// A message attribute saying how the body is encoded. Its one value, [`BODY_ENCODING_BASE64`],
+/// marks a body that is the base64 (standard alphabet, padded) of the original bytes: bytes
+/// that are not UTF-8 (an HL7 message in ISO 8859-1) or hold characters SQS does not carry.
+/// Absent: the body is the original text.
+pub const BODY_ENCODING_ATTRIBUTE: &str = "fleet.body-encoding";
+/// The value of [`BODY_ENCODING_ATTRIBUTE`] for a base64 body.
+pub const BODY_ENCODING_BASE64: &str = "base64";
+
 /// A message as received. `receipt` is only valid for this receive.
 #[derive(Debug, Clone)]
 pub struct ReceivedMessage {
@@ -130,6 +138,9 @@ pub struct QueueAttributes {
     pub approximate_delayed: u64,
     /// The queue's ARN (aws) or a `local:` pseudo-ARN.
     pub arn: String,
+    /// The largest body (plus attributes) the queue accepts, in bytes (`MaximumMessageSize`),
+    /// when the backend says.
+    pub max_message_bytes: Option<u64>,
 }
 
 impl QueueAttributes {

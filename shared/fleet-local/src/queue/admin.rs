@@ -208,6 +208,7 @@ pub(super) async fn attributes(q: &LocalQueue) -> Result<QueueAttributes, PortEr
             approximate_in_flight: to_u64(in_flight),
             approximate_delayed: to_u64(delayed),
             arn: format!("{QUEUE_ARN_PREFIX}{name}"),
+            max_message_bytes: Some(super::MAX_MESSAGE_BYTES as u64),
         })
     })
     .await

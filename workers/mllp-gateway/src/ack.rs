@@ -1,0 +1,1 @@
+//! ACKs (filled in next).

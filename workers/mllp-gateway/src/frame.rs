@@ -1,0 +1,1 @@
+//! MLLP framing (filled in next).
