@@ -61,6 +61,23 @@ pub const BODY_ENCODING_ATTRIBUTE: &str = "fleet.body-encoding";
 /// The value of [`BODY_ENCODING_ATTRIBUTE`] for a base64 body.
 pub const BODY_ENCODING_BASE64: &str = "base64";
 
+/// `bytes` as text SQS carries unchanged, or `None` when they must be sent base64 (with
+/// [`BODY_ENCODING_ATTRIBUTE`]): `Some` when they are UTF-8 and every character is one SQS
+/// accepts in a body (`#x9 | #xA | #xD | #x20-#xD7FF | #xE000-#xFFFD | #x10000-#x10FFFF`).
+/// So NUL, the MLLP start block 0x0B and other C0 controls, U+FFFE and U+FFFF, and any byte
+/// sequence that is not UTF-8 (an ISO 8859-1 `é`, 0xE9) give `None`. (Surrogates cannot occur
+/// in a `str`.)
+pub fn sqs_safe_text(bytes: &[u8]) -> Option<&str> {
+    let text = std::str::from_utf8(bytes).ok()?;
+    text.chars().all(sqs_accepts).then_some(text)
+}
+
+/// Whether SQS accepts `c` in a message body.
+fn sqs_accepts(c: char) -> bool {
+    matches!(c, '\t' | '\n' | '\r' | '\u{20}'..='\u{D7FF}' | '\u{E000}'..='\u{FFFD}')
+        || c >= '\u{10000}'
+}
+
 /// A message as received. `receipt` is only valid for this receive.
 #[derive(Debug, Clone)]
 pub struct ReceivedMessage {
@@ -444,5 +461,35 @@ mod tests {
         e.resources = vec!["arn:a".into(), "ü".into()];
         e.time = Some("2026-01-01T00:00:00.123456Z".into());
         assert_eq!(e.entry_size(), 8 + 8 + 7 + 5 + 2 + 14);
+    }
+
+    #[test]
+    fn sqs_safe_text_takes_utf8_sqs_accepts_and_refuses_the_rest() {
+        // Tab, CR, LF and printable ASCII, accented UTF-8, the last BMP character SQS takes and
+        // one beyond the BMP: carried as text.
+        for ok in [
+            "MSH|^~\\&|A\rPID|1\t|\n".as_bytes(),
+            "Ren\u{e9}e M\u{fc}ller \u{4e2d}".as_bytes(),
+            "\u{FFFD}\u{E000}\u{D7FF}\u{10000}\u{10FFFF}".as_bytes(),
+            b"",
+        ] {
+            assert_eq!(
+                sqs_safe_text(ok),
+                Some(std::str::from_utf8(ok).unwrap()),
+                "{ok:?}"
+            );
+        }
+        // NUL, the MLLP start block, another C0 control, U+FFFE, U+FFFF, and a lone ISO 8859-1
+        // 0xE9 (`é`, not UTF-8): base64.
+        for bad in [
+            b"MSH|\0|".as_slice(),
+            b"\x0bMSH|^~\\&|",
+            b"a\x1fb",
+            "x\u{FFFE}".as_bytes(),
+            "x\u{FFFF}".as_bytes(),
+            b"PID|||Ren\xe9e",
+        ] {
+            assert_eq!(sqs_safe_text(bad), None, "{bad:?}");
+        }
     }
 }

@@ -7,10 +7,16 @@
 //! idempotency check; the others keep out-of-order messages from regressing newer state. A
 //! message with the same time as the stored state is settled by [`TieBreak`].
 
+use std::borrow::Cow;
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use fleet_core::ports::{Condition, ConditionalPut, Record, RecordStore, TransactOutcome};
+use base64::Engine as _;
+use base64::prelude::BASE64_STANDARD;
+use fleet_core::ports::{
+    BODY_ENCODING_ATTRIBUTE, BODY_ENCODING_BASE64, Condition, ConditionalPut, Record, RecordStore,
+    TransactOutcome,
+};
 use fleet_core::{ErrorCode, EventEnvelope, PortError};
 use fleet_hl7::key::record_key;
 use fleet_hl7::{AdtMessage, Hl7Error, IdentifierTypes, MapConfig};
@@ -254,6 +260,38 @@ impl Hl7Handler {
     }
 }
 
+/// The bytes of a delivery's body: the body itself, or, when [`BODY_ENCODING_ATTRIBUTE`] says
+/// `base64` (the MLLP gateway's carriage of bytes SQS cannot take as text, such as ISO 8859-1),
+/// the bytes it decodes to (standard alphabet, padded, nothing else accepted). A body that does
+/// not decode, and any other value of the attribute, is `BODY_ENCODING`; the details are fixed
+/// and name neither the body nor the attribute's value (both are producer data).
+pub fn body_bytes(delivery: &Delivery) -> Result<Cow<'_, [u8]>, Failure> {
+    let Some(encoding) = delivery.attributes.get(BODY_ENCODING_ATTRIBUTE) else {
+        return Ok(Cow::Borrowed(delivery.body.as_bytes()));
+    };
+    if encoding.as_str() != Some(BODY_ENCODING_BASE64) {
+        return Err(Failure::permanent(
+            ErrorCode::BodyEncoding,
+            format!(
+                "message attribute {BODY_ENCODING_ATTRIBUTE} names an encoding other than \
+                 {BODY_ENCODING_BASE64}; the body was not read"
+            ),
+        ));
+    }
+    BASE64_STANDARD
+        .decode(delivery.body.as_bytes())
+        .map(Cow::Owned)
+        .map_err(|_| {
+            Failure::permanent(
+                ErrorCode::BodyEncoding,
+                format!(
+                    "body marked {BODY_ENCODING_ATTRIBUTE}={BODY_ENCODING_BASE64} is not \
+                     padded standard base64"
+                ),
+            )
+        })
+}
+
 fn with_position(mut e: Hl7Error, index: usize) -> Hl7Error {
     if index > 0 {
         e.detail = format!("message {} of the body: {}", index + 1, e.detail);
@@ -378,7 +416,11 @@ fn records_for(
 #[async_trait]
 impl Handler for Hl7Handler {
     async fn handle(&self, delivery: &Delivery) -> Outcome {
-        let messages = match self.parse_body(delivery.body.as_bytes()) {
+        let body = match body_bytes(delivery) {
+            Ok(body) => body,
+            Err(failure) => return failure.into(),
+        };
+        let messages = match self.parse_body(&body) {
             Ok(m) => m,
             Err(e) => return Outcome::fail(e.code, e.detail),
         };
