@@ -189,6 +189,34 @@ pub fn decode_charset<'a>(b: &'a [u8], seps: &Separators) -> Result<Cow<'a, str>
     }
 }
 
+/// The MSH-18 names (first repetition, trimmed, upper-cased) [`decode_charset`] reads; empty
+/// means "UTF-8 when valid, else ISO 8859-1". The MLLP gateway refuses others before queueing.
+const DECODABLE_CHARSETS: &[&str] = &[
+    "",
+    "ASCII",
+    "US-ASCII",
+    "UNICODE UTF-8",
+    "UTF-8",
+    "UTF8",
+    "8859/1",
+    "ISO-8859-1",
+    "ISO8859-1",
+    "8859/2",
+    "8859/3",
+    "8859/4",
+    "8859/5",
+    "8859/6",
+    "8859/7",
+    "8859/8",
+    "8859/15",
+];
+
+/// Whether hl7-ingest can read a message whose MSH-18 (first repetition) is `name`.
+pub fn charset_supported(name: &[u8]) -> bool {
+    let name = String::from_utf8_lossy(name).trim().to_ascii_uppercase();
+    DECODABLE_CHARSETS.contains(&name.as_str())
+}
+
 /// ISO 8859-1 maps every byte to the code point of the same value.
 fn latin1(b: &[u8]) -> String {
     b.iter().map(|&c| char::from(c)).collect()
@@ -434,5 +462,28 @@ mod tests {
         };
         let e = decode_message(GOOD.as_bytes(), &cfg).unwrap_err();
         assert_eq!(e.code, ErrorCode::BodyTooLarge);
+    }
+}
+
+#[cfg(test)]
+mod charset_list_tests {
+    use super::*;
+
+    fn msh(charset: &str) -> Vec<u8> {
+        format!("MSH|^~\\&|A|B|C|D|20260101||ADT^A01|1|P|2.5|||||| {charset}\rPID|1").into_bytes()
+    }
+
+    /// The list the gateway checks and the names decode_charset reads are the same set.
+    #[test]
+    fn charset_supported_agrees_with_decode_charset() {
+        let seps = separators(b"MSH|^~\\&").unwrap();
+        for name in DECODABLE_CHARSETS {
+            assert!(decode_charset(&msh(name), &seps).is_ok(), "{name}");
+            assert!(charset_supported(name.to_lowercase().as_bytes()), "{name}");
+        }
+        for name in ["UNICODE UTF-16", "8859/9", "BIG-5", "EBCDIC"] {
+            assert!(decode_charset(&msh(name), &seps).is_err(), "{name}");
+            assert!(!charset_supported(name.as_bytes()), "{name}");
+        }
     }
 }

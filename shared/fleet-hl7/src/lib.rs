@@ -25,6 +25,7 @@ use std::collections::BTreeMap;
 
 pub use error::Hl7Error;
 pub use event::{PatientEventKind, TriggerRule, rule as trigger_rule};
+pub use guard::charset_supported;
 pub use idtypes::IdentifierTypes;
 pub use inspect::inspect;
 pub use map::parse_adt;

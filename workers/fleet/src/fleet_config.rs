@@ -1,9 +1,11 @@
 //! `fleet.toml`: one file for the whole fleet. `[backend]` holds the backend options, and each
-//! worker has a section of its own (`[hl7-ingest]`, `[doc-pipeline]`, `[notify]`) whose keys
+//! worker has a section of its own (`[hl7-ingest]`, `[doc-pipeline]`, `[notify]`,
+//! `[mllp-gateway]`) whose keys
 //! are that worker's flag names, parsed by the worker's own clap definitions
 //! ([`crate::sections`]), so a key means exactly what the flag means and an unknown one is
 //! refused. A worker without a section is not started. Without a file, each worker is
-//! configured from the environment alone and started when its queue is set.
+//! configured from the environment alone and started when its queue is set (the gateway: when
+//! `FLEET_MLLP_LISTEN` is set).
 
 use std::path::Path;
 
@@ -14,11 +16,12 @@ use fleet_runtime::BackendArgs;
 use crate::sections;
 
 /// The sections `fleet.toml` may have.
-pub const SECTIONS: [&str; 4] = [
+pub const SECTIONS: [&str; 5] = [
     "backend",
     hl7_ingest::WORKER,
     doc_pipeline::WORKER,
     notify::WORKER,
+    mllp_gateway::WORKER,
 ];
 
 /// doc-pipeline's section: its worker config and its engine options.
@@ -37,6 +40,7 @@ pub struct FleetConfig {
     pub hl7: Option<hl7_ingest::WorkerConfig>,
     pub docs: Option<DocSection>,
     pub notify: Option<notify::WorkerConfig>,
+    pub gateway: Option<mllp_gateway::GatewayConfig>,
 }
 
 impl FleetConfig {
@@ -67,6 +71,9 @@ impl FleetConfig {
             notify: section(notify::WORKER)
                 .map(|t| sections::from_toml("[notify]", t))
                 .transpose()?,
+            gateway: section(mllp_gateway::WORKER)
+                .map(|t| sections::from_toml("[mllp-gateway]", t))
+                .transpose()?,
         })
     }
 
@@ -82,11 +89,14 @@ impl FleetConfig {
         let hl7: hl7_ingest::WorkerConfig = sections::parse("hl7-ingest (environment)", &[])?;
         let docs: DocSection = sections::parse("doc-pipeline (environment)", &[])?;
         let notify: notify::WorkerConfig = sections::parse("notify (environment)", &[])?;
+        let gateway: mllp_gateway::GatewayConfig =
+            sections::parse("mllp-gateway (environment)", &[])?;
         Ok(Self {
             backend: sections::parse("backend (environment)", &[])?,
             hl7: hl7.queue.is_some().then_some(hl7),
             docs: docs.worker.queue.is_some().then_some(docs),
             notify: notify.queue.is_some().then_some(notify),
+            gateway: fleet_core::env::is_set(fleet_core::env::MLLP_LISTEN).then_some(gateway),
         })
     }
 
@@ -101,6 +111,9 @@ impl FleetConfig {
         }
         if self.notify.is_some() {
             w.push(notify::WORKER);
+        }
+        if self.gateway.is_some() {
+            w.push(mllp_gateway::WORKER);
         }
         w
     }
@@ -153,10 +166,25 @@ mod tests {
     }
 
     #[test]
-    fn the_default_local_config_starts_all_three_workers_on_the_stacks_queues() {
+    fn the_default_local_config_starts_every_worker_on_the_stacks_queues() {
         let dir = Path::new("/srv/fleet");
         let c = FleetConfig::from_toml(&crate::local_stack::default_config(dir)).unwrap();
-        assert_eq!(c.workers(), ["hl7-ingest", "doc-pipeline", "notify"]);
+        assert_eq!(
+            c.workers(),
+            ["hl7-ingest", "doc-pipeline", "notify", "mllp-gateway"]
+        );
+        let gw = c.gateway.as_ref().unwrap();
+        assert_eq!(gw.listen, "127.0.0.1:2575".parse().unwrap());
+        assert_eq!(gw.routes[0].queue, "hl7-inbound");
+        // hl7-ingest reads what the gateway offloads.
+        assert_eq!(
+            gw.claim_check_bucket.as_deref(),
+            Some(crate::local_stack::CLAIM_CHECK_BUCKET)
+        );
+        assert_eq!(
+            c.hl7.as_ref().unwrap().runtime.claim_check_buckets,
+            [crate::local_stack::CLAIM_CHECK_BUCKET]
+        );
         let queues: Vec<String> = c.queues().unwrap().into_iter().map(|(_, q)| q).collect();
         assert_eq!(queues, ["hl7-inbound", "doc-uploads", "notify-inbound"]);
         assert!(c.docs.unwrap().worker.runtime.allow_unencrypted);

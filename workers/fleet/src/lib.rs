@@ -44,7 +44,7 @@ pub async fn run(
 ) -> anyhow::Result<Vec<WorkerStopped>> {
     if config.workers().is_empty() {
         anyhow::bail!(
-            "no worker is configured: give fleet.toml a [hl7-ingest], [doc-pipeline] or [notify] section, or set a worker's queue (FLEET_HL7_QUEUE, FLEET_DOC_QUEUE, FLEET_NOTIFY_QUEUE)"
+            "no worker is configured: give fleet.toml a [hl7-ingest], [doc-pipeline], [notify] or [mllp-gateway] section, or set a worker's queue (FLEET_HL7_QUEUE, FLEET_DOC_QUEUE, FLEET_NOTIFY_QUEUE) or the gateway's listener (FLEET_MLLP_LISTEN)"
         );
     }
     let kind: BackendKind = config.backend.kind();
@@ -82,6 +82,16 @@ pub async fn run(
         tasks.spawn(async move {
             let r = notify::run(c, b, s).await;
             (notify::WORKER, r.map(|r| (r.received, r.dead_lettered)))
+        });
+    }
+    if let Some(c) = config.gateway {
+        let (b, s) = (backend.clone(), shutdown.clone());
+        tasks.spawn(async move {
+            let r = mllp_gateway::run(c, b, s).await;
+            (
+                mllp_gateway::WORKER,
+                r.map(|r| (r.messages, r.content_errors + r.rejected)),
+            )
         });
     }
     let mut stopped = Vec::new();

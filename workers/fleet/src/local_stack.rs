@@ -14,6 +14,10 @@ pub const BUS: &str = "fleet";
 pub const HL7_QUEUE: &str = "hl7-inbound";
 pub const HL7_DLQ: &str = "hl7-inbound-dlq";
 pub const HL7_TABLE: &str = "hl7-records";
+/// Where the MLLP gateway offloads messages too large for the queue (hl7-ingest may read it).
+pub const CLAIM_CHECK_BUCKET: &str = "mllp-claim-checks";
+/// The MLLP gateway's listener on one box: loopback only, plain TCP.
+pub const MLLP_LISTEN: &str = "127.0.0.1:2575";
 
 pub const DOC_QUEUE: &str = "doc-uploads";
 pub const DOC_DLQ: &str = "doc-uploads-dlq";
@@ -113,14 +117,16 @@ pub fn default_config(dir: &Path) -> String {
     format!(
         r#"# fleet.toml: the fleet on the local backend in this directory, written by `fleet run --dir`.
 # One section per worker; a worker without a section is not started. Keys are the worker's
-# flag names (see `hl7-ingest --help`, `doc-pipeline --help`, `notify --help`); unknown keys
-# are refused. The SQLite file is not encrypted, so each worker is told to accept that
-# (`allow-unencrypted`); on a real box, put this directory on an encrypted disk.
+# flag names (see `hl7-ingest --help`, `doc-pipeline --help`, `notify --help`,
+# `mllp-gateway --help`); unknown keys are refused. The SQLite file is not encrypted, so each
+# worker is told to accept that (`allow-unencrypted`); on a real box, put this directory on an
+# encrypted disk.
 
 [hl7-ingest]
 queue = "{HL7_QUEUE}"
 event-bus = "{BUS}"
 table = "{HL7_TABLE}"
+claim-check-buckets = "{CLAIM_CHECK_BUCKET}"
 allow-unencrypted = true
 
 [doc-pipeline]
@@ -134,6 +140,14 @@ allow-unencrypted = true
 queue = "{NOTIFY_QUEUE}"
 table = "{NOTIFY_TABLE}"
 rules = "{}"
+allow-unencrypted = true
+
+# EHR feeds push HL7 over MLLP here; each message is ACKed once it is on {HL7_QUEUE}. Loopback
+# and plain TCP: for a feed on another host, give it tls-cert/tls-key (and tls-client-ca).
+[mllp-gateway]
+listen = "{MLLP_LISTEN}"
+route = "ADT^*={HL7_QUEUE}"
+claim-check-bucket = "{CLAIM_CHECK_BUCKET}"
 allow-unencrypted = true
 "#,
         rules.display()

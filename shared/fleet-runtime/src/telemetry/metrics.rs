@@ -275,6 +275,13 @@ pub fn upkeep() {
     installed().handle.run_upkeep();
 }
 
+/// Runs `f` (which registers series with the `metrics` macros) against the process's recorder,
+/// installing it first: for components outside the consumer runtime (the MLLP gateway) whose
+/// series must land on the same `/metrics` page.
+pub fn with_recorder<T>(f: impl FnOnce() -> T) -> T {
+    installed().register(f)
+}
+
 /// Copies the process-wide backend request counts (`fleet_core::requests`) into
 /// [`BACKEND_REQUESTS`].
 pub fn mirror_backend_requests() {
