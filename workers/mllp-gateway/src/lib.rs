@@ -133,6 +133,21 @@ pub async fn run(
     shutdown: CancellationToken,
 ) -> anyhow::Result<RunReport> {
     config.check()?;
+    let listener = tokio::net::TcpListener::bind(config.listen)
+        .await
+        .with_context(|| format!("listening on {}", config.listen))?;
+    run_on(config, backend, listener, shutdown).await
+}
+
+/// [`run`] on a listener already bound (the demo binds port 0 and sends to what it got);
+/// `config.listen` is then only checked, not bound.
+pub async fn run_on(
+    config: GatewayConfig,
+    backend: Arc<dyn Backend>,
+    listener: tokio::net::TcpListener,
+    shutdown: CancellationToken,
+) -> anyhow::Result<RunReport> {
+    config.check()?;
     let unused = config.unused_runtime_options();
     if !unused.is_empty() {
         tracing::info!(options = %unused.join(" "), "consumer options set (flag or environment) are not used by the gateway");
@@ -157,9 +172,6 @@ pub async fn run(
             bucket: bucket.clone(),
             store: backend.objects(bucket),
         });
-    let listener = tokio::net::TcpListener::bind(config.listen)
-        .await
-        .with_context(|| format!("listening on {}", config.listen))?;
     let addr = listener.local_addr()?;
     metrics::describe();
     let telemetry = Arc::new(Telemetry::new(
