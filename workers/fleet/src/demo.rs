@@ -1,6 +1,8 @@
 //! `fleet demo`: the README's first command. Everything runs on the embedded local backend in a
-//! directory of its own; the output shows events, records and dead-lettered messages with their
-//! codes, and identifiers only as control ids (no names, birth dates or MRNs).
+//! directory of its own. The generated ADT messages go in as an EHR feed sends them: over MLLP
+//! to the gateway, one at a time, each ACK printed; the output then shows events, records and
+//! dead-lettered messages with their codes, and identifiers only as control ids (no names,
+//! birth dates or MRNs).
 
 use std::collections::BTreeMap;
 use std::io::Write;
@@ -9,7 +11,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
-use fleet_core::ports::{MessageQueue, OutgoingMessage};
+use fleet_core::ports::MessageQueue;
 use fleet_core::{Backend, FailureMetadata};
 use fleet_local::{LocalBackend, QueueSpec};
 use tokio_util::sync::CancellationToken;
@@ -25,7 +27,11 @@ pub struct DemoSummary {
     pub expected_events: usize,
     pub events: usize,
     pub dead_lettered: usize,
+    /// Answered AE or AR by the gateway (never queued).
+    pub refused: usize,
     pub codes_as_expected: bool,
+    /// Every ACK is the one the gateway's table gives for the sample.
+    pub acks_as_expected: bool,
 }
 
 /// Provision the local resources the demo uses: hl7-ingest's part of the stack and a tap.
@@ -78,24 +84,17 @@ pub async fn run(
         .collect();
     let samples = fleet_samples::hl7::generate(seed, total, malformed);
     let source = backend.queue(SOURCE_QUEUE).await?;
-    for s in &samples {
-        source
-            .send(OutgoingMessage {
-                body: s.body.clone(),
-                ..OutgoingMessage::default()
-            })
-            .await?;
-    }
     let expected_events = samples
         .iter()
         .filter(|s| s.expected_failure.is_none())
         .count();
     writeln!(
         out,
-        "seeded {} HL7 ADT messages on queue {SOURCE_QUEUE}: {expected_events} well-formed, {} malformed",
+        "sending {} HL7 ADT messages over MLLP to the gateway ({expected_events} well-formed, {} malformed); each is ACKed once it is on queue {SOURCE_QUEUE}:",
         samples.len(),
         samples.len() - expected_events
     )?;
+    let (refused, acks_as_expected) = send_through_gateway(&backend, &samples, out).await?;
     writeln!(
         out,
         "note: the local backend's SQLite file is not encrypted; the demo runs with the explicit allow-unencrypted flag (use disk encryption on a real box)"
@@ -174,7 +173,7 @@ pub async fn run(
             Some(f) => {
                 let expected = samples
                     .iter()
-                    .find(|s| s.body == m.body)
+                    .find(|s| s.body.as_bytes() == m.body.as_bytes())
                     .and_then(|s| s.expected_failure);
                 codes_as_expected &= expected == Some(f.code);
                 writeln!(
@@ -197,8 +196,79 @@ pub async fn run(
         expected_events,
         events: events.len(),
         dead_lettered: dead.len(),
+        refused,
         codes_as_expected,
+        acks_as_expected,
     })
+}
+
+/// The gateway's answer for a sample, from its table (`workers/mllp-gateway/DESIGN.md`), as
+/// MSA-1's second letter (original mode AA/AE/AR, enhanced CA/CE/CR): a body without an MSH is
+/// a content error (E); a message type with no route (the demo routes ADT only) is refused
+/// (R); everything else is queued (A), and hl7-ingest judges it.
+fn expected_ack(sample: &fleet_samples::hl7::Sample) -> char {
+    match sample.expected_failure {
+        Some(fleet_core::ErrorCode::Hl7NoMsh) => 'E',
+        Some(fleet_core::ErrorCode::Hl7NotAdt) => 'R',
+        _ => 'A',
+    }
+}
+
+/// Run the gateway on a loopback port of its own, send every sample through it one at a time
+/// as an interface engine does, print each ACK, and stop it. Returns how many were refused
+/// (AE/AR) and whether every ACK was the expected one.
+async fn send_through_gateway(
+    backend: &Arc<dyn Backend>,
+    samples: &[fleet_samples::hl7::Sample],
+    out: &mut impl Write,
+) -> anyhow::Result<(usize, bool)> {
+    let args = [
+        "--listen=127.0.0.1:0".to_string(),
+        format!("--route=ADT^*={SOURCE_QUEUE}"),
+        format!(
+            "--claim-check-bucket={}",
+            crate::local_stack::CLAIM_CHECK_BUCKET
+        ),
+        "--allow-unencrypted".into(),
+    ];
+    let config: mllp_gateway::GatewayConfig =
+        crate::sections::parse("the demo's mllp-gateway", &args)?;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let addr = listener.local_addr()?;
+    let stop = CancellationToken::new();
+    let gateway = tokio::spawn(mllp_gateway::run_on(
+        config,
+        backend.clone(),
+        listener,
+        stop.clone(),
+    ));
+    let sent = async {
+        let mut client = mllp_gateway::client::Client::connect(
+            &addr.to_string(),
+            &mllp_gateway::client::ConnectOptions::default(),
+        )
+        .await?;
+        let (mut refused, mut as_expected) = (0, true);
+        for s in samples {
+            let reply = client
+                .exchange(s.body.as_bytes(), Duration::from_secs(30))
+                .await?;
+            let ack = mllp_gateway::ack::parse_ack(&reply)
+                .context("the gateway's reply is not an ACK")?;
+            let outcome = ack.code.chars().nth(1);
+            if outcome != Some('A') {
+                refused += 1;
+            }
+            as_expected &= outcome == Some(expected_ack(s));
+            writeln!(out, "  {}", mllp_gateway::client::describe(&ack))?;
+        }
+        client.close().await;
+        anyhow::Ok((refused, as_expected))
+    }
+    .await;
+    stop.cancel();
+    gateway.await.context("gateway task")??;
+    sent
 }
 
 fn demo_worker_config() -> hl7_ingest::WorkerConfig {

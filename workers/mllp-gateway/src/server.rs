@@ -218,7 +218,7 @@ impl Gateway {
                 .as_ref()
                 .and_then(|cn| self.facilities.get(cn));
             let facility = h.sending_facility_id();
-            if !allowed.is_some_and(|a| a.iter().any(|f| *f == facility)) {
+            if !allowed.is_some_and(|a| a.contains(&facility)) {
                 m::message(&ty, "none");
                 tracing::warn!(
                     peer = %peer.addr,

@@ -48,8 +48,9 @@ async fn main() -> ExitCode {
             match result {
                 Ok((s, d, n))
                     if s.events == s.expected_events
-                        && s.dead_lettered == s.seeded - s.expected_events
+                        && s.dead_lettered + s.refused == s.seeded - s.expected_events
                         && s.codes_as_expected
+                        && s.acks_as_expected
                         && d.processed + d.dead_lettered == d.uploaded
                         && d.dead_lettered == 1
                         && d.entities_as_expected
@@ -57,19 +58,26 @@ async fn main() -> ExitCode {
                         && n.routed > 0 =>
                 {
                     println!(
-                        "\ndemo ok: {} events, {} dead-lettered with the expected codes, nothing lost; {} documents processed, {} refused with its code; {} notifications",
-                        s.events, s.dead_lettered, d.processed, d.dead_lettered, n.notifications
+                        "\ndemo ok: {} events, {} refused at the gateway and {} dead-lettered with the expected codes, nothing lost; {} documents processed, {} refused with its code; {} notifications",
+                        s.events,
+                        s.refused,
+                        s.dead_lettered,
+                        d.processed,
+                        d.dead_lettered,
+                        n.notifications
                     );
                     ExitCode::SUCCESS
                 }
                 Ok((s, d, n)) => {
                     eprintln!(
-                        "fleet demo: unexpected result: {} events (expected {}), {} dead-lettered (expected {}), codes as expected: {}; documents: {} uploaded, {} processed, {} dead-lettered, entities as expected: {}; notify: {} routed, {} dead-lettered",
+                        "fleet demo: unexpected result: {} events (expected {}), {} refused at the gateway + {} dead-lettered (expected {}), codes as expected: {}, ACKs as expected: {}; documents: {} uploaded, {} processed, {} dead-lettered, entities as expected: {}; notify: {} routed, {} dead-lettered",
                         s.events,
                         s.expected_events,
+                        s.refused,
                         s.dead_lettered,
                         s.seeded - s.expected_events,
                         s.codes_as_expected,
+                        s.acks_as_expected,
                         d.uploaded,
                         d.processed,
                         d.dead_lettered,

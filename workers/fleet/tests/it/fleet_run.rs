@@ -1,7 +1,8 @@
 //! `fleet run --dir DIR`: one process runs the whole fleet on the local backend. An ADT
-//! admission, a malformed message and a document upload go in; the admission and the document
-//! come out as notifications in the outbox, the malformed message in hl7-ingest's DLQ with its
-//! code; SIGTERM drains all three workers and the process exits 0.
+//! admission (over MLLP, through the gateway `fleet run` hosts), a malformed message and a
+//! document upload go in; the admission is ACKed, and it and the document come out as
+//! notifications in the outbox, the malformed message in hl7-ingest's DLQ with its code;
+//! SIGTERM drains every worker and the process exits 0.
 
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -42,6 +43,19 @@ async fn fleet_run_dir_runs_all_three_workers_in_one_process() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("fleet");
     let dir_arg = dir.display().to_string();
+    // The stack's own fleet.toml, with the gateway on a free port instead of 2575 (tests run in
+    // parallel); `fleet run` keeps a fleet.toml it finds.
+    std::fs::create_dir_all(&dir).unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mllp = format!("127.0.0.1:{port}");
+    let toml =
+        fleet::local_stack::default_config(&dir).replace(fleet::local_stack::MLLP_LISTEN, &mllp);
+    assert!(toml.contains(&mllp));
+    std::fs::write(dir.join("fleet.toml"), toml).unwrap();
     let mut fleet = Worker::start(
         "fleet",
         &["run", "--dir", &dir_arg],
@@ -51,7 +65,8 @@ async fn fleet_run_dir_runs_all_three_workers_in_one_process() {
         ],
         tmp.path().join("fleet.log"),
     );
-    let running = "fleet: running hl7-ingest, doc-pipeline, notify on the local backend";
+    let running =
+        "fleet: running hl7-ingest, doc-pipeline, notify, mllp-gateway on the local backend";
     wait_for(&fleet, "the start line", Duration::from_secs(60), || {
         fleet.log_text().contains(running).then_some(())
     })
@@ -66,19 +81,37 @@ async fn fleet_run_dir_runs_all_three_workers_in_one_process() {
         given: hl7::GIVEN[0].into(),
         birth_date: "19700101".into(),
     };
-    let hl7_queue = backend.queue("hl7-inbound").await.unwrap();
-    for body in [
-        hl7::adt("A01", "RUN1", &patient, 1, 1),
-        hl7::malformed(0, "RUN2", &patient, 2).0,
-    ] {
-        hl7_queue
-            .send(OutgoingMessage {
-                body,
-                ..OutgoingMessage::default()
-            })
-            .await
-            .unwrap();
-    }
+    // The admission as a feed sends it: over MLLP, ACKed once queued.
+    let mut client = mllp_gateway::client::Client::connect(
+        &mllp,
+        &mllp_gateway::client::ConnectOptions::default(),
+    )
+    .await
+    .unwrap();
+    let reply = client
+        .exchange(
+            hl7::adt("A01", "RUN1", &patient, 1, 1).as_bytes(),
+            Duration::from_secs(30),
+        )
+        .await
+        .unwrap();
+    let ack = mllp_gateway::ack::parse_ack(&reply).unwrap();
+    assert!(
+        matches!(ack.code.as_str(), "AA" | "CA") && ack.control_id == "RUN1",
+        "{ack:?}"
+    );
+    client.close().await;
+    // The malformed message straight onto the queue (the gateway would refuse it: ORU).
+    backend
+        .queue("hl7-inbound")
+        .await
+        .unwrap()
+        .send(OutgoingMessage {
+            body: hl7::malformed(0, "RUN2", &patient, 2).0,
+            ..OutgoingMessage::default()
+        })
+        .await
+        .unwrap();
     let (_, expected_code) = hl7::malformed(0, "RUN2", &patient, 2);
     let uploads = backend.objects("uploads");
     let key = "letters/lab note.txt";
