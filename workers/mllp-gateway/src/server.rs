@@ -316,6 +316,12 @@ impl Gateway {
         let mut frame_started: Option<Instant> = None;
         loop {
             while let Some(event) = decoder.next_event() {
+                if !matches!(event, FrameEvent::Discarded(_)) {
+                    // A frame ended: the next one (even if it started in the same read) is
+                    // timed from its own start block. A restart inside a frame (a start block
+                    // that drops it) keeps the clock: restarting must not extend a slow frame.
+                    frame_started = None;
+                }
                 let ack = match event {
                     FrameEvent::Discarded(n) => {
                         m::discarded(n);
