@@ -35,13 +35,16 @@ struct Cli {
     c: GatewayConfig,
 }
 
-/// The gateway's configuration from flags (on top of: ADT to [`QUEUE`], unencrypted allowed).
+/// The gateway's configuration from flags, with unencrypted queues allowed and, unless the
+/// flags give routes, ADT routed to [`QUEUE`].
 pub fn config(flags: &[&str]) -> GatewayConfig {
     let route = format!("ADT^*={QUEUE}");
-    let base = ["gw", "--route", &route, "--allow-unencrypted"];
-    Cli::try_parse_from(base.iter().copied().chain(flags.iter().copied()))
-        .expect("test flags parse")
-        .c
+    let mut args = vec!["gw", "--allow-unencrypted"];
+    if !flags.contains(&"--route") {
+        args.extend(["--route", &route]);
+    }
+    args.extend(flags);
+    Cli::try_parse_from(args).expect("test flags parse").c
 }
 
 /// A local backend in a temporary directory, with [`QUEUE`].

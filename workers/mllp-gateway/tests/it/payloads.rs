@@ -108,3 +108,49 @@ async fn a_message_too_large_for_the_queue_without_a_bucket_is_answered_ae() {
     assert!(local.queued().is_empty());
     gw.stop().await;
 }
+
+/// A FIFO queue: MessageGroupId is the sending facility, and a resend of the same message
+/// (its ACK lost) is ACKed again while the deduplication id keeps it to one copy; the same
+/// control id with other content is a new message.
+#[tokio::test]
+async fn a_resend_to_a_fifo_queue_is_acked_again_and_queued_once() {
+    let local = Local::new();
+    let fifo = "hl7-inbound.fifo";
+    local
+        .backend
+        .create_queue(
+            fifo,
+            fleet_local::QueueSpec {
+                fifo: true,
+                ..fleet_local::QueueSpec::default()
+            },
+        )
+        .unwrap();
+    let route = format!("ADT^*={fifo}");
+    let gw = Running::start(
+        config(&["--route", &route]),
+        Arc::new(local.backend.clone()),
+    )
+    .await;
+    let mut conn = gw.connect().await;
+    let message = crate::common::adt("FIFO1", "NORTH");
+    for _ in 0..2 {
+        let ack = conn.exchange(message.as_bytes()).await;
+        assert_eq!(
+            (ack.code.as_str(), ack.control_id.as_str()),
+            ("AA", "FIFO1")
+        );
+    }
+    let corrected = message.replace("Rosalind", "Wilhelmina");
+    assert_eq!(conn.exchange(corrected.as_bytes()).await.code, "AA");
+    let queued = local.backend.queue_messages_snapshot(fifo).unwrap();
+    let bodies: Vec<&str> = queued.iter().map(|m| m.body.as_str()).collect();
+    assert_eq!(bodies, [message.as_str(), corrected.as_str()]);
+    assert!(
+        queued
+            .iter()
+            .all(|m| m.group_id.as_deref() == Some("NORTH")),
+        "{queued:?}"
+    );
+    gw.stop().await;
+}

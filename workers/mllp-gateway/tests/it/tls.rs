@@ -208,20 +208,33 @@ impl TlsGateway {
     }
 }
 
+/// Served; and SIGTERM with the client's connection still open (idle) closes it and exits
+/// at once, not at the drain deadline (20 s).
 #[tokio::test]
 async fn tls_a_client_with_a_certificate_from_the_client_ca_is_served() {
-    let gw = TlsGateway::start().await;
+    let mut gw = TlsGateway::start().await;
     let message = adt("TLS1", "NORTH");
-    let answer = gw.send(Some(&gw.north), &message).await.unwrap();
-    assert_eq!(answer, ("AA".into(), "TLS1".into(), None));
+    let mut client = Client::connect(&gw.addr, &gw.options(Some(&gw.north)))
+        .await
+        .unwrap();
+    let ack = parse_ack(&client.exchange(message.as_bytes(), ANSWER).await.unwrap()).unwrap();
+    assert_eq!(
+        (ack.code.as_str(), ack.control_id.as_str(), ack.error_code),
+        ("AA", "TLS1", None)
+    );
     let bodies: Vec<String> = gw.local.queued().into_iter().map(|m| m.body).collect();
     assert_eq!(bodies, [message]);
+    // Half the drain deadline (20 s): terminate fails the test if the exit takes longer.
+    let (_, status) = gw.worker.terminate(Duration::from_secs(10));
+    assert!(status.success(), "{status}: {}", gw.worker.log_text());
     let log = gw.worker.log_text();
     assert!(
         log.lines()
             .any(|l| l.contains("TLS client connected") && l.contains("north-feed")),
         "the log names the client: {log}"
     );
+    assert!(log.contains("run finished"), "{log}");
+    drop(client);
 }
 
 #[tokio::test]
