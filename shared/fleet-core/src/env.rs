@@ -99,6 +99,9 @@ pub const CORPUS_DIR: &str = "FLEET_CORPUS_DIR";
 pub const CARGO: &str = "CARGO";
 /// moto_server endpoint for the AWS-side tests (set by `scripts/test`).
 pub const MOTO_ENDPOINT: &str = "FLEET_MOTO_ENDPOINT";
+/// Path of python-hl7's `mllp_send`, the independent MLLP client of the gateway's end-to-end
+/// tests (set by `scripts/test` from `scripts/hl7-client path`).
+pub const MLLP_SEND: &str = "FLEET_MLLP_SEND";
 
 /// dlq-replay: where audit records go (a file, appended; `-` or unset: standard error).
 pub const DLQ_AUDIT_LOG: &str = "FLEET_DLQ_AUDIT_LOG";

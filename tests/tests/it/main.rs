@@ -11,6 +11,7 @@ mod e2e_docs_aws;
 mod e2e_docs_textract;
 mod e2e_local;
 mod e2e_logs;
+mod e2e_mllp;
 mod e2e_notify_aws;
 mod ocr_jobs;
 mod sources;
