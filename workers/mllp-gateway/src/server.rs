@@ -396,6 +396,11 @@ impl Gateway {
                 }
             }
         }
+        // What the peer sent that never became a frame (junk at the end, an unfinished frame)
+        // is counted as discarded like junk between frames.
+        if let Some(FrameEvent::Discarded(n)) = decoder.finish() {
+            m::discarded(n);
+        }
         let _ = tokio::time::timeout(Duration::from_secs(1), stream.shutdown()).await;
     }
 }

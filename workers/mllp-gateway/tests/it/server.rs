@@ -194,14 +194,26 @@ async fn a_frame_over_the_size_limit_is_answered_ae_without_being_held_whole() {
 #[tokio::test]
 async fn a_start_block_then_silence_is_closed_at_the_frame_timeout() {
     let local = Local::new();
+    let health = free_port();
+    let health_flag = health.to_string();
     let gw = Running::start(
-        config(&["--frame-timeout-secs", "1", "--idle-timeout-secs", "60"]),
+        config(&[
+            "--frame-timeout-secs",
+            "1",
+            "--idle-timeout-secs",
+            "60",
+            "--health-addr",
+            &health_flag,
+        ]),
         Arc::new(local.backend.clone()),
     )
     .await;
+    let discarded = |text: &str| metric(text, "fleet_mllp_discarded_bytes_total", &[]);
+    let before = discarded(&http_get(health, "/metrics").await);
     let mut conn = gw.connect().await;
+    let partial = b"MSH|^~\\&|EPICADT|NORTH|";
     conn.write(&[START_BLOCK]).await;
-    conn.write(b"MSH|^~\\&|EPICADT|NORTH|").await;
+    conn.write(partial).await;
     assert_eq!(
         conn.frame(Duration::from_millis(500)).await,
         Err(()),
@@ -211,6 +223,9 @@ async fn a_start_block_then_silence_is_closed_at_the_frame_timeout() {
         conn.closed_within(Duration::from_secs(3)).await,
         "closed once the frame timeout passed"
     );
+    // The unfinished frame is counted as discarded when the connection is closed.
+    let after = discarded(&http_get(health, "/metrics").await);
+    assert_eq!(after - before, (1 + partial.len()) as f64);
     let report = gw.stop().await;
     assert_eq!((report.frame_errors, report.messages), (1, 0), "{report:?}");
     assert!(local.queued().is_empty());
