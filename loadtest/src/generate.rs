@@ -245,6 +245,7 @@ mod tests {
             visibility_timeout_s: 60,
             worker_drain_deadline_s: 10,
             worker_max_message_bytes: Some(LIMIT),
+            mllp: None,
             faults: Default::default(),
         }
     }

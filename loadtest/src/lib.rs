@@ -9,6 +9,7 @@
 pub mod chaos;
 pub mod documents;
 pub mod generate;
+pub mod mllp;
 pub mod proxy;
 pub mod report;
 pub mod run;

@@ -36,6 +36,8 @@ enum Cmd {
     },
     /// Print the reliability table (markdown) of finished runs' report.json files.
     Table { reports: Vec<PathBuf> },
+    /// Print the MLLP load table (markdown) of finished `[mllp]` runs' report.json files.
+    MllpTable { reports: Vec<PathBuf> },
     /// Print a scenario's stream summary (counts by trigger, sizes) without running anything.
     Describe {
         scenario: PathBuf,
@@ -59,6 +61,10 @@ struct RunArgs {
     /// The worker binary (default: hl7-ingest next to this executable).
     #[arg(long)]
     worker_bin: Option<PathBuf>,
+    /// The gateway binary of `[mllp]` scenarios (default: mllp-gateway next to this
+    /// executable).
+    #[arg(long)]
+    gateway_bin: Option<PathBuf>,
     /// Where report.json, chart.svg and worker.log go (and the local backend's files).
     #[arg(long, default_value = "loadtest-out")]
     out: PathBuf,
@@ -86,23 +92,8 @@ struct RunArgs {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
-        Cmd::Table { reports } => {
-            let read = |p: &PathBuf| -> anyhow::Result<serde_json::Value> {
-                let text = std::fs::read_to_string(p)
-                    .with_context(|| format!("reading {}", p.display()))?;
-                serde_json::from_str(&text).with_context(|| format!("parsing {}", p.display()))
-            };
-            match reports.iter().map(read).collect::<anyhow::Result<Vec<_>>>() {
-                Ok(r) => {
-                    print!("{}", loadtest::report::reliability_table(&r));
-                    ExitCode::SUCCESS
-                }
-                Err(e) => {
-                    eprintln!("loadtest: {e:#}");
-                    ExitCode::from(2)
-                }
-            }
-        }
+        Cmd::Table { reports } => table(&reports, loadtest::report::reliability_table),
+        Cmd::MllpTable { reports } => table(&reports, loadtest::report::mllp_table),
         Cmd::Describe { scenario, messages } => match describe(&scenario, messages) {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
@@ -156,6 +147,25 @@ fn main() -> ExitCode {
                     ExitCode::from(2)
                 }
             }
+        }
+    }
+}
+
+/// Print `make`'s markdown table of the reports.
+fn table(reports: &[PathBuf], make: fn(&[serde_json::Value]) -> String) -> ExitCode {
+    let read = |p: &PathBuf| -> anyhow::Result<serde_json::Value> {
+        let text =
+            std::fs::read_to_string(p).with_context(|| format!("reading {}", p.display()))?;
+        serde_json::from_str(&text).with_context(|| format!("parsing {}", p.display()))
+    };
+    match reports.iter().map(read).collect::<anyhow::Result<Vec<_>>>() {
+        Ok(r) => {
+            print!("{}", make(&r));
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("loadtest: {e:#}");
+            ExitCode::from(2)
         }
     }
 }
@@ -225,9 +235,16 @@ fn prepare(a: RunArgs) -> anyhow::Result<(Scenario, Options)> {
         s.faults.window_s = w;
     }
     s.validate()?;
+    let needs_worker = s.mllp.as_ref().is_none_or(|m| m.ingest);
     let worker_bin = match a.worker_bin {
         Some(p) => p,
-        None => loadtest::worker::locate("hl7-ingest")?,
+        None if needs_worker => loadtest::worker::locate("hl7-ingest")?,
+        None => PathBuf::from("hl7-ingest"),
+    };
+    let gateway_bin = match a.gateway_bin {
+        Some(p) => Some(p),
+        None if s.mllp.is_some() => Some(loadtest::worker::locate("mllp-gateway")?),
+        None => None,
     };
     std::fs::create_dir_all(&a.out).with_context(|| format!("creating {}", a.out.display()))?;
     let opts = Options {
@@ -235,6 +252,7 @@ fn prepare(a: RunArgs) -> anyhow::Result<(Scenario, Options)> {
         endpoint: a.endpoint,
         region: a.region,
         worker_bin,
+        gateway_bin,
         work_dir: a.out,
         command: std::env::args().collect::<Vec<_>>().join(" "),
     };

@@ -7,8 +7,9 @@ use std::fmt::Write as _;
 use serde::Serialize;
 
 use crate::chaos::{Disruption, DisruptionKind, RecordCheck};
+use crate::mllp::SendSummary;
 use crate::proxy::ProxySummary;
-use crate::scenario::Faults;
+use crate::scenario::{FaultTarget, Faults};
 
 mod chart;
 
@@ -129,6 +130,150 @@ pub struct Report {
     pub event_ids_conflicting: u64,
     /// Every worker log of the run, scanned for synthetic patient data.
     pub log_scan: Option<LogScan>,
+    /// An MLLP run: the senders, the gateway and the check that every AA'd message was queued.
+    pub mllp: Option<MllpReport>,
+}
+
+/// What an MLLP run measured of the gateway and its senders.
+#[derive(Debug, Clone, Serialize)]
+pub struct MllpReport {
+    /// The gateway's group-commit linger when the scenario sets it (default 5 ms otherwise).
+    pub batch_linger_ms: Option<u64>,
+    /// hl7-ingest ran on the queue (otherwise `queue_check` says what the queue held).
+    pub ingest: bool,
+    /// The senders: connections, AAs, ACK codes, resends, messages/s, ACK latency.
+    pub send: SendSummary,
+    /// Gateway processes started (1 + one per kill or SIGTERM of it).
+    pub gateway_starts: u32,
+    /// The last gateway's exit after its SIGTERM.
+    pub gateway_exit: String,
+    /// utime + stime of every gateway process (`/proc/<pid>/stat`, read just before each was
+    /// stopped); of it, what the first process had used when it reported ready (start-up);
+    /// and (total − start-up) over the accepted messages. A restarted gateway's start-up is in
+    /// the per-message figure.
+    pub gateway_cpu_ms_total: f64,
+    pub gateway_cpu_ms_startup: f64,
+    pub gateway_cpu_us_per_message: f64,
+    /// The gateway's backend requests (its `run finished` lines; a killed one writes none),
+    /// and per AA'd message: one key per API, `total`, and `sqs` (every SQS request).
+    pub gateway_requests: BTreeMap<String, u64>,
+    pub gateway_requests_per_message: BTreeMap<String, f64>,
+    /// AA'd messages per SendMessageBatch call.
+    pub entries_per_batch: f64,
+    pub requests_partial: bool,
+    /// Without hl7-ingest: the source queue read back after the sending.
+    pub queue_check: Option<QueueCheck>,
+    /// Messages that got AA but are not on the queue (without hl7-ingest) or have no event
+    /// (with it). Must be 0: the gateway's promise.
+    pub acked_but_lost: u64,
+}
+
+impl MllpReport {
+    pub fn held(&self) -> bool {
+        self.acked_but_lost == 0
+            && self.send.given_up == 0
+            && self.send.bad_acks == 0
+            && self.queue_check.as_ref().is_none_or(|q| q.unknown == 0)
+    }
+
+    /// SQS requests of any kind per AA'd message.
+    pub fn sqs_per_message(&self) -> f64 {
+        self.gateway_requests_per_message
+            .get("sqs")
+            .copied()
+            .unwrap_or(0.0)
+    }
+
+    pub fn send_batch_per_message(&self) -> f64 {
+        self.gateway_requests_per_message
+            .get("sqs.SendMessageBatch")
+            .copied()
+            .unwrap_or(0.0)
+    }
+
+    fn rows(&self) -> Vec<(&'static str, String)> {
+        let s = &self.send;
+        let mut rows = vec![
+            (
+                "MLLP senders",
+                format!(
+                    "{} connections, {} accepted (AA/CA), ACKs {:?}, {} resent, {} exchanges failed, {} given up",
+                    s.connections,
+                    s.acked,
+                    s.ack_codes,
+                    s.resent_messages,
+                    s.exchange_failures,
+                    s.given_up
+                ),
+            ),
+            (
+                "MLLP messages/s",
+                format!("{:.0} ({:.2} s)", s.messages_per_s, s.duration_s),
+            ),
+            (
+                "ACK latency p50/p90/p99/max",
+                format!(
+                    "{:.2} / {:.2} / {:.2} / {:.2} ms",
+                    s.ack_latency_ms.p50,
+                    s.ack_latency_ms.p90,
+                    s.ack_latency_ms.p99,
+                    s.ack_latency_ms.max
+                ),
+            ),
+            (
+                "gateway CPU",
+                format!(
+                    "{:.1} µs/message ({:.0} ms total, {:.0} ms of it start-up, {} processes, exit {})",
+                    self.gateway_cpu_us_per_message,
+                    self.gateway_cpu_ms_total,
+                    self.gateway_cpu_ms_startup,
+                    self.gateway_starts,
+                    self.gateway_exit
+                ),
+            ),
+            (
+                "gateway SQS requests",
+                format!(
+                    "{:.3} SendMessageBatch / message ({:.2} entries per batch), {:.3} SQS in all{}",
+                    self.send_batch_per_message(),
+                    self.entries_per_batch,
+                    self.sqs_per_message(),
+                    if self.requests_partial {
+                        " (partial: a killed gateway writes no counts)"
+                    } else {
+                        ""
+                    }
+                ),
+            ),
+            ("ACKed but lost", self.acked_but_lost.to_string()),
+        ];
+        if let Some(q) = &self.queue_check {
+            rows.push((
+                "queue check",
+                format!(
+                    "{} on the queue: {} ACKed found, {} ACKed missing, {} duplicate copies, {} never ACKed, {} unknown",
+                    q.received, q.acked_found, q.acked_missing, q.duplicates, q.not_acked_found, q.unknown
+                ),
+            ));
+        }
+        rows
+    }
+}
+
+/// The source queue read back after an MLLP run without hl7-ingest.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct QueueCheck {
+    /// Messages received from the queue.
+    pub received: u64,
+    /// AA'd messages found on it / not found (must be 0).
+    pub acked_found: u64,
+    pub acked_missing: u64,
+    /// Copies beyond the first of a message (a resend after a lost ACK): allowed, counted.
+    pub duplicates: u64,
+    /// Messages on the queue that never got AA (queued, then the ACK was lost): allowed.
+    pub not_acked_found: u64,
+    /// Bodies whose MSH-10 is no message of the run (must be 0).
+    pub unknown: u64,
 }
 
 #[derive(Debug, Clone, Default, Serialize)]
@@ -162,7 +307,9 @@ impl FaultsReport {
                 d.exit_ok == Some(true)
                     && d.exit_s
                         .is_some_and(|s| s <= drain_deadline_s as f64 + EXIT_MARGIN_S)
-                    && d.in_flight_after_exit == Some(0)
+                    // The gateway holds no queue messages: nothing to leave invisible.
+                    && (d.in_flight_after_exit == Some(0)
+                        || self.planned.target == FaultTarget::Gateway)
             }
         });
         let retries_bounded = self
@@ -250,6 +397,7 @@ impl Report {
                 .faults
                 .as_ref()
                 .is_none_or(|f| f.held(self.worker_drain_deadline_s))
+            && self.mllp.as_ref().is_none_or(MllpReport::held)
     }
 
     /// The human table printed on stdout.
@@ -258,17 +406,20 @@ impl Report {
         for (k, v) in self.rows() {
             let _ = writeln!(s, "{k:<26} {v}");
         }
+        // Without a consumer there are no worker requests to list (the gateway's are a row).
+        let no_worker = self.mllp.as_ref().is_some_and(|m| !m.ingest);
         let partial = self.faults.as_ref().is_some_and(|f| f.requests_partial);
         let _ = writeln!(
             s,
-            "requests per message:{}",
+            "{}requests per message:{}",
+            if self.mllp.is_some() { "worker " } else { "" },
             if partial {
                 " (partial: a killed worker writes no counts)"
             } else {
                 ""
             }
         );
-        for (k, v) in &self.requests_per_message {
+        for (k, v) in self.requests_per_message.iter().filter(|_| !no_worker) {
             let n = self
                 .requests
                 .get(k)
@@ -303,6 +454,24 @@ impl Report {
 
     /// The table's rows above the requests and the targets.
     fn rows(&self) -> Vec<(&'static str, String)> {
+        let mut rows = self.outcome_rows();
+        // An MLLP run without a consumer has no events, dead letters or worker: its outcome
+        // is the queue check (the MLLP rows).
+        if self.mllp.as_ref().is_some_and(|m| !m.ingest) {
+            const CONSUMER: [&str; 6] = [
+                "events observed",
+                "dead-lettered",
+                "unexpected outcomes",
+                "latency p50/p90/p99/max",
+                "worker CPU",
+                "event ids per message",
+            ];
+            rows.retain(|(k, _)| !CONSUMER.contains(k));
+        }
+        rows
+    }
+
+    fn outcome_rows(&self) -> Vec<(&'static str, String)> {
         let mut rows: Vec<(&'static str, String)> = vec![
             ("scenario", self.scenario.clone()),
             (
@@ -364,7 +533,7 @@ impl Report {
         }
         if let Some(l) = &self.log_scan {
             rows.push((
-                "worker log scan",
+                "log scan",
                 format!(
                     "{} files, {} lines, {} with patient data",
                     l.files, l.lines, l.lines_with_patient_data
@@ -377,6 +546,9 @@ impl Report {
         ));
         if let Some(f) = &self.faults {
             rows.extend(f.rows(self.worker_drain_deadline_s));
+        }
+        if let Some(m) = &self.mllp {
+            rows.extend(m.rows());
         }
         rows
     }
@@ -420,8 +592,13 @@ pub fn reliability_table(reports: &[serde_json::Value]) -> String {
                 .as_array()
                 .map_or(0, |d| d.iter().filter(|x| x["kind"] == kind).count())
         };
+        let of_gateway = if f["planned"]["target"] == FaultTarget::Gateway.as_str() {
+            " of mllp-gateway"
+        } else {
+            ""
+        };
         if count("kill") > 0 {
-            faults.push(format!("{} × kill -9", count("kill")));
+            faults.push(format!("{} × kill -9{of_gateway}", count("kill")));
         }
         if count("term") > 0 {
             let slowest = f["disruptions"]
@@ -455,7 +632,17 @@ pub fn reliability_table(reports: &[serde_json::Value]) -> String {
                 n(&p["max_attempts_allowed"])
             ));
         }
-        faults.push(format!("{} poison", n(&r["malformed_sent"])));
+        let m = &r["mllp"];
+        if m.is_object() {
+            faults.push(format!(
+                "{} MLLP connections, {} messages resent (no accept ACK)",
+                n(&m["send"]["connections"]),
+                n(&m["send"]["resent_messages"])
+            ));
+        }
+        if !m.is_object() || n(&r["malformed_sent"]) > 0 {
+            faults.push(format!("{} poison", n(&r["malformed_sent"])));
+        }
         let rec = &r["records"];
         let recovery: Vec<f64> = f["disruptions"]
             .as_array()
@@ -469,7 +656,18 @@ pub fn reliability_table(reports: &[serde_json::Value]) -> String {
             let p = Percentiles::of(&mut recovery.clone());
             format!("{:.2} s / {:.2} s", p.p50, p.max)
         };
-        let passed = r["lost"] == 0 && r["unexpected_outcomes"] == 0;
+        let passed = r["lost"] == 0
+            && r["unexpected_outcomes"] == 0
+            && (!m.is_object() || m["acked_but_lost"] == 0);
+        let lost = if m.is_object() {
+            format!(
+                "{} ({} ACKed but lost)",
+                n(&r["lost"]),
+                n(&m["acked_but_lost"])
+            )
+        } else {
+            n(&r["lost"]).to_string()
+        };
         let _ = writeln!(
             out,
             "| {} ({}) | {} | {} | {} | {} / {} | {} / {} | {} | {} |",
@@ -477,13 +675,47 @@ pub fn reliability_table(reports: &[serde_json::Value]) -> String {
             r["backend"].as_str().unwrap_or("?"),
             n(&r["messages_sent"]),
             faults.join("; "),
-            n(&r["lost"]),
+            lost,
             n(&rec["missing"]),
             n(&rec["conflicting"]) + n(&rec["for_poison"]),
             n(&r["duplicate_events"]),
             n(&r["event_ids_conflicting"]),
             recovery,
             if passed { "pass" } else { "FAIL" }
+        );
+    }
+    out
+}
+
+/// The MLLP load table: one markdown row per report of an `[mllp]` run.
+pub fn mllp_table(reports: &[serde_json::Value]) -> String {
+    let mut out = String::from(
+        "| scenario | backend | connections | messages ACKed | messages/s | ACK latency p50 / p99 | SendMessageBatch per message (entries per batch) | SQS requests per message, all | gateway CPU per message | ACKed but not queued |\n\
+         | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |\n",
+    );
+    for r in reports {
+        let m = &r["mllp"];
+        let f = |v: &serde_json::Value| v.as_f64().unwrap_or(0.0);
+        let rpm = &m["gateway_requests_per_message"];
+        let _ = writeln!(
+            out,
+            "| {} | {} | {} | {} | {:.0} | {:.2} / {:.2} ms | {:.3} ({:.1}) | {:.3} | {:.0} µs | {} |",
+            r["scenario"].as_str().unwrap_or("?"),
+            if r["backend"] == "aws" {
+                "moto"
+            } else {
+                r["backend"].as_str().unwrap_or("?")
+            },
+            m["send"]["connections"],
+            m["send"]["acked"],
+            f(&m["send"]["messages_per_s"]),
+            f(&m["send"]["ack_latency_ms"]["p50"]),
+            f(&m["send"]["ack_latency_ms"]["p99"]),
+            f(&rpm["sqs.SendMessageBatch"]),
+            f(&m["entries_per_batch"]),
+            f(&rpm["sqs"]),
+            f(&m["gateway_cpu_us_per_message"]),
+            m["acked_but_lost"],
         );
     }
     out

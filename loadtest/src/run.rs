@@ -8,7 +8,9 @@
 //! - `collect`: the tap and DLQ readers and what they saw;
 //! - `disrupt`: the planned kill -9s and SIGTERMs, restarts and recovery times;
 //! - `watch`: waiting until every message has an outcome, then stopping the worker;
-//! - `account`: the final accounting into the report.
+//! - `account`: the final accounting into the report;
+//! - `mllp`: an `[mllp]` scenario's run, which sends through the real gateway instead and
+//!   uses the phases above around it.
 //!
 //! Everything here runs on the tokio runtime: processes, files, sockets and sleeps are
 //! tokio's; blocking work (opening the local SQLite stack) goes to the blocking pool.
@@ -16,6 +18,7 @@
 mod account;
 mod collect;
 mod disrupt;
+mod mllp;
 mod provision;
 mod send;
 mod watch;
@@ -41,6 +44,8 @@ pub struct Options {
     pub endpoint: Option<String>,
     pub region: String,
     pub worker_bin: PathBuf,
+    /// The `mllp-gateway` binary, for `[mllp]` scenarios.
+    pub gateway_bin: Option<PathBuf>,
     /// Local backend files, the worker log.
     pub work_dir: PathBuf,
     /// The command line, recorded in the report.
@@ -71,6 +76,10 @@ impl Tally<'_> {
 
 /// Run the scenario; the report says whether every message was accounted for.
 pub async fn run(scenario: &Scenario, opts: &Options) -> anyhow::Result<Report> {
+    if let Some(m) = &scenario.mllp {
+        // Boxed: its future is large, and only this branch needs it.
+        return Box::pin(mllp::run(scenario, m, opts)).await;
+    }
     let messages = Arc::new(generate::stream(scenario));
     let started_at_unix_ms = now_us() / 1000;
     let mut prov = provision::provision(scenario, opts).await?;
@@ -98,7 +107,7 @@ pub async fn run(scenario: &Scenario, opts: &Options) -> anyhow::Result<Report> 
     let start_us = begun.start_us;
     let running = workers::Running::new(begun.worker, &mut prov.workers);
     let watched = watch::watch(scenario, &prov.source, &tally, running, start_us).await?;
-    let ended = watch::end(scenario, &prov.source, watched, begun.sender).await?;
+    let ended = watch::end(scenario, &prov.source, watched, begun.sender, false).await?;
     let seen = collectors.finish().await?;
 
     let records = crate::chaos::check_records(
@@ -135,6 +144,7 @@ pub async fn run(scenario: &Scenario, opts: &Options) -> anyhow::Result<Report> 
         ended.disruptions,
         records,
         &seen,
+        &[],
     )
     .await;
     Ok(report)

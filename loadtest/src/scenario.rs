@@ -73,6 +73,53 @@ pub struct Scenario {
     /// What is done to the worker and its requests during the run.
     #[serde(default)]
     pub faults: Faults,
+    /// Send through the real `mllp-gateway` over MLLP instead of onto the queue directly.
+    #[serde(default)]
+    pub mllp: Option<Mllp>,
+}
+
+/// An MLLP run: the load tool starts the `mllp-gateway` binary routing `ADT^*` to the run's
+/// source queue and sends every message over `connections` MLLP connections, each one message
+/// at a time and waiting for its ACK, as interface engines do. A message without an AA is
+/// resent (on a new connection when the old one failed) until it gets one.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Mllp {
+    /// Sender connections open at once.
+    pub connections: usize,
+    /// The gateway's group-commit linger (`FLEET_MLLP_BATCH_LINGER_MS`); unset keeps its
+    /// default (5 ms).
+    #[serde(default)]
+    pub batch_linger_ms: Option<u64>,
+    /// `true`: hl7-ingest runs on the source queue alongside the gateway and the run is
+    /// accounted as any other (events, dead letters, records). `false`: no consumer; after the
+    /// sending the load tool reads the source queue itself and checks every AA'd message is
+    /// on it (the gateway measured alone).
+    #[serde(default)]
+    pub ingest: bool,
+    /// Seconds a sender waits for an ACK before it drops the connection and resends.
+    #[serde(default = "default_ack_timeout")]
+    pub ack_timeout_s: u64,
+}
+
+/// Which process a scenario's kills and SIGTERMs hit.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum FaultTarget {
+    /// The consumer (`hl7-ingest`).
+    #[default]
+    Worker,
+    /// The `mllp-gateway` (an MLLP scenario); it restarts on the same port.
+    Gateway,
+}
+
+impl FaultTarget {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FaultTarget::Worker => "worker",
+            FaultTarget::Gateway => "gateway",
+        }
+    }
 }
 
 /// Disruptions during a run: process kills and restarts, and a fault-injecting proxy between
@@ -80,6 +127,9 @@ pub struct Scenario {
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Faults {
+    /// The process the kills and SIGTERMs hit.
+    #[serde(default)]
+    pub target: FaultTarget,
     /// `kill -9` the worker this many times, restarting it each time.
     #[serde(default)]
     pub kills: u32,
@@ -178,6 +228,9 @@ fn default_window() -> [f64; 2] {
 fn default_slow() -> [u64; 2] {
     [200, 2000]
 }
+fn default_ack_timeout() -> u64 {
+    30
+}
 
 impl Scenario {
     pub fn load(path: &Path) -> anyhow::Result<Scenario> {
@@ -233,6 +286,32 @@ impl Scenario {
             f.proxy_slow_ms[0] <= f.proxy_slow_ms[1],
             "faults.proxy_slow_ms must be [min, max]"
         );
+        anyhow::ensure!(
+            f.target == FaultTarget::Worker || self.mllp.is_some(),
+            "faults.target = \"gateway\" needs an [mllp] table"
+        );
+        if let Some(m) = &self.mllp {
+            anyhow::ensure!(m.connections > 0, "mllp.connections must be > 0");
+            anyhow::ensure!(m.ack_timeout_s > 0, "mllp.ack_timeout_s must be > 0");
+            anyhow::ensure!(
+                self.mode == Mode::Rate,
+                "an [mllp] scenario sends while the gateway runs: mode must be \"rate\""
+            );
+            // Every message is resent until it gets AA, so every one must be one the gateway
+            // queues; what it answers to malformed ones is the end-to-end tests' subject.
+            anyhow::ensure!(
+                self.malformed_fraction == 0.0,
+                "an [mllp] scenario resends until AA: malformed_fraction must be 0"
+            );
+            anyhow::ensure!(
+                m.ingest || f.target == FaultTarget::Gateway || f.disruptions() == 0,
+                "kills or SIGTERMs of the worker need mllp.ingest = true"
+            );
+            anyhow::ensure!(
+                m.ingest || f.proxy_share == 0.0,
+                "the fault proxy sits before the worker: it needs mllp.ingest = true"
+            );
+        }
         Ok(())
     }
 }
@@ -260,6 +339,32 @@ mod tests {
         }
         assert!(n >= 8, "found {n} scenarios");
         assert!(faulted >= 5, "found {faulted} scenarios with faults");
+    }
+
+    #[test]
+    fn mllp_scenarios_are_checked_for_what_the_senders_and_the_faults_need() {
+        let base = "name='x'\nseed=1\nmessages=10\nmode='rate'\n";
+        let parse = |extra: &str| {
+            toml::from_str::<Scenario>(&format!("{base}{extra}"))
+                .map_err(|e| e.to_string())
+                .and_then(|s| s.validate().map(|()| s).map_err(|e| e.to_string()))
+        };
+        let s = parse("[mllp]\nconnections=10\n[faults]\ntarget='gateway'\nkills=3\n").unwrap();
+        let m = s.mllp.unwrap();
+        assert_eq!((m.connections, m.ingest, m.ack_timeout_s), (10, false, 30));
+        assert_eq!(s.faults.target, FaultTarget::Gateway);
+        let err = |extra: &str| parse(extra).unwrap_err();
+        assert!(err("[faults]\ntarget='gateway'\n").contains("[mllp]"));
+        assert!(err("malformed_fraction=0.1\n[mllp]\nconnections=1\n").contains("malformed"));
+        assert!(err("[mllp]\nconnections=0\n").contains("connections"));
+        assert!(err("[mllp]\nconnections=1\n[faults]\nkills=1\n").contains("ingest"));
+        let preload = toml::from_str::<Scenario>(
+            "name='x'\nseed=1\nmessages=10\nmode='preload'\n[mllp]\nconnections=1\n",
+        )
+        .unwrap();
+        assert!(preload.validate().unwrap_err().to_string().contains("rate"));
+        // Without [mllp] the faults hit the worker, as before.
+        assert_eq!(parse("").unwrap().faults.target, FaultTarget::Worker);
     }
 
     #[test]

@@ -17,6 +17,8 @@ const EVENTS: RGBColor = RGBColor(0x4c, 0x9a, 0x5b);
 pub(super) const LATENCY_AXIS: &str = "latency (ms, log scale)";
 pub(super) const EVENTS_AXIS: &str = "events / s";
 pub(super) const TIME_AXIS: &str = "seconds since start";
+/// An MLLP run without a consumer charts its ACKs instead of events.
+pub(super) const ACKS_AXIS: &str = "AAs / s";
 /// The lowest latency the log scale shows; lower values are drawn on it.
 const FLOOR_MS: f64 = 0.1;
 
@@ -37,18 +39,36 @@ impl Report {
         Ok(out)
     }
 
+    /// Whether the timeline is of MLLP ACKs (an `[mllp]` run without hl7-ingest).
+    fn charts_acks(&self) -> bool {
+        self.mllp.as_ref().is_some_and(|m| !m.ingest)
+    }
+
     fn draw(&self, root: &Area<'_>) -> anyhow::Result<()> {
         root.fill(&WHITE)?;
-        let title = format!(
-            "{} — {} backend, {} mode, {} messages: {:.0} msg/s, p99 {:.1} ms, lost {}",
-            self.scenario,
-            self.backend,
-            self.mode,
-            self.messages_sent,
-            self.throughput_per_s,
-            self.latency_ms.p99,
-            self.lost
-        );
+        let acks = self.charts_acks();
+        let title = match &self.mllp {
+            Some(m) if acks => format!(
+                "{} — {} backend, MLLP, {} connections, {} messages: {:.0} msg/s, ACK p99 {:.2} ms, ACKed but lost {}",
+                self.scenario,
+                self.backend,
+                m.send.connections,
+                self.messages_sent,
+                m.send.messages_per_s,
+                m.send.ack_latency_ms.p99,
+                m.acked_but_lost
+            ),
+            _ => format!(
+                "{} — {} backend, {} mode, {} messages: {:.0} msg/s, p99 {:.1} ms, lost {}",
+                self.scenario,
+                self.backend,
+                self.mode,
+                self.messages_sent,
+                self.throughput_per_s,
+                self.latency_ms.p99,
+                self.lost
+            ),
+        };
         let body = root.titled(
             &title,
             ("sans-serif", 15).into_font().style(FontStyle::Bold),
@@ -56,15 +76,20 @@ impl Report {
         let (top, bottom) = body.split_vertically(LATENCY_PANEL);
         // Second i spans [i, i + 1) on both panels' x axes.
         let seconds = self.timeline.len().max(1) as f64;
-        latency_panel(&top, &self.timeline, seconds)?;
-        events_panel(&bottom, &self.timeline, seconds)?;
+        latency_panel(&top, &self.timeline, seconds, acks)?;
+        events_panel(&bottom, &self.timeline, seconds, acks)?;
         Ok(())
     }
 }
 
 /// One line per series over the seconds that had events, on a log scale from 0.1 ms to the
 /// decade above the highest max.
-fn latency_panel(area: &Area<'_>, timeline: &[Second], seconds: f64) -> anyhow::Result<()> {
+fn latency_panel(
+    area: &Area<'_>,
+    timeline: &[Second],
+    seconds: f64,
+    acks: bool,
+) -> anyhow::Result<()> {
     let max_ms = timeline
         .iter()
         .map(|s| s.latency_max_ms)
@@ -72,7 +97,10 @@ fn latency_panel(area: &Area<'_>, timeline: &[Second], seconds: f64) -> anyhow::
     let decades = max_ms.log10().ceil().max(1.0);
     let mut chart = ChartBuilder::on(area)
         .caption(
-            "end-to-end latency per second (ms, log scale): p50 blue, p99 orange, max grey",
+            format!(
+                "{} latency per second (ms, log scale): p50 blue, p99 orange, max grey",
+                if acks { "MLLP ACK" } else { "end-to-end" }
+            ),
             ("sans-serif", 12),
         )
         .margin(10)
@@ -104,11 +132,23 @@ fn latency_panel(area: &Area<'_>, timeline: &[Second], seconds: f64) -> anyhow::
 }
 
 /// A bar per second, 80 % of its width.
-fn events_panel(area: &Area<'_>, timeline: &[Second], seconds: f64) -> anyhow::Result<()> {
+fn events_panel(
+    area: &Area<'_>,
+    timeline: &[Second],
+    seconds: f64,
+    acks: bool,
+) -> anyhow::Result<()> {
     let max_events = timeline.iter().map(|s| s.events).max().unwrap_or(1).max(1);
     let mut chart = ChartBuilder::on(area)
         .caption(
-            format!("events observed per second (max {max_events})"),
+            format!(
+                "{} per second (max {max_events})",
+                if acks {
+                    "AAs received"
+                } else {
+                    "events observed"
+                }
+            ),
             ("sans-serif", 12),
         )
         .margin(10)
@@ -123,7 +163,7 @@ fn events_panel(area: &Area<'_>, timeline: &[Second], seconds: f64) -> anyhow::R
         .x_label_formatter(&|s| format!("{}s", number(*s)))
         .y_label_formatter(&|v| number(*v))
         .x_desc(TIME_AXIS)
-        .y_desc(EVENTS_AXIS)
+        .y_desc(if acks { ACKS_AXIS } else { EVENTS_AXIS })
         .draw()?;
     chart.draw_series(timeline.iter().enumerate().map(|(i, s)| {
         let x = i as f64;

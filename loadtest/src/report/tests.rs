@@ -101,6 +101,7 @@ fn report_with_timeline(seconds: usize) -> Report {
         records: None,
         event_ids_conflicting: 0,
         log_scan: None,
+        mllp: None,
     }
 }
 
@@ -242,4 +243,99 @@ fn the_table_has_a_row_per_measure_and_the_faults_rows_when_there_were_faults() 
     );
     assert!(t.contains("requests per message: (partial"), "{t}");
     assert!(!t.contains("fault proxy"), "{t}");
+}
+
+/// An MLLP report as `run/mllp.rs` writes it (the keys the tables read).
+fn mllp_json(ingest: bool, acked_but_lost: u64) -> serde_json::Value {
+    serde_json::json!({
+        "batch_linger_ms": null, "ingest": ingest,
+        "send": {"connections": 10, "acked": 5000, "resent_messages": 37,
+                 "messages_per_s": 1234.4,
+                 "ack_latency_ms": {"p50": 4.123, "p90": 6.0, "p99": 9.876, "max": 20.0, "mean": 4.5}},
+        "gateway_cpu_us_per_message": 81.6,
+        "gateway_requests_per_message": {"sqs.SendMessageBatch": 0.1234, "sqs": 0.1238, "total": 0.1238},
+        "entries_per_batch": 8.1,
+        "acked_but_lost": acked_but_lost
+    })
+}
+
+#[test]
+fn the_mllp_table_has_one_row_per_report_with_the_gateways_figures() {
+    let r = serde_json::json!({
+        "scenario": "mllp-moto-10", "backend": "aws", "mllp": mllp_json(false, 0)
+    });
+    let t = mllp_table(&[r]);
+    let rows: Vec<&str> = t.lines().collect();
+    assert_eq!(rows.len(), 3, "{t}");
+    assert_eq!(
+        rows[2],
+        "| mllp-moto-10 | moto | 10 | 5000 | 1234 | 4.12 / 9.88 ms | 0.123 (8.1) | 0.124 | 82 µs | 0 |"
+    );
+}
+
+#[test]
+fn a_gateway_crash_row_names_the_gateway_the_resends_and_the_aad_messages_lost() {
+    let kill = serde_json::json!({"kind": "kill", "recovery_s": 0.3, "exit_s": null});
+    let row = |acked_but_lost: u64| {
+        let r = serde_json::json!({
+            "scenario": "crash-mllp-local", "backend": "local", "messages_sent": 5000,
+            "malformed_sent": 0, "lost": 0, "unexpected_outcomes": 0,
+            "duplicate_events": 12, "event_ids_conflicting": 0, "worker_drain_deadline_s": 10,
+            "records": {"missing": 0, "conflicting": 0, "for_poison": 0},
+            "faults": {"planned": {"target": "gateway"}, "disruptions": [kill.clone(), kill.clone()], "proxy": null},
+            "mllp": mllp_json(true, acked_but_lost)
+        });
+        reliability_table(&[r]).lines().nth(2).unwrap().to_string()
+    };
+    assert_eq!(
+        row(0),
+        "| crash-mllp-local (local) | 5000 | 2 × kill -9 of mllp-gateway; 10 MLLP connections, 37 messages resent (no accept ACK) | 0 (0 ACKed but lost) | 0 / 0 | 12 / 0 | 0.30 s / 0.30 s | pass |"
+    );
+    assert!(row(1).ends_with("| FAIL |"), "{}", row(1));
+}
+
+#[test]
+fn an_mllp_run_without_a_consumer_charts_its_acks() {
+    let mut r = report_with_timeline(3);
+    let send: crate::mllp::SendSummary = Default::default();
+    r.mllp = Some(MllpReport {
+        batch_linger_ms: None,
+        ingest: false,
+        send,
+        gateway_starts: 1,
+        gateway_exit: "exit status: 0".into(),
+        gateway_cpu_ms_total: 1.0,
+        gateway_cpu_ms_startup: 0.5,
+        gateway_cpu_us_per_message: 1.0,
+        gateway_requests: BTreeMap::new(),
+        gateway_requests_per_message: BTreeMap::new(),
+        entries_per_batch: 0.0,
+        requests_partial: false,
+        queue_check: Some(QueueCheck::default()),
+        acked_but_lost: 0,
+    });
+    let svg = r.svg().unwrap();
+    let doc = roxmltree::Document::parse(&svg).unwrap();
+    let texts = texts(&doc);
+    assert!(texts.contains(&super::chart::ACKS_AXIS), "{texts:?}");
+    assert!(!texts.contains(&EVENTS_AXIS), "{texts:?}");
+    assert!(
+        texts
+            .iter()
+            .any(|t| t.starts_with("MLLP ACK latency per second")),
+        "{texts:?}"
+    );
+    // With a consumer the events are charted, as in any run.
+    r.mllp.as_mut().unwrap().ingest = true;
+    let svg = r.svg().unwrap();
+    let doc = roxmltree::Document::parse(&svg).unwrap();
+    assert!(texts_of(&doc).contains(&EVENTS_AXIS.to_string()));
+    // An AA'd message that is lost fails the run.
+    assert!(r.passed());
+    r.mllp.as_mut().unwrap().acked_but_lost = 1;
+    assert!(!r.passed());
+}
+
+fn texts_of(doc: &roxmltree::Document<'_>) -> Vec<String> {
+    texts(doc).into_iter().map(String::from).collect()
 }

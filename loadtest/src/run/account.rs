@@ -13,7 +13,7 @@ use crate::chaos::{Disruption, RecordCheck};
 use crate::generate::Message;
 use crate::proxy::FaultProxy;
 use crate::report::{self, FaultsReport, LogScan, Machine, Percentiles, Report, Target};
-use crate::scenario::{Mode, Scenario};
+use crate::scenario::{FaultTarget, Mode, Scenario};
 use crate::worker::FinalLine;
 
 /// The messages and what became of them.
@@ -161,13 +161,15 @@ pub(super) async fn assemble(
         records: None,
         event_ids_conflicting: 0,
         log_scan: None,
+        mllp: None,
     };
     report.targets = targets(&report, scenario);
     report
 }
 
-/// The reliability parts: what was done to the worker, the records check, the log scan and
-/// the messages published under more than one event id.
+/// The reliability parts: what was done to the worker (or the gateway), the records check, the
+/// log scan and the messages published under more than one event id. `gateway_logs`: an MLLP
+/// run's gateway logs, scanned too.
 pub(super) async fn add_reliability(
     report: &mut Report,
     scenario: &Scenario,
@@ -175,16 +177,28 @@ pub(super) async fn add_reliability(
     disruptions: Vec<Disruption>,
     records: RecordCheck,
     seen: &Seen,
+    gateway_logs: &[PathBuf],
 ) {
+    let starts = match scenario.faults.target {
+        FaultTarget::Worker => run.workers.logs.len(),
+        FaultTarget::Gateway => gateway_logs.len(),
+    };
     report.faults = Some(FaultsReport {
         planned: scenario.faults.clone(),
-        worker_starts: u32::try_from(run.workers.logs.len()).unwrap_or(u32::MAX),
+        worker_starts: u32::try_from(starts).unwrap_or(u32::MAX),
         disruptions,
         requests_partial: scenario.faults.kills > 0,
         proxy: run.proxy.as_ref().map(FaultProxy::summary),
     });
     report.records = Some(records);
-    report.log_scan = Some(scan_logs(&run.workers.logs).await);
+    let logs: Vec<PathBuf> = run
+        .workers
+        .logs
+        .iter()
+        .chain(gateway_logs)
+        .cloned()
+        .collect();
+    report.log_scan = Some(scan_logs(&logs).await);
     report.event_ids_conflicting = seen
         .ids_by_control
         .values()
@@ -193,7 +207,7 @@ pub(super) async fn add_reliability(
 }
 
 /// Every worker log, scanned for synthetic patient data (names, MRNs, birth dates).
-async fn scan_logs(logs: &[PathBuf]) -> LogScan {
+pub(super) async fn scan_logs(logs: &[PathBuf]) -> LogScan {
     let mut scan = LogScan::default();
     for log in logs {
         let text = tokio::fs::read_to_string(log).await.unwrap_or_default();
@@ -209,9 +223,10 @@ async fn scan_logs(logs: &[PathBuf]) -> LogScan {
 }
 
 /// The brief's §10 targets this run can speak to, each only under its own conditions.
-fn targets(r: &Report, s: &Scenario) -> Vec<Target> {
-    // A disturbed run measures recovery, not the brief's performance targets.
-    let clean = s.faults.disruptions() == 0 && s.faults.proxy_share == 0.0;
+pub(super) fn targets(r: &Report, s: &Scenario) -> Vec<Target> {
+    // A disturbed run measures recovery, not the brief's performance targets; an MLLP run's
+    // consumer figures are not the worker's targets' conditions (it has its own target).
+    let clean = s.faults.disruptions() == 0 && s.faults.proxy_share == 0.0 && s.mllp.is_none();
     let local = r.backend == "local" && clean;
     let aws = r.backend == "aws" && clean;
     let saturated = s.mode == Mode::Preload || s.rate_per_s == 0;

@@ -7,10 +7,10 @@ use std::time::{Duration, Instant};
 
 use fleet_core::ports::MessageQueue;
 
+use super::now_us;
 use super::workers::Running;
-use super::{Tally, now_us};
 use crate::chaos::{self, Disruption, DisruptionKind};
-use crate::scenario::Scenario;
+use crate::scenario::{FaultTarget, Scenario};
 use crate::worker;
 
 /// The plan and what has been done of it.
@@ -28,11 +28,17 @@ pub(super) struct Disruptions {
 }
 
 impl Disruptions {
-    /// The scenario's plan, its moments counted from now (the worker first reported ready);
-    /// `start_us`: the run's start, which each disruption's `at_s` is counted from.
-    pub(super) fn new(scenario: &Scenario, start_us: i64) -> Self {
+    /// The scenario's plan for `target` (empty when its faults hit the other process), its
+    /// moments counted from now (the process first reported ready); `start_us`: the run's
+    /// start, which each disruption's `at_s` is counted from.
+    pub(super) fn new(scenario: &Scenario, start_us: i64, target: FaultTarget) -> Self {
+        let plan = if scenario.faults.target == target {
+            chaos::plan(&scenario.faults, scenario.seed)
+        } else {
+            Vec::new()
+        };
         Self {
-            plan: chaos::plan(&scenario.faults, scenario.seed),
+            plan,
             next: 0,
             first_ready: Instant::now(),
             start_us,
@@ -70,15 +76,17 @@ impl Disruptions {
         Some(kind)
     }
 
-    /// Do `kind` to the running worker, start a new one and wait until it is ready; returns
-    /// the outcomes accounted for by then.
+    /// Do `kind` to the running process, start a new one and wait until it is ready; returns
+    /// the progress (`accounted()`: outcomes, or AAs for the gateway) by then. `source`: the
+    /// queue whose in-flight count a SIGTERM'd consumer must leave at 0 (`None` for the
+    /// gateway, which holds no messages).
     pub(super) async fn disrupt(
         &mut self,
         kind: DisruptionKind,
         accounted: usize,
         running: &mut Running<'_>,
-        source: &Arc<dyn MessageQueue>,
-        tally: &Tally<'_>,
+        source: Option<&Arc<dyn MessageQueue>>,
+        progress: &(dyn Fn() -> usize + Sync),
     ) -> anyhow::Result<usize> {
         let at = Instant::now();
         let mut d = Disruption {
@@ -103,14 +111,16 @@ impl Disruptions {
                     .await;
                 d.exit_s = Some(at.elapsed().as_secs_f64());
                 d.exit_ok = Some(exit.as_ref().is_ok_and(|s| s.success()));
-                d.in_flight_after_exit = Some(source.attributes().await?.approximate_in_flight);
+                if let Some(source) = source {
+                    d.in_flight_after_exit = Some(source.attributes().await?.approximate_in_flight);
+                }
                 let log = running.worker.log_text().await;
                 running.finals.extend(worker::final_line(&log));
             }
         }
         running.restart().await?;
         d.ready_s = Some(at.elapsed().as_secs_f64());
-        let now_accounted = tally.accounted();
+        let now_accounted = progress();
         self.done.push(d);
         self.recovering
             .push((self.done.len() - 1, at, now_accounted));

@@ -14,7 +14,7 @@ use super::Tally;
 use super::disrupt::Disruptions;
 use super::workers::Running;
 use crate::chaos::Disruption;
-use crate::scenario::Scenario;
+use crate::scenario::{FaultTarget, Scenario};
 use crate::worker::{self, FinalLine};
 
 /// What the watch leaves for the end.
@@ -34,7 +34,7 @@ pub(super) async fn watch<'a>(
     mut running: Running<'a>,
     start_us: i64,
 ) -> anyhow::Result<Watched<'a>> {
-    let mut disruptions = Disruptions::new(scenario, start_us);
+    let mut disruptions = Disruptions::new(scenario, start_us, FaultTarget::Worker);
     let total = tally.messages.len();
     let idle = Duration::from_secs(scenario.idle_timeout_s);
     let mut last_progress = (0usize, Instant::now());
@@ -44,7 +44,9 @@ pub(super) async fn watch<'a>(
         disruptions.progress(accounted);
         if let Some(kind) = disruptions.due() {
             let now_accounted = disruptions
-                .disrupt(kind, accounted, &mut running, source, tally)
+                .disrupt(kind, accounted, &mut running, Some(source), &|| {
+                    tally.accounted()
+                })
                 .await?;
             last_progress = (now_accounted, Instant::now());
             continue;
@@ -87,13 +89,14 @@ pub(super) struct Ended {
     pub disruptions: Vec<Disruption>,
 }
 
-/// Let the sender finish, wait for redeliveries after a disruption, stop the worker and read
-/// what it left.
+/// Let the sender finish, wait for redeliveries after a disruption (or, with `drain_source`,
+/// always: an MLLP run's resent copies), stop the worker and read what it left.
 pub(super) async fn end(
     scenario: &Scenario,
     source: &Arc<dyn MessageQueue>,
     watched: Watched<'_>,
     sender: Option<JoinHandle<anyhow::Result<()>>>,
+    drain_source: bool,
 ) -> anyhow::Result<Ended> {
     let Watched {
         mut running,
@@ -105,7 +108,7 @@ pub(super) async fn end(
     }
     // After a kill, messages the dead worker held (processed but not deleted) come back when
     // their visibility timeout ends and are processed again: wait for the source to empty.
-    if !disruptions.is_empty() && worker_died.is_none() {
+    if (drain_source || !disruptions.is_empty()) && worker_died.is_none() {
         let visibility = Duration::from_secs(scenario.visibility_timeout_s);
         let idle = Duration::from_secs(scenario.idle_timeout_s);
         let limit = Instant::now() + visibility + idle;

@@ -16,16 +16,29 @@ pub(super) struct Workers {
     bin: PathBuf,
     env: Vec<(String, String)>,
     dir: PathBuf,
+    /// The log files' name: `<stem>.log`, then `<stem>-N.log` for each restart.
+    stem: &'static str,
     /// One per process started, in start order.
     pub logs: Vec<PathBuf>,
 }
 
 impl Workers {
     pub(super) fn new(bin: PathBuf, env: Vec<(String, String)>, dir: PathBuf) -> Self {
+        Self::named("worker", bin, env, dir)
+    }
+
+    /// Processes of another binary (the gateway), their logs named after `stem`.
+    pub(super) fn named(
+        stem: &'static str,
+        bin: PathBuf,
+        env: Vec<(String, String)>,
+        dir: PathBuf,
+    ) -> Self {
         Self {
             bin,
             env,
             dir,
+            stem,
             logs: Vec::new(),
         }
     }
@@ -35,8 +48,8 @@ impl Workers {
         let mut env = self.env.clone();
         env.push((fleet_core::env::HEALTH_ADDR.into(), health.to_string()));
         let log = match self.logs.len() {
-            0 => self.dir.join("worker.log"),
-            n => self.dir.join(format!("worker-{n}.log")),
+            0 => self.dir.join(format!("{}.log", self.stem)),
+            n => self.dir.join(format!("{}-{n}.log", self.stem)),
         };
         self.logs.push(log.clone());
         Ok(Started {

@@ -1,4 +1,5 @@
-//! Running the real `loadtest` binary against the real `hl7-ingest` binary from a test.
+//! Running the real `loadtest` binary against the real `hl7-ingest` (and `mllp-gateway`)
+//! binaries from a test.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -6,8 +7,17 @@ use std::process::Command;
 /// The worker binary in this profile's target directory, built first if it is missing
 /// (`scripts/test` builds every binary anyway; `cargo nextest run -p loadtest` alone does not).
 pub fn worker_bin() -> PathBuf {
+    fleet_bin("hl7-ingest")
+}
+
+/// The gateway binary, for `[mllp]` scenarios; built like the worker's.
+pub fn gateway_bin() -> PathBuf {
+    fleet_bin("mllp-gateway")
+}
+
+fn fleet_bin(name: &str) -> PathBuf {
     let loadtest = PathBuf::from(env!("CARGO_BIN_EXE_loadtest"));
-    let bin = loadtest.parent().unwrap().join("hl7-ingest");
+    let bin = loadtest.parent().unwrap().join(name);
     if !bin.is_file() {
         let release = loadtest
             .parent()
@@ -16,11 +26,11 @@ pub fn worker_bin() -> PathBuf {
         let mut cmd = Command::new(
             fleet_core::env::get(fleet_core::env::CARGO).unwrap_or_else(|| "cargo".into()),
         );
-        cmd.args(["build", "-p", "fleet", "--bin", "hl7-ingest"]);
+        cmd.args(["build", "-p", "fleet", "--bin", name]);
         if release {
             cmd.arg("--release");
         }
-        assert!(cmd.status().unwrap().success(), "building hl7-ingest");
+        assert!(cmd.status().unwrap().success(), "building {name}");
     }
     assert!(bin.is_file(), "{} missing", bin.display());
     bin
@@ -56,6 +66,8 @@ pub fn run(scenario: &str, args: &[&str]) -> Run {
         .arg(out.path())
         .arg("--worker-bin")
         .arg(worker_bin())
+        .arg("--gateway-bin")
+        .arg(gateway_bin())
         .env_remove("AWS_ENDPOINT_URL")
         .output()
         .unwrap();
