@@ -158,8 +158,9 @@ pub struct MllpReport {
     /// and per AA'd message: one key per API, `total`, and `sqs` (every SQS request).
     pub gateway_requests: BTreeMap<String, u64>,
     pub gateway_requests_per_message: BTreeMap<String, f64>,
-    /// AA'd messages per SendMessageBatch call.
-    pub entries_per_batch: f64,
+    /// AA'd messages per SendMessageBatch call; `None` when a killed gateway's calls are not
+    /// counted.
+    pub entries_per_batch: Option<f64>,
     pub requests_partial: bool,
     /// Without hl7-ingest: the source queue read back after the sending.
     pub queue_check: Option<QueueCheck>,
@@ -234,9 +235,10 @@ impl MllpReport {
             (
                 "gateway SQS requests",
                 format!(
-                    "{:.3} SendMessageBatch / message ({:.2} entries per batch), {:.3} SQS in all{}",
+                    "{:.3} SendMessageBatch / message ({} entries per batch), {:.3} SQS in all{}",
                     self.send_batch_per_message(),
-                    self.entries_per_batch,
+                    self.entries_per_batch
+                        .map_or_else(|| "?".to_string(), |e| format!("{e:.2}")),
                     self.sqs_per_message(),
                     if self.requests_partial {
                         " (partial: a killed gateway writes no counts)"

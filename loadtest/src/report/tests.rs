@@ -309,7 +309,7 @@ fn an_mllp_run_without_a_consumer_charts_its_acks() {
         gateway_cpu_us_per_message: 1.0,
         gateway_requests: BTreeMap::new(),
         gateway_requests_per_message: BTreeMap::new(),
-        entries_per_batch: 0.0,
+        entries_per_batch: None,
         requests_partial: false,
         queue_check: Some(QueueCheck::default()),
         acked_but_lost: 0,

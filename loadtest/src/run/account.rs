@@ -187,7 +187,9 @@ pub(super) async fn add_reliability(
         planned: scenario.faults.clone(),
         worker_starts: u32::try_from(starts).unwrap_or(u32::MAX),
         disruptions,
-        requests_partial: scenario.faults.kills > 0,
+        // A killed worker writes no counts; a killed gateway's are the gateway's (MllpReport).
+        requests_partial: scenario.faults.kills > 0
+            && scenario.faults.target == FaultTarget::Worker,
         proxy: run.proxy.as_ref().map(FaultProxy::summary),
     });
     report.records = Some(records);

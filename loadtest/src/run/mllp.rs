@@ -327,6 +327,7 @@ fn mllp_report(
         .sum();
     rpm.insert("total".into(), total as f64 / per);
     rpm.insert("sqs".into(), sqs as f64 / per);
+    let partial = gw.finals < gw.logs.len();
     let batches = gw
         .fin
         .requests
@@ -343,12 +344,9 @@ fn mllp_report(
         gateway_cpu_us_per_message: gw.cpu.saturating_sub(gw.startup_cpu).as_secs_f64() * 1e6 / per,
         gateway_requests: gw.fin.requests.clone(),
         gateway_requests_per_message: rpm,
-        entries_per_batch: if batches > 0 {
-            send.acked as f64 / batches as f64
-        } else {
-            0.0
-        },
-        requests_partial: gw.finals < gw.logs.len(),
+        // Only when every gateway process reported its requests.
+        entries_per_batch: (batches > 0 && !partial).then(|| send.acked as f64 / batches as f64),
+        requests_partial: partial,
         queue_check,
         acked_but_lost,
         send,
