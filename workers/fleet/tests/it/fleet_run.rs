@@ -72,6 +72,19 @@ async fn fleet_run_dir_runs_all_three_workers_in_one_process() {
     })
     .await;
     assert!(dir.join("fleet.toml").is_file(), "fleet.toml written");
+    // The start line comes before the workers open their queues: wait for the gateway's.
+    wait_for(
+        &fleet,
+        "the gateway listening",
+        Duration::from_secs(60),
+        || {
+            fleet
+                .log_text()
+                .contains("mllp-gateway listening")
+                .then_some(())
+        },
+    )
+    .await;
 
     let backend = local(&dir);
     use fleet_core::Backend;
