@@ -65,6 +65,21 @@ pub fn local_backend(dir: &Path) -> LocalBackend {
         .expect("opening a local backend in a fresh temporary directory")
 }
 
+/// Every `.hl7` file below `dir` (the corpus), recursively, in path order.
+pub fn hl7_files(dir: &Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            out.extend(hl7_files(&path));
+        } else if path.extension().is_some_and(|e| e == "hl7") {
+            out.push(path);
+        }
+    }
+    out.sort();
+    out
+}
+
 pub mod provision;
 pub mod workers;
 

@@ -308,20 +308,6 @@ impl Case {
     }
 }
 
-fn hl7_files(dir: &Path) -> Vec<PathBuf> {
-    let mut out = Vec::new();
-    for entry in std::fs::read_dir(dir).unwrap() {
-        let path = entry.unwrap().path();
-        if path.is_dir() {
-            out.extend(hl7_files(&path));
-        } else if path.extension().is_some_and(|e| e == "hl7") {
-            out.push(path);
-        }
-    }
-    out.sort();
-    out
-}
-
 /// Every message of every corpus file: ADT ones are queued (every corpus ADT message has a
 /// version and processing id the gateway takes, checked here), every other type is refused for
 /// want of a route (table 0357 code 200).
@@ -334,7 +320,7 @@ fn corpus_cases() -> Vec<Case> {
         fleet_core::env::CORPUS_DIR
     );
     let mut out = Vec::new();
-    for file in hl7_files(&root) {
+    for file in fleet_testkit::hl7_files(&root) {
         let name = file.strip_prefix(&root).unwrap().display().to_string();
         let parts = fleet_hl7::split_messages(&std::fs::read(&file).unwrap());
         for (i, part) in parts.into_iter().enumerate() {

@@ -2,7 +2,7 @@
 //! maps to the trigger, control id and first PID-3 identifier that a naive reading of the file
 //! gives; every other message type is refused with HL7_NOT_ADT; no file makes it fail.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::Command;
 
 fn corpus_dir() -> PathBuf {
@@ -14,20 +14,6 @@ fn corpus_dir() -> PathBuf {
         hl7.display()
     );
     hl7
-}
-
-fn hl7_files(dir: &Path) -> Vec<PathBuf> {
-    let mut out = Vec::new();
-    for entry in std::fs::read_dir(dir).unwrap() {
-        let path = entry.unwrap().path();
-        if path.is_dir() {
-            out.extend(hl7_files(&path));
-        } else if path.extension().is_some_and(|e| e == "hl7") {
-            out.push(path);
-        }
-    }
-    out.sort();
-    out
 }
 
 /// What a person reading the file would expect, per message.
@@ -90,7 +76,7 @@ fn naive(bytes: &[u8]) -> Vec<Naive> {
 
 #[test]
 fn every_corpus_adt_message_maps_and_every_other_type_is_refused() {
-    let files = hl7_files(&corpus_dir());
+    let files = fleet_testkit::hl7_files(&corpus_dir());
     assert!(
         files.len() >= 40,
         "corpus looks incomplete: {} files",
