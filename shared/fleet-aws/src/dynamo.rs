@@ -22,6 +22,9 @@ use crate::error::{classify, sanitize_code};
 
 type Item = HashMap<String, AttributeValue>;
 
+/// The attribute holding a record's expiry (epoch seconds): the table's TTL attribute.
+pub const TTL_ATTRIBUTE: &str = "expires_at";
+
 /// One DynamoDB table.
 #[derive(Debug, Clone)]
 pub struct DynamoTable {
@@ -43,7 +46,7 @@ fn to_item(op: &'static str, r: &Record) -> Result<Item, PortError> {
     item.insert("sk".into(), AttributeValue::S(r.sk.clone()));
     item.insert("order".into(), AttributeValue::N(r.order.to_string()));
     if let Some(t) = r.expires_at {
-        item.insert("expires_at".into(), AttributeValue::N(t.to_string()));
+        item.insert(TTL_ATTRIBUTE.into(), AttributeValue::N(t.to_string()));
     }
     item.insert("data".into(), AttributeValue::S(data));
     Ok(item)
@@ -75,7 +78,7 @@ fn from_item(op: &'static str, item: &Item) -> Result<Record, PortError> {
         pk: s("pk")?,
         sk: s("sk")?,
         order: n("order")?.unwrap_or(0),
-        expires_at: n("expires_at")?,
+        expires_at: n(TTL_ATTRIBUTE)?,
         data,
     })
 }

@@ -20,6 +20,7 @@ mod doc_service;
 pub mod dynamo;
 pub mod error;
 pub mod events;
+pub mod inspect;
 pub mod s3;
 pub mod sns;
 pub mod sqs;
@@ -46,6 +47,7 @@ pub struct SdkClients {
     pub s3: aws_sdk_s3::Client,
     pub kms: aws_sdk_kms::Client,
     pub sns: aws_sdk_sns::Client,
+    pub cloudwatch: aws_sdk_cloudwatch::Client,
 }
 
 #[derive(Debug, Clone)]
@@ -57,6 +59,8 @@ pub struct AwsBackend {
     kms: aws_sdk_kms::Client,
     sts: aws_sdk_sts::Client,
     sns: aws_sdk_sns::Client,
+    /// Read only by `fleet doctor` ([`inspect::Inspector`]) and the test kit.
+    cloudwatch: aws_sdk_cloudwatch::Client,
     /// Key for SSE-KMS on S3 puts; `None` uses the account's `aws/s3` key.
     kms_key: Option<String>,
     /// Each service client's endpoint override as the SDK resolves it (`None`: AWS itself).
@@ -119,7 +123,13 @@ impl AwsBackend {
         let sns = aws_sdk_sns::config::Builder::from(cfg)
             .interceptor(CountRequests { service: "sns" })
             .build();
+        let cloudwatch = aws_sdk_cloudwatch::config::Builder::from(cfg)
+            .interceptor(CountRequests {
+                service: "cloudwatch",
+            })
+            .build();
         Self {
+            cloudwatch: aws_sdk_cloudwatch::Client::from_conf(cloudwatch),
             sqs: aws_sdk_sqs::Client::from_conf(sqs),
             sts: aws_sdk_sts::Client::from_conf(sts),
             sns: aws_sdk_sns::Client::from_conf(sns),
@@ -142,6 +152,18 @@ impl AwsBackend {
             s3: self.s3.clone(),
             kms: self.kms.clone(),
             sns: self.sns.clone(),
+            cloudwatch: self.cloudwatch.clone(),
+        }
+    }
+
+    /// Read-only descriptions of resources, for `fleet doctor`.
+    pub fn inspector(&self) -> inspect::Inspector {
+        inspect::Inspector {
+            sqs: self.sqs.clone(),
+            dynamodb: self.dynamodb.clone(),
+            s3: self.s3.clone(),
+            sns: self.sns.clone(),
+            cloudwatch: self.cloudwatch.clone(),
         }
     }
 

@@ -44,6 +44,25 @@ pub enum Command {
         #[arg(long, value_enum, default_value_t = StatusOutput::Text)]
         output: StatusOutput,
     },
+    /// Preflight of the AWS resources the configuration names: queue and DLQ encryption (KMS),
+    /// redrive and maxReceiveCount, visibility against the handler timeout, DLQ alarms on depth
+    /// and age, table encryption, point-in-time recovery and TTL, bucket encryption, public
+    /// access block and TLS-only policy, topic encryption. Read-only. Exits 1 on any failure.
+    Doctor {
+        #[command(flatten)]
+        source: ConfigSource,
+        /// `text` (a table: check, resource, result, detail or how to fix) or `json`.
+        #[arg(long, value_enum, default_value_t = StatusOutput::Text)]
+        output: StatusOutput,
+    },
+    /// Container health check: GET URL (plain HTTP, e.g. `http://127.0.0.1:9464/health/live`)
+    /// and exit 0 on a 2xx answer within the timeout, 1 otherwise. Images have no curl.
+    Probe {
+        url: String,
+        /// Seconds to wait for the answer.
+        #[arg(long, default_value_t = 3)]
+        timeout_secs: u64,
+    },
     /// On a fresh local backend: create queues, a bus rule and a table, seed generated ADT
     /// messages (well-formed and malformed), process them and print what happened.
     Demo {

@@ -11,8 +11,10 @@ pub mod config;
 pub mod demo;
 pub mod demo_docs;
 pub mod demo_notify;
+pub mod doctor;
 pub mod fleet_config;
 pub mod local_stack;
+pub mod probe;
 pub mod sections;
 pub mod status;
 

@@ -100,6 +100,28 @@ async fn main() -> ExitCode {
                 ExitCode::from(1)
             }
         },
+        Command::Doctor { source, output } => match doctor(&source, output).await {
+            Ok(true) => ExitCode::SUCCESS,
+            Ok(false) => ExitCode::from(1),
+            Err(e) => {
+                eprintln!("fleet doctor: {e:#}");
+                ExitCode::from(2)
+            }
+        },
+        Command::Probe { url, timeout_secs } => {
+            match fleet::probe::get_status(&url, std::time::Duration::from_secs(timeout_secs)).await
+            {
+                Ok(status) if (200..300).contains(&status) => ExitCode::SUCCESS,
+                Ok(status) => {
+                    eprintln!("fleet probe: {url} answered {status}");
+                    ExitCode::from(1)
+                }
+                Err(e) => {
+                    eprintln!("fleet probe: {e:#}");
+                    ExitCode::from(1)
+                }
+            }
+        }
         Command::Run { source } => {
             fleet_runtime::init_logging(
                 fleet_core::env::get(fleet_core::env::LOG_FORMAT).is_none_or(|f| f != "text"),
@@ -130,6 +152,37 @@ async fn main() -> ExitCode {
             }
         }
     }
+}
+
+/// `fleet doctor`: describes (never changes) the configuration's AWS resources and prints the
+/// findings. `Ok(false)` when any check failed.
+async fn doctor(
+    source: &fleet::config::ConfigSource,
+    output: fleet::config::StatusOutput,
+) -> anyhow::Result<bool> {
+    let config = source.resolve()?;
+    anyhow::ensure!(
+        config.backend.kind() == fleet_runtime::BackendKind::Aws,
+        "fleet doctor checks AWS resources (encryption, redrive, alarms, backups, bucket policies); this configuration uses the local backend: set [backend] backend = \"aws\" (or FLEET_BACKEND=aws)"
+    );
+    let targets = fleet::doctor::targets(&config)?;
+    let aws = fleet_aws::AwsBackend::from_env().await;
+    let findings = fleet::doctor::examine(&aws.inspector(), &targets).await;
+    let failed = findings.iter().filter(|f| !f.pass).count();
+    let mut stdout = std::io::stdout().lock();
+    match output {
+        fleet::config::StatusOutput::Json => {
+            let report = fleet::doctor::Report {
+                ok: failed == 0,
+                failed,
+                checks: &findings,
+            };
+            serde_json::to_writer_pretty(&mut stdout, &report)?;
+            std::io::Write::write_all(&mut stdout, b"\n")?;
+        }
+        fleet::config::StatusOutput::Text => fleet::doctor::render_table(&findings, &mut stdout)?,
+    }
+    Ok(failed == 0)
 }
 
 /// `fleet status`: reads only (no receive, no provisioning).
