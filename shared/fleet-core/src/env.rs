@@ -68,7 +68,8 @@ pub const MLLP_LISTEN: &str = "FLEET_MLLP_LISTEN";
 /// mllp-gateway: routes `TYPE^TRIGGER=QUEUE` (comma-separated; `*` matches any part);
 /// default `ADT^*=hl7-inbound`.
 pub const MLLP_ROUTES: &str = "FLEET_MLLP_ROUTES";
-/// mllp-gateway: PEM server certificate chain (TLS on when set).
+/// mllp-gateway: PEM server certificate chain (TLS on when set). This and the next two take a
+/// file path or the PEM text itself (a value starting with `-----BEGIN`: an ECS secret).
 pub const MLLP_TLS_CERT: &str = "FLEET_MLLP_TLS_CERT";
 /// mllp-gateway: PEM private key of the server certificate.
 pub const MLLP_TLS_KEY: &str = "FLEET_MLLP_TLS_KEY";

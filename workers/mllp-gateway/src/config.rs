@@ -113,7 +113,9 @@ pub struct GatewayConfig {
     #[arg(long = "route", env = env::MLLP_ROUTES, value_delimiter = ',',
           default_value = "ADT^*=hl7-inbound", value_name = "TYPE^TRIGGER=QUEUE")]
     pub routes: Vec<Route>,
-    /// PEM certificate chain: serve TLS (rustls) instead of plain TCP.
+    /// PEM certificate chain: serve TLS (rustls) instead of plain TCP. A file, or the PEM text
+    /// itself (a value starting with `-----BEGIN`, as ECS injects a secret); the same for the
+    /// key and the client CA.
     #[arg(long, env = env::MLLP_TLS_CERT, requires = "tls_key")]
     pub tls_cert: Option<PathBuf>,
     /// PEM private key of --tls-cert.
