@@ -60,6 +60,7 @@ pub struct Provisioner {
     s3: aws_sdk_s3::Client,
     kms: aws_sdk_kms::Client,
     sns: aws_sdk_sns::Client,
+    cloudwatch: aws_sdk_cloudwatch::Client,
 }
 
 impl Provisioner {
@@ -72,6 +73,7 @@ impl Provisioner {
             s3: c.s3,
             kms: c.kms,
             sns: c.sns,
+            cloudwatch: c.cloudwatch,
         }
     }
 
@@ -294,6 +296,16 @@ impl Provisioner {
     /// A records table: `pk`/`sk` string keys, on-demand billing, encryption at rest with
     /// the AWS-managed KMS key, TTL on `expires_at`. Waits until the table is active.
     pub async fn create_table(&self, name: &str) -> Result<(), PortError> {
+        self.create_table_with(name, true).await
+    }
+
+    /// A records table as DynamoDB makes it by default: no KMS encryption, no TTL (for the
+    /// tests of `fleet doctor`'s failures).
+    pub async fn create_plain_table(&self, name: &str) -> Result<(), PortError> {
+        self.create_table_with(name, false).await
+    }
+
+    async fn create_table_with(&self, name: &str, protected: bool) -> Result<(), PortError> {
         const OP: &str = "dynamodb.CreateTable";
         let key = |n: &str, t: KeyType| {
             KeySchemaElement::builder()
@@ -317,11 +329,16 @@ impl Provisioner {
             .attribute_definitions(def("pk")?)
             .attribute_definitions(def("sk")?)
             .billing_mode(BillingMode::PayPerRequest)
-            .sse_specification(SseSpecification::builder().enabled(true).build())
+            .set_sse_specification(
+                protected.then(|| SseSpecification::builder().enabled(true).build()),
+            )
             .send()
             .await
             .map_err(|e| classify(OP, &e))?;
         self.wait_table_active(name).await?;
+        if !protected {
+            return Ok(());
+        }
         let ttl = TimeToLiveSpecification::builder()
             .enabled(true)
             .attribute_name("expires_at")
@@ -518,6 +535,106 @@ impl Provisioner {
         let sid = format!("sns-{topic_name}");
         self.allow_service_to_send(queue_url, queue_arn, &sid, "sns.amazonaws.com", topic_arn)
             .await
+    }
+
+    /// The settings `fleet doctor` requires of a bucket beyond encryption: all four public
+    /// access blocks, and a policy denying every request made without TLS.
+    pub async fn harden_bucket(&self, name: &str) -> Result<(), PortError> {
+        let block = aws_sdk_s3::types::PublicAccessBlockConfiguration::builder()
+            .block_public_acls(true)
+            .ignore_public_acls(true)
+            .block_public_policy(true)
+            .restrict_public_buckets(true)
+            .build();
+        self.s3
+            .put_public_access_block()
+            .bucket(name)
+            .public_access_block_configuration(block)
+            .send()
+            .await
+            .map_err(|e| classify("s3.PutPublicAccessBlock", &e))?;
+        let policy = json!({
+            "Version": "2012-10-17",
+            "Statement": [{
+                "Sid": "DenyInsecureTransport",
+                "Effect": "Deny",
+                "Principal": "*",
+                "Action": "s3:*",
+                "Resource": [format!("arn:aws:s3:::{name}"), format!("arn:aws:s3:::{name}/*")],
+                "Condition": { "Bool": { "aws:SecureTransport": "false" } }
+            }]
+        });
+        self.s3
+            .put_bucket_policy()
+            .bucket(name)
+            .policy(policy.to_string())
+            .send()
+            .await
+            .map_err(|e| classify("s3.PutBucketPolicy", &e))?;
+        Ok(())
+    }
+
+    /// Point-in-time recovery on a table.
+    pub async fn enable_pitr(&self, table: &str) -> Result<(), PortError> {
+        let spec = aws_sdk_dynamodb::types::PointInTimeRecoverySpecification::builder()
+            .point_in_time_recovery_enabled(true)
+            .build()
+            .map_err(|_| PortError::invalid("dynamodb.UpdateContinuousBackups", "incomplete"))?;
+        self.dynamodb
+            .update_continuous_backups()
+            .table_name(table)
+            .point_in_time_recovery_specification(spec)
+            .send()
+            .await
+            .map_err(|e| classify("dynamodb.UpdateContinuousBackups", &e))?;
+        Ok(())
+    }
+
+    /// Encrypt a topic with a KMS key.
+    pub async fn encrypt_topic(&self, arn: &str, key_id: &str) -> Result<(), PortError> {
+        self.sns
+            .set_topic_attributes()
+            .topic_arn(arn)
+            .attribute_name("KmsMasterKeyId")
+            .attribute_value(key_id)
+            .send()
+            .await
+            .map_err(|e| classify("sns.SetTopicAttributes", &e))?;
+        Ok(())
+    }
+
+    /// A CloudWatch alarm on an SQS metric of one queue (`QueueName` dimension), Maximum over
+    /// 60 s, `GreaterThanThreshold`, notifying `action_arn`.
+    pub async fn put_queue_alarm(
+        &self,
+        alarm: &str,
+        queue_name: &str,
+        metric: &str,
+        threshold: f64,
+        action_arn: &str,
+    ) -> Result<(), PortError> {
+        use aws_sdk_cloudwatch::types::{ComparisonOperator, Dimension, Statistic};
+        self.cloudwatch
+            .put_metric_alarm()
+            .alarm_name(alarm)
+            .namespace("AWS/SQS")
+            .metric_name(metric)
+            .dimensions(
+                Dimension::builder()
+                    .name("QueueName")
+                    .value(queue_name)
+                    .build(),
+            )
+            .statistic(Statistic::Maximum)
+            .period(60)
+            .evaluation_periods(1)
+            .threshold(threshold)
+            .comparison_operator(ComparisonOperator::GreaterThanThreshold)
+            .alarm_actions(action_arn)
+            .send()
+            .await
+            .map_err(|e| classify("cloudwatch.PutMetricAlarm", &e))?;
+        Ok(())
     }
 }
 

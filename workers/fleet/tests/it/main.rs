@@ -3,6 +3,7 @@
 
 mod demo;
 mod doc_extract;
+mod doctor;
 mod fleet_run;
 mod hl7_inspect;
 mod notify_check;
