@@ -478,6 +478,35 @@ def fill_dynamodb_table(st: Stack, logical: str, props: dict) -> str:
     ddb = st.client("dynamodb")
     t = st.physical[logical]
     done = []
+    # SSE first: moto 5.2.5 keeps SSESpecification neither from CloudFormation nor from
+    # UpdateTable, only from CreateTable. The stack's table is new and empty, so it is made
+    # again through CreateTable with the template's key schema and SSESpecification; PITR, TTL
+    # and deletion protection are then applied to the new table below.
+    table = ddb.describe_table(TableName=t)["Table"]
+    sse = props.get("SSESpecification")
+    if sse and sse.get("SSEEnabled"):
+        have = table.get("SSEDescription", {})
+        if have.get("Status") not in ("ENABLED", "UPDATING") or \
+                have.get("SSEType") != sse.get("SSEType", "KMS"):
+            spec = {"Enabled": True, "SSEType": sse.get("SSEType", "KMS")}
+            if "KMSMasterKeyId" in sse:
+                spec["KMSMasterKeyId"] = sse["KMSMasterKeyId"]
+            if table.get("ItemCount", 0):
+                raise SystemExit(f"stack.py: table {t} is not empty; will not recreate it")
+            if table.get("DeletionProtectionEnabled"):
+                ddb.update_table(TableName=t, DeletionProtectionEnabled=False)
+            ddb.delete_table(TableName=t)
+            create = {k: props[k] for k in ("AttributeDefinitions", "KeySchema", "BillingMode",
+                                             "GlobalSecondaryIndexes", "LocalSecondaryIndexes")
+                      if k in props}
+            ddb.create_table(TableName=t, SSESpecification=spec, **create)
+            table = ddb.describe_table(TableName=t)["Table"]
+            if not table.get("SSEDescription"):
+                st.partial.append((logical, "SSESpecification not applied: moto 5.2.5 reports no "
+                                            "SSEDescription even after CreateTable"))
+            else:
+                done.append("DeleteTable + CreateTable with SSESpecification (moto keeps SSE only "
+                            "from CreateTable; the new table was empty)")
     pitr = props.get("PointInTimeRecoverySpecification", {}).get("PointInTimeRecoveryEnabled")
     if pitr:
         desc = ddb.describe_continuous_backups(TableName=t)["ContinuousBackupsDescription"]
@@ -495,23 +524,6 @@ def fill_dynamodb_table(st: Stack, logical: str, props: dict) -> str:
             ddb.update_time_to_live(TableName=t, TimeToLiveSpecification={
                 "Enabled": True, "AttributeName": ttl["AttributeName"]})
             done.append(f"UpdateTimeToLive ({ttl['AttributeName']})")
-    table = ddb.describe_table(TableName=t)["Table"]
-    sse = props.get("SSESpecification")
-    if sse and sse.get("SSEEnabled"):
-        have = table.get("SSEDescription", {})
-        if have.get("Status") not in ("ENABLED", "UPDATING") or \
-                have.get("SSEType") != sse.get("SSEType", "KMS"):
-            spec = {"Enabled": True, "SSEType": sse.get("SSEType", "KMS")}
-            if "KMSMasterKeyId" in sse:
-                spec["KMSMasterKeyId"] = sse["KMSMasterKeyId"]
-            ddb.update_table(TableName=t, SSESpecification=spec)
-            after = ddb.describe_table(TableName=t)["Table"].get("SSEDescription")
-            if after:
-                done.append("UpdateTable SSESpecification")
-            else:
-                st.partial.append((logical, "SSESpecification not applied: moto 5.2.5 keeps it "
-                                            "neither from CloudFormation nor from UpdateTable "
-                                            "(DescribeTable reports no SSEDescription)"))
     if props.get("DeletionProtectionEnabled") and not table.get("DeletionProtectionEnabled"):
         ddb.update_table(TableName=t, DeletionProtectionEnabled=True)
         done.append("UpdateTable DeletionProtectionEnabled")

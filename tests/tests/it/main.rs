@@ -5,6 +5,7 @@
 mod arch;
 mod aws_adapter;
 mod contract;
+mod deploy_stack;
 mod dlq_replay;
 mod e2e_aws;
 mod e2e_docs_aws;
