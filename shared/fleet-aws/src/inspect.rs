@@ -88,6 +88,18 @@ pub struct Inspector {
     pub(crate) cloudwatch: aws_sdk_cloudwatch::Client,
 }
 
+/// An alarm's or metric's dimensions as name -> value.
+fn dimensions(d: &[aws_sdk_cloudwatch::types::Dimension]) -> BTreeMap<String, String> {
+    d.iter()
+        .map(|d| {
+            (
+                d.name().unwrap_or_default().to_string(),
+                d.value().unwrap_or_default().to_string(),
+            )
+        })
+        .collect()
+}
+
 /// The error code of a failed call, when the service sent one.
 fn code_of<E: ProvideErrorMetadata>(e: &E) -> Option<&str> {
     e.code()
@@ -152,18 +164,7 @@ impl Inspector {
     }
 
     async fn queue_url(&self, name: &str, owner: Option<&str>) -> Result<String, PortError> {
-        const OP: &str = "sqs.GetQueueUrl";
-        let out = self
-            .sqs
-            .get_queue_url()
-            .queue_name(name)
-            .set_queue_owner_aws_account_id(owner.map(str::to_string))
-            .send()
-            .await
-            .map_err(|e| classify(OP, &e))?;
-        out.queue_url()
-            .map(str::to_string)
-            .ok_or_else(|| PortError::transient(OP, "response without a queue URL"))
+        crate::sqs::get_queue_url(&self.sqs, name, owner).await
     }
 
     /// Every metric alarm in the account and region (DescribeAlarms, all pages). A metric-math
@@ -185,16 +186,7 @@ impl Inspector {
                     name: a.alarm_name().unwrap_or_default().to_string(),
                     namespace: a.namespace().map(str::to_string),
                     metric: a.metric_name().map(str::to_string),
-                    dimensions: a
-                        .dimensions()
-                        .iter()
-                        .map(|d| {
-                            (
-                                d.name().unwrap_or_default().to_string(),
-                                d.value().unwrap_or_default().to_string(),
-                            )
-                        })
-                        .collect(),
+                    dimensions: dimensions(a.dimensions()),
                     comparison: a.comparison_operator().map(|c| c.as_str().to_string()),
                     threshold: a.threshold(),
                     actions_enabled: a.actions_enabled().unwrap_or(true),
@@ -207,16 +199,7 @@ impl Inspector {
                     .map(|m| AlarmFacts {
                         namespace: m.namespace().map(str::to_string),
                         metric: m.metric_name().map(str::to_string),
-                        dimensions: m
-                            .dimensions()
-                            .iter()
-                            .map(|d| {
-                                (
-                                    d.name().unwrap_or_default().to_string(),
-                                    d.value().unwrap_or_default().to_string(),
-                                )
-                            })
-                            .collect(),
+                        dimensions: dimensions(m.dimensions()),
                         ..base.clone()
                     })
                     .collect();

@@ -173,18 +173,7 @@ impl AwsBackend {
     }
 
     async fn queue_url(&self, name: &str, owner: Option<&str>) -> Result<String, PortError> {
-        const OP: &str = "sqs.GetQueueUrl";
-        let out = self
-            .sqs
-            .get_queue_url()
-            .queue_name(name)
-            .set_queue_owner_aws_account_id(owner.map(str::to_string))
-            .send()
-            .await
-            .map_err(|e| classify(OP, &e))?;
-        out.queue_url()
-            .map(str::to_string)
-            .ok_or_else(|| PortError::transient(OP, "response without queue URL"))
+        sqs::get_queue_url(&self.sqs, name, owner).await
     }
 }
 

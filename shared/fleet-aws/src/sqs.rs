@@ -362,6 +362,25 @@ pub struct QueueArn<'a> {
     pub name: &'a str,
 }
 
+/// A queue's URL by name (in `owner`'s account, or the caller's).
+pub(crate) async fn get_queue_url(
+    sqs: &aws_sdk_sqs::Client,
+    name: &str,
+    owner: Option<&str>,
+) -> Result<String, PortError> {
+    const OP: &str = "sqs.GetQueueUrl";
+    let out = sqs
+        .get_queue_url()
+        .queue_name(name)
+        .set_queue_owner_aws_account_id(owner.map(str::to_string))
+        .send()
+        .await
+        .map_err(|e| classify(OP, &e))?;
+    out.queue_url()
+        .map(str::to_string)
+        .ok_or_else(|| PortError::transient(OP, "response without queue URL"))
+}
+
 pub fn parse_queue_arn(arn: &str) -> Option<QueueArn<'_>> {
     let mut parts = arn.splitn(6, ':');
     let (arn_lit, _partition, service) = (parts.next()?, parts.next()?, parts.next()?);

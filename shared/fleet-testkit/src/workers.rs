@@ -279,6 +279,35 @@ impl Worker {
         }
     }
 
+    /// The address the gateway listens on, read from its JSON `mllp-gateway listening` log line
+    /// (started with `--listen 127.0.0.1:0`, the system picks the port). Fails the test when
+    /// the gateway exits first or does not listen within 60 s.
+    pub async fn gateway_addr(&mut self) -> std::net::SocketAddr {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let text = self.log_text();
+            let addr = text
+                .lines()
+                .filter(|l| l.contains("mllp-gateway listening"))
+                .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+                .find_map(|v| {
+                    let addr = v.get("addr").or_else(|| v["fields"].get("addr"))?;
+                    addr.as_str()?.parse::<std::net::SocketAddr>().ok()
+                });
+            if let Some(addr) = addr {
+                return addr;
+            }
+            if let Some(status) = self.child.try_wait().expect("wait") {
+                panic!("the gateway exited {status} before listening; log:\n{text}");
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the gateway did not listen within 60 s; log:\n{text}"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
     /// Wait for the process to exit on its own.
     // A test helper polling a child process: blocking for 20 ms is what it is for.
     #[allow(clippy::disallowed_methods)]

@@ -16,7 +16,6 @@
 //! policies`, listed by the script), and the doctor test's stack has them.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -273,30 +272,6 @@ async fn wait_for(
     got
 }
 
-/// The gateway's address, read from its `listening` line.
-async fn listening(gateway: &mut Worker) -> SocketAddr {
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        let text = gateway.log_text();
-        let addr = text
-            .lines()
-            .filter(|l| l.contains("mllp-gateway listening"))
-            .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
-            .find_map(|v| {
-                let a = v.get("addr").or_else(|| v["fields"].get("addr"))?;
-                a.as_str()?.parse::<SocketAddr>().ok()
-            });
-        if let Some(addr) = addr {
-            return addr;
-        }
-        if let Some(status) = gateway.child.try_wait().unwrap() {
-            panic!("the gateway exited {status} before listening:\n{text}");
-        }
-        assert!(Instant::now() < deadline, "no listening line:\n{text}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
-
 #[tokio::test(flavor = "multi_thread")]
 async fn deploy_stack_on_moto_carries_an_admission_an_upload_and_a_poison_message() {
     let stack = create_stack(&["--skip-conditional-bucket-policies"]);
@@ -390,7 +365,7 @@ async fn deploy_stack_on_moto_carries_an_admission_an_upload_and_a_poison_messag
     );
 
     // 1. An admission over MLLP: ACKed once on the FIFO queue, then a notification.
-    let addr = listening(&mut gateway).await;
+    let addr = gateway.gateway_addr().await;
     let pt = patient();
     let message = adt("A01", "STACK0001", &pt, 3, 515151);
     let mut client = Client::connect(&addr.to_string(), &ConnectOptions::default())

@@ -668,29 +668,8 @@ impl Stack {
             &env,
             self.dir.path().join(log),
         );
-        let deadline = Instant::now() + Duration::from_secs(60);
-        loop {
-            let text = worker.log_text();
-            let addr = text
-                .lines()
-                .filter(|l| l.contains("mllp-gateway listening"))
-                .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
-                .find_map(|v| {
-                    let addr = v.get("addr").or_else(|| v["fields"].get("addr"))?;
-                    addr.as_str()?.parse::<SocketAddr>().ok()
-                });
-            if let Some(addr) = addr {
-                return (worker, addr);
-            }
-            if let Some(status) = worker.child.try_wait().unwrap() {
-                panic!("the gateway exited {status} before listening; log:\n{text}");
-            }
-            assert!(
-                Instant::now() < deadline,
-                "the gateway did not listen within 60 s; log:\n{text}"
-            );
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
+        let addr = worker.gateway_addr().await;
+        (worker, addr)
     }
 
     fn ingest(&self, log: &str) -> Worker {
