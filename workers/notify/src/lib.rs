@@ -32,6 +32,21 @@ pub fn handler(config: &WorkerConfig, backend: &dyn Backend) -> anyhow::Result<N
     let (_, table, rules_path) = config.identities()?;
     let rules = Rules::load(&rules_path)
         .with_context(|| format!("loading rules from {}", rules_path.display()))?;
+    if backend.kind() == "aws" {
+        // SNS names a topic by its ARN: a bare name (the local example rules) would dead-letter
+        // every notification of that rule one by one; refuse at start instead.
+        for r in &rules.rules {
+            if let fleet_core::ports::Destination::Topic(t) = &r.destination
+                && !t.starts_with("arn:")
+            {
+                anyhow::bail!(
+                    "{}: rule {:?} sends to topic {t:?}, but on AWS a topic is named by its ARN (arn:aws:sns:REGION:ACCOUNT:NAME; the deployment stack's NotificationsTopicArn output)",
+                    rules_path.display(),
+                    r.name
+                );
+            }
+        }
+    }
     let limiter = RateLimiter::new(config.rate_per_sec, config.burst, config.max_wait());
     Ok(NotifyHandler::new(
         Arc::new(rules),

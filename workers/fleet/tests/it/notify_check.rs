@@ -36,3 +36,30 @@ fn notify_check_lists_the_example_rules_and_refuses_a_broken_file() {
         "{err}"
     );
 }
+
+/// On AWS, rules naming a topic by a bare name (the local example rules) are refused at start,
+/// before any queue is touched, with the rule and what to write instead.
+#[test]
+fn notify_on_aws_refuses_rules_whose_topics_are_not_arns() {
+    let example = concat!(env!("CARGO_MANIFEST_DIR"), "/../notify/rules.example.toml");
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_notify"))
+        .env_clear()
+        .envs([
+            ("FLEET_BACKEND", "aws"),
+            ("AWS_REGION", "eu-west-1"),
+            // Nothing listens here: the refusal must come before any request.
+            ("AWS_ENDPOINT_URL", "http://127.0.0.1:9"),
+            ("FLEET_NOTIFY_QUEUE", "notify-inbound"),
+            ("FLEET_NOTIFY_TABLE", "notify-records"),
+            ("FLEET_NOTIFY_RULES", example),
+        ])
+        .output()
+        .unwrap();
+    assert!(!out.status.success(), "{out:?}");
+    let err = String::from_utf8(out.stderr).unwrap();
+    assert!(
+        err.contains("rule \"inpatient-admissions\" sends to topic \"care-team-4east\"")
+            && err.contains("named by its ARN"),
+        "{err}"
+    );
+}
