@@ -112,8 +112,20 @@ fn distinct(rng: &mut StdRng, len: usize, n: usize) -> Vec<usize> {
     out
 }
 
-/// One note. Lengths vary from under a page to several (`filler` paragraphs).
-pub fn note(rng: &mut StdRng, index: usize) -> Note {
+/// What a note draws besides its length: everything but the filler paragraphs.
+struct Parts {
+    head: String,
+    tail: String,
+    medications: Vec<String>,
+    conditions: Vec<String>,
+    negated: Vec<String>,
+}
+
+/// One filler paragraph (wraps to three lines).
+const FILLER: &str = "Reviewed interval history, vital signs and outside records with the patient. \
+                      Adherence and tolerance were discussed and questions were answered.\n";
+
+fn parts(rng: &mut StdRng, index: usize) -> Parts {
     let name = format!("{} {}", pick(rng, GIVEN), pick(rng, FAMILY));
     let mrn = format!("SYN{:07}", rng.random_range(0..10_000_000u32));
     let age = rng.random_range(19..95u32);
@@ -150,13 +162,8 @@ pub fn note(rng: &mut StdRng, index: usize) -> Note {
         t.push_str(&format!(" The patient denies {}.", NEGATABLE[i]));
     }
     t.push_str("\n\n");
-    let filler = rng.random_range(0..=40);
-    for _ in 0..filler {
-        t.push_str(
-            "Reviewed interval history, vital signs and outside records with the patient. \
-             Adherence and tolerance were discussed and questions were answered.\n",
-        );
-    }
+    let head = t;
+    let mut t = String::new();
     t.push_str("\nMEDICATIONS:\n");
     for (n, &i) in meds.iter().enumerate() {
         let (drug, strengths) = MEDICATIONS[i];
@@ -176,16 +183,57 @@ pub fn note(rng: &mut StdRng, index: usize) -> Note {
         ));
     }
     t.push_str("Return to clinic in 3 months.\n");
-    Note {
-        text: t,
+    Parts {
+        head,
+        tail: t,
         medications: meds.iter().map(|&i| MEDICATIONS[i].0.to_string()).collect(),
         conditions: conds.iter().map(|&i| CONDITIONS[i].to_string()).collect(),
         negated: negated.iter().map(|&i| NEGATABLE[i].to_string()).collect(),
     }
 }
 
+fn compose(p: Parts, filler: usize) -> Note {
+    let mut text = p.head;
+    for _ in 0..filler {
+        text.push_str(FILLER);
+    }
+    text.push_str(&p.tail);
+    Note {
+        text,
+        medications: p.medications,
+        conditions: p.conditions,
+        negated: p.negated,
+    }
+}
+
+/// One note. Lengths vary from under a page to several (`filler` paragraphs).
+pub fn note(rng: &mut StdRng, index: usize) -> Note {
+    let p = parts(rng, index);
+    let filler = rng.random_range(0..=40);
+    compose(p, filler)
+}
+
+/// One note of `pages` pages as `text_to_pdf` lays it out (at least the pages its
+/// medications and plan need, which is one).
+pub fn note_of_pages(rng: &mut StdRng, index: usize, pages: usize) -> Note {
+    let p = parts(rng, index);
+    let mut text = p.head.clone();
+    let mut filler = 0;
+    // Each paragraph adds three of a page's 49 lines: no page count is skipped.
+    while filler < 10_000 {
+        let mut candidate = text.clone();
+        candidate.push_str(&p.tail);
+        if page_count(&candidate) >= pages {
+            break;
+        }
+        text.push_str(FILLER);
+        filler += 1;
+    }
+    compose(p, filler)
+}
+
 /// Pages `text_to_pdf` makes of `text`.
-fn page_count(text: &str) -> usize {
+pub fn page_count(text: &str) -> usize {
     fleet_docs_local::render::wrap(text)
         .len()
         .div_ceil(fleet_docs_local::render::LINES_PER_PAGE)
@@ -227,6 +275,177 @@ pub fn write(dir: &Path, seed: u64, count: usize) -> anyhow::Result<Vec<Document
     std::fs::write(&path, serde_json::to_vec_pretty(&body)?)
         .with_context(|| format!("writing {}", path.display()))?;
     Ok(manifest)
+}
+
+/// What one upload of a document load run is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Kind {
+    /// A PDF with a text layer: `pdftotext` reads it, no Tesseract.
+    TextPdf,
+    /// An image-only PDF (a scan): every page rasterised by `pdftoppm` and read by Tesseract.
+    ScannedPdf,
+    /// A one-page PNG scan: Tesseract reads it.
+    Png,
+    /// Poison: `%PDF-` and noise; `pdfinfo` refuses it (`DOCUMENT_CORRUPT`).
+    CorruptPdf,
+    /// Poison: a Word file (`DOCUMENT_UNSUPPORTED_TYPE`).
+    Word,
+    /// Poison: a PNG whose header declares 30,000 × 30,000 pixels (`DOCUMENT_TOO_LARGE`,
+    /// refused before anything decodes it).
+    TooLargeImage,
+}
+
+impl Kind {
+    /// The dead-letter code a poison upload must end with; `None` for a good document.
+    pub fn poison_code(self) -> Option<fleet_core::ErrorCode> {
+        use fleet_core::ErrorCode;
+        match self {
+            Kind::TextPdf | Kind::ScannedPdf | Kind::Png => None,
+            Kind::CorruptPdf => Some(ErrorCode::DocumentCorrupt),
+            Kind::Word => Some(ErrorCode::DocumentUnsupportedType),
+            Kind::TooLargeImage => Some(ErrorCode::DocumentTooLarge),
+        }
+    }
+
+    /// Pages Tesseract reads for a document of this kind with `pages` pages.
+    pub fn ocr_pages(self, pages: usize) -> usize {
+        match self {
+            Kind::ScannedPdf | Kind::Png => pages,
+            _ => 0,
+        }
+    }
+}
+
+/// How many uploads of each kind a run makes, and how.
+#[derive(Debug, Clone, Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Mix {
+    pub seed: u64,
+    pub text_pdfs: usize,
+    pub scanned_pdfs: usize,
+    pub pngs: usize,
+    /// PDFs have 1..=max_pages pages, in turn (1, 2, ..., max_pages, 1, ...).
+    pub max_pages: usize,
+    /// Resolution of the scans in the image-only PDFs.
+    pub scan_dpi: u32,
+    /// Resolution of the PNG scans.
+    pub png_dpi: u32,
+    pub corrupt_pdfs: usize,
+    pub word_files: usize,
+    pub too_large_images: usize,
+}
+
+/// One upload of a document load run. `key` is made up (`notes/…`), as is every note.
+#[derive(Debug, Clone)]
+pub struct Upload {
+    pub key: String,
+    pub kind: Kind,
+    pub bytes: Vec<u8>,
+    pub content_type: &'static str,
+    /// Pages of the document (0 for poison).
+    pub pages: usize,
+    /// Generic names planted in the note's medication list (none for poison).
+    pub medications: Vec<String>,
+}
+
+fn png_declaring(width: u32, height: u32) -> Vec<u8> {
+    let mut out = b"\x89PNG\r\n\x1a\n".to_vec();
+    out.extend_from_slice(&13u32.to_be_bytes());
+    out.extend_from_slice(b"IHDR");
+    out.extend_from_slice(&width.to_be_bytes());
+    out.extend_from_slice(&height.to_be_bytes());
+    out.extend_from_slice(&[8, 0, 0, 0, 0]);
+    out.extend_from_slice(&[0; 4]);
+    out.extend_from_slice(&[0x5A; 64]);
+    out
+}
+
+/// The uploads of `mix`, good ones first in kind order, then the poison; the same mix gives
+/// the same bytes. Scans are rasterised with `pdftoppm` (poppler).
+pub async fn uploads(mix: &Mix) -> anyhow::Result<Vec<Upload>> {
+    anyhow::ensure!(mix.max_pages >= 1, "max_pages must be at least 1");
+    let mut rng = StdRng::seed_from_u64(mix.seed);
+    let mut out = Vec::new();
+    let mut index = 0;
+    let kinds = [
+        (Kind::TextPdf, mix.text_pdfs),
+        (Kind::ScannedPdf, mix.scanned_pdfs),
+        (Kind::Png, mix.pngs),
+    ];
+    for (kind, count) in kinds {
+        for i in 0..count {
+            let pages = match kind {
+                Kind::Png => 1,
+                _ => 1 + i % mix.max_pages,
+            };
+            let n = note_of_pages(&mut rng, index, pages);
+            let pdf = fleet_docs_local::render::text_to_pdf(&n.text);
+            let (ext, bytes, content_type) = match kind {
+                Kind::TextPdf => ("pdf", pdf, "application/pdf"),
+                Kind::ScannedPdf => (
+                    "pdf",
+                    fleet_docs_local::render::text_to_scanned_pdf(&n.text, mix.scan_dpi)
+                        .await
+                        .context("rendering a scanned PDF (pdftoppm)")?,
+                    "application/pdf",
+                ),
+                _ => (
+                    "png",
+                    fleet_docs_local::render::pdf_to_png_pages(&pdf, mix.png_dpi)
+                        .await
+                        .context("rendering a PNG scan (pdftoppm)")?
+                        .swap_remove(0),
+                    "image/png",
+                ),
+            };
+            out.push(Upload {
+                key: format!("notes/note-{index:05}.{ext}"),
+                kind,
+                bytes,
+                content_type,
+                pages: page_count(&n.text),
+                medications: n.medications,
+            });
+            index += 1;
+        }
+    }
+    let poison = [
+        (Kind::CorruptPdf, mix.corrupt_pdfs),
+        (Kind::Word, mix.word_files),
+        (Kind::TooLargeImage, mix.too_large_images),
+    ];
+    for (kind, count) in poison {
+        for _ in 0..count {
+            let (ext, bytes, content_type) = match kind {
+                Kind::CorruptPdf => {
+                    let mut b = b"%PDF-1.7\n".to_vec();
+                    b.extend((0..2000).map(|_| rng.random::<u8>()));
+                    ("pdf", b, "application/pdf")
+                }
+                Kind::Word => {
+                    let mut b = b"PK\x03\x04".to_vec();
+                    b.extend((0..2000).map(|_| rng.random::<u8>()));
+                    (
+                        "docx",
+                        b,
+                        "application/vnd.openxmlformats-officedocument.wordprocessingml.document",
+                    )
+                }
+                _ => ("png", png_declaring(30_000, 30_000), "image/png"),
+            };
+            out.push(Upload {
+                key: format!("notes/poison-{index:05}.{ext}"),
+                kind,
+                bytes,
+                content_type,
+                pages: 0,
+                medications: Vec::new(),
+            });
+            index += 1;
+        }
+    }
+    Ok(out)
 }
 
 #[cfg(test)]
@@ -296,5 +515,69 @@ mod tests {
                 );
             }
         }
+    }
+
+    #[test]
+    fn notes_of_a_given_page_count_have_it() {
+        let mut rng = StdRng::seed_from_u64(3);
+        for pages in 1..=5 {
+            let n = note_of_pages(&mut rng, pages, pages);
+            assert_eq!(page_count(&n.text), pages);
+        }
+    }
+
+    #[tokio::test]
+    async fn a_mix_has_each_kind_its_page_counts_and_the_same_bytes_again() {
+        let mix = Mix {
+            seed: 4,
+            text_pdfs: 3,
+            scanned_pdfs: 3,
+            pngs: 1,
+            max_pages: 3,
+            scan_dpi: 50,
+            png_dpi: 50,
+            corrupt_pdfs: 1,
+            word_files: 1,
+            too_large_images: 1,
+        };
+        let a = uploads(&mix).await.unwrap();
+        let kinds: Vec<Kind> = a.iter().map(|u| u.kind).collect();
+        use Kind::*;
+        assert_eq!(
+            kinds,
+            [
+                TextPdf,
+                TextPdf,
+                TextPdf,
+                ScannedPdf,
+                ScannedPdf,
+                ScannedPdf,
+                Png,
+                CorruptPdf,
+                Word,
+                TooLargeImage
+            ]
+        );
+        let pages: Vec<usize> = a.iter().map(|u| u.pages).collect();
+        assert_eq!(pages, [1, 2, 3, 1, 2, 3, 1, 0, 0, 0]);
+        // The scans have no text layer: one image per page, no font.
+        for u in &a[3..6] {
+            assert!(u.bytes.starts_with(b"%PDF-"));
+            assert_eq!(count(&u.bytes, b"/Subtype /Image"), u.pages, "{}", u.key);
+            assert_eq!(count(&u.bytes, b"/Type /Font"), 0, "{}", u.key);
+        }
+        assert_eq!(count(&a[0].bytes, b"/Type /Font"), 1);
+        assert!(a[6].bytes.starts_with(b"\x89PNG"));
+        assert_eq!(a.iter().filter_map(|u| u.kind.poison_code()).count(), 3);
+        let b = uploads(&mix).await.unwrap();
+        assert!(
+            a.iter()
+                .zip(&b)
+                .all(|(x, y)| x.bytes == y.bytes && x.key == y.key)
+        );
+    }
+
+    fn count(hay: &[u8], needle: &[u8]) -> usize {
+        hay.windows(needle.len()).filter(|w| *w == needle).count()
     }
 }

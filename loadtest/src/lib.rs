@@ -7,6 +7,7 @@
 //! Reports never carry message bodies or any field of them: only counts, codes, timings.
 
 pub mod chaos;
+pub mod docload;
 pub mod documents;
 pub mod generate;
 pub mod mllp;

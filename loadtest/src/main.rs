@@ -34,6 +34,26 @@ enum Cmd {
         #[arg(long)]
         out: PathBuf,
     },
+    /// The document pipeline under load (issue 19): upload a document scenario's notes and
+    /// poison to a fresh local stack, run the real doc-pipeline on them, then the same pages
+    /// through pdftoppm + tesseract alone; write report.json and table.md into --out. Exit 1
+    /// when a document was lost or a poison one misrouted.
+    DocRun {
+        /// Scenario file (loadtest/scenarios/documents/*.toml).
+        scenario: PathBuf,
+        /// The doc-pipeline binary (default: next to this executable).
+        #[arg(long)]
+        worker_bin: Option<PathBuf>,
+        /// Where report.json and table.md go.
+        #[arg(long)]
+        out: PathBuf,
+        /// The local stack, the worker's log and the floor's scratch files (default: a new
+        /// directory under the system's temporary directory).
+        #[arg(long)]
+        work: Option<PathBuf>,
+    },
+    /// Print the document load table (markdown) of finished `doc-run` report.json files.
+    DocTable { reports: Vec<PathBuf> },
     /// Print the reliability table (markdown) of finished runs' report.json files.
     Table { reports: Vec<PathBuf> },
     /// Print the MLLP load table (markdown) of finished `[mllp]` runs' report.json files.
@@ -94,6 +114,13 @@ fn main() -> ExitCode {
     match cli.command {
         Cmd::Table { reports } => table(&reports, loadtest::report::reliability_table),
         Cmd::MllpTable { reports } => table(&reports, loadtest::report::mllp_table),
+        Cmd::DocTable { reports } => table(&reports, loadtest::docload::table),
+        Cmd::DocRun {
+            scenario,
+            worker_bin,
+            out,
+            work,
+        } => doc_run(&scenario, worker_bin, &out, work),
         Cmd::Describe { scenario, messages } => match describe(&scenario, messages) {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
@@ -147,6 +174,88 @@ fn main() -> ExitCode {
                     ExitCode::from(2)
                 }
             }
+        }
+    }
+}
+
+/// `loadtest doc-run`.
+fn doc_run(
+    scenario: &Path,
+    worker_bin: Option<PathBuf>,
+    out: &Path,
+    work: Option<PathBuf>,
+) -> ExitCode {
+    let prepared = (|| {
+        let s = loadtest::docload::DocScenario::load(scenario)?;
+        let worker_bin = match worker_bin {
+            Some(p) => p,
+            None => loadtest::worker::locate("doc-pipeline")?,
+        };
+        std::fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;
+        let (work_dir, _keep) = match work {
+            Some(dir) => (dir, None),
+            None => {
+                let t = tempfile::Builder::new()
+                    .prefix("loadtest-docs-")
+                    .tempdir()?;
+                (t.path().to_path_buf(), Some(t))
+            }
+        };
+        std::fs::create_dir_all(&work_dir)
+            .with_context(|| format!("creating {}", work_dir.display()))?;
+        let opts = loadtest::docload::DocOptions {
+            worker_bin,
+            work_dir,
+            command: std::env::args().collect::<Vec<_>>().join(" "),
+        };
+        anyhow::Ok((s, opts, _keep))
+    })();
+    let (s, opts, _keep) = match prepared {
+        Ok(p) => p,
+        Err(e) => {
+            eprintln!("loadtest: {e:#}");
+            return ExitCode::from(2);
+        }
+    };
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("loadtest: cannot start the async runtime: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let ran = rt.block_on(async {
+        let report = loadtest::docload::run(&s, &opts).await?;
+        let json = serde_json::to_string_pretty(&report)?;
+        tokio::fs::write(out.join("report.json"), format!("{json}\n")).await?;
+        let table = loadtest::docload::table(&[serde_json::to_value(&report)?]);
+        tokio::fs::write(out.join("table.md"), &table).await?;
+        print!("{table}");
+        for t in &report.targets {
+            println!(
+                "{}: {} (target {}){}",
+                t.what,
+                t.measured,
+                t.target,
+                match t.met {
+                    Some(true) => "",
+                    Some(false) => " NOT MET",
+                    None => "",
+                }
+            );
+        }
+        println!("report: {}", out.join("report.json").display());
+        anyhow::Ok(report.passed())
+    });
+    match ran {
+        Ok(true) => ExitCode::SUCCESS,
+        Ok(false) => ExitCode::from(1),
+        Err(e) => {
+            eprintln!("loadtest: {e:#}");
+            ExitCode::from(2)
         }
     }
 }
