@@ -163,6 +163,34 @@ fn envelope(e: &BusEvent) -> Result<Value, &'static str> {
     }))
 }
 
+/// The envelope as JSON text, its `detail` the entry's own text (already checked to be a JSON
+/// object) rather than the parsed detail serialised again: the detail is most of an event, and
+/// parsing it is needed only for rule matching. Keys in the order `serde_json` gives a `Value`.
+fn envelope_text(env: &Value, detail: &str) -> Result<String, serde_json::Error> {
+    let field = |name: &str| serde_json::to_string(&env[name]);
+    let mut out = String::with_capacity(detail.len() + 320);
+    out.push_str("{\"account\":");
+    out.push_str(&field("account")?);
+    out.push_str(",\"detail\":");
+    out.push_str(detail.trim());
+    for name in [
+        "detail-type",
+        "id",
+        "region",
+        "resources",
+        "source",
+        "time",
+        "version",
+    ] {
+        out.push_str(",\"");
+        out.push_str(name);
+        out.push_str("\":");
+        out.push_str(&field(name)?);
+    }
+    out.push('}');
+    Ok(out)
+}
+
 fn put_in_tx(
     tx: &Transaction<'_>,
     bus: &str,
@@ -185,7 +213,7 @@ fn put_in_tx(
             }
         };
         let id = env["id"].as_str().unwrap_or_default().to_string();
-        let body = serde_json::to_string(&env).map_err(json_err(OP))?;
+        let body = envelope_text(&env, &e.detail).map_err(json_err(OP))?;
         tx.exec(
             "INSERT INTO bus_events (bus, event_id, envelope, put_ms) VALUES (?1, ?2, ?3, ?4)",
             params![bus, id, body, now],
@@ -262,5 +290,34 @@ impl EventBus for LocalBus {
         self.db
             .run(OP, move |tx| put_in_tx(tx, &bus, &events))
             .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn envelope_text_is_the_envelope_with_the_entry_s_own_detail_text() {
+        let event = BusEvent {
+            source: "fleet.test".into(),
+            detail_type: "Patient\"Admitted".into(),
+            detail: r#"{"z":1,"a":{"nested":["x","é\n"]},"m":null}"#.into(),
+            resources: vec!["arn:x".into()],
+            time: Some("2026-01-02T03:04:05Z".into()),
+        };
+        let env = envelope(&event).expect("valid entry");
+        let text = envelope_text(&env, &event.detail).unwrap();
+        // The same document as serialising the envelope whole, with the detail's bytes as sent.
+        let reparsed: Value = serde_json::from_str(&text).unwrap();
+        assert_eq!(reparsed, env);
+        assert!(text.contains(&event.detail));
+        assert_eq!(
+            text,
+            serde_json::to_string(&env).unwrap().replace(
+                &serde_json::to_string(&env["detail"]).unwrap(),
+                &event.detail,
+            )
+        );
     }
 }

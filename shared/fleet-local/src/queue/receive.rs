@@ -194,9 +194,15 @@ pub(super) async fn receive(
     let max = usize::try_from(max).unwrap_or(MAX_BATCH);
     // tokio's clock, so a test with paused time does not spin through a real-time wait.
     let deadline = tokio::time::Instant::now() + wait;
+    // The first attempt receives at once: at saturation a receive finds messages, and a probe
+    // first would cost a second database call per receive. Later attempts of a long poll probe
+    // with a read-only call (no write lock) and receive only when something is visible.
+    let mut first = true;
     loop {
         let name = q.name.clone();
-        if q.db.read(OP, move |tx| anything_visible(tx, &name)).await? {
+        let worth_trying = first || q.db.read(OP, move |tx| anything_visible(tx, &name)).await?;
+        first = false;
+        if worth_trying {
             let name = q.name.clone();
             let got =
                 q.db.run(OP, move |tx| receive_once(tx, &name, max, visibility))

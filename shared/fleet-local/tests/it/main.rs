@@ -1,5 +1,6 @@
 //! One integration-test binary for the crate (modules below).
 
+mod group_commit;
 mod local;
 mod private_files;
 mod put_events_limit;
