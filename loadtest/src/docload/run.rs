@@ -239,13 +239,30 @@ fn now_ms() -> i64 {
         .map_or(0, |d| d.as_millis() as i64)
 }
 
-/// Run the scenario: the pipeline, then the floor; the report says whether every upload had
-/// its outcome and how far the pipeline is from the floor.
-pub async fn run(s: &DocScenario, o: &DocOptions) -> anyhow::Result<DocReport> {
-    let loadavg_before = loadavg().await;
-    let started_at_unix_ms = now_ms();
-    let uploads = documents::uploads(&s.mix).await?;
-    let stack_dir = o.work_dir.join("stack");
+/// One pipeline phase: what the stack and the worker left.
+struct Phase {
+    wall_s: f64,
+    worker_cpu_s: f64,
+    tools_cpu_s: f64,
+    events: Vec<Value>,
+    dead: Vec<fleet_local::QueuedMessage>,
+    fin: crate::worker::FinalLine,
+    worker_exit: String,
+    backend: Arc<dyn Backend>,
+    /// The S3 event sent for each upload, and its ETag.
+    bodies: Vec<String>,
+    etags: Vec<String>,
+}
+
+/// A fresh stack in `dir`, the uploads put, the worker started and ready, every S3 event
+/// queued at once and the outcomes watched; the worker stopped.
+async fn pipeline(
+    s: &DocScenario,
+    o: &DocOptions,
+    uploads: &[Upload],
+    dir: &Path,
+) -> anyhow::Result<Phase> {
+    let stack_dir = dir.join("stack");
     let local = {
         let dir = stack_dir.clone();
         let visibility = Duration::from_secs(s.visibility_timeout_s);
@@ -257,7 +274,7 @@ pub async fn run(s: &DocScenario, o: &DocOptions) -> anyhow::Result<DocReport> {
     let bucket = backend.objects(UPLOADS);
     let mut bodies = Vec::with_capacity(uploads.len());
     let mut etags = Vec::with_capacity(uploads.len());
-    for u in &uploads {
+    for u in uploads {
         let meta = bucket.put(&u.key, u.bytes.clone(), u.content_type).await?;
         let etag = meta.etag.unwrap_or_default();
         bodies.push(fleet_docs::s3event::object_created_event(
@@ -267,7 +284,7 @@ pub async fn run(s: &DocScenario, o: &DocOptions) -> anyhow::Result<DocReport> {
     }
 
     let health = free_addr().await?;
-    let log = o.work_dir.join("doc-pipeline.log");
+    let log = dir.join("doc-pipeline.log");
     let mut worker =
         WorkerProcess::start(&o.worker_bin, &worker_env(&stack_dir, s, health), log).await?;
     let t = Instant::now();
@@ -286,7 +303,7 @@ pub async fn run(s: &DocScenario, o: &DocOptions) -> anyhow::Result<DocReport> {
     }
     let pid = worker.pid().context("the worker has exited")?.to_string();
 
-    // The pipeline run: every event at once, the outcomes watched.
+    // Every event at once, the outcomes watched.
     let queue = backend.queue(QUEUE).await?;
     let t0 = Instant::now();
     for body in &bodies {
@@ -321,9 +338,8 @@ pub async fn run(s: &DocScenario, o: &DocOptions) -> anyhow::Result<DocReport> {
         }
         tokio::time::sleep(POLL).await;
     };
-    let wall = t0.elapsed().as_secs_f64();
+    let wall_s = t0.elapsed().as_secs_f64();
     let (worker_cpu_s, tools_cpu_s) = cpu_of(&pid).await.unwrap_or((f64::NAN, f64::NAN));
-    let loadavg_after_pipeline = loadavg().await;
     let worker_exit = match worker.exited() {
         Some(status) => format!("exited during the run: {status}"),
         None => match worker.terminate(Duration::from_secs(90)).await {
@@ -332,15 +348,43 @@ pub async fn run(s: &DocScenario, o: &DocOptions) -> anyhow::Result<DocReport> {
         },
     };
     let fin = final_line(&worker.log_text().await).unwrap_or_default();
+    Ok(Phase {
+        wall_s,
+        worker_cpu_s,
+        tools_cpu_s,
+        events,
+        dead,
+        fin,
+        worker_exit,
+        backend,
+        bodies,
+        etags,
+    })
+}
 
-    // The floor, the tools alone, after the worker is gone.
-    let parallelism = fleet_docs_local::ocr::LocalOcrConfig::default().parallel_pages;
-    let floor_dir = tempfile::tempdir_in(&o.work_dir).context("the floor's scratch directory")?;
-    let floor = floor::run(&uploads, floor_dir.path(), parallelism).await?;
-    let loadavg_after_floor = loadavg().await;
-
-    // Accounting.
-    let uploaded = uploaded(&uploads);
+/// Adds one phase's outcomes to `p`; returns (lost, wrong outcomes).
+async fn account(
+    uploads: &[Upload],
+    phase: Phase,
+    p: &mut PipelineRun,
+) -> anyhow::Result<(usize, Vec<WrongOutcome>)> {
+    let Phase {
+        events,
+        dead,
+        fin,
+        backend,
+        bodies,
+        etags,
+        ..
+    } = phase;
+    p.processed += events.len();
+    p.dead_lettered += dead.len();
+    p.worker_received += fin.received;
+    p.worker_succeeded += fin.succeeded;
+    p.worker_dead_lettered += fin.dead_lettered;
+    for (k, v) in fin.requests {
+        *p.requests.entry(k).or_default() += v;
+    }
     let mut by_etag: HashMap<&str, Vec<&Value>> = HashMap::new();
     for e in &events {
         if let Some(etag) = e["detail"]["payload"]["source"]["etag"].as_str() {
@@ -351,19 +395,6 @@ pub async fn run(s: &DocScenario, o: &DocOptions) -> anyhow::Result<DocReport> {
         dead.iter().map(|m| (m.body.as_str(), m)).collect();
     let records = backend.records(TABLE);
     let results = backend.objects(RESULTS);
-    let mut p = PipelineRun {
-        wall_s: wall,
-        worker_cpu_s,
-        tools_cpu_s,
-        processed: events.len(),
-        dead_lettered: dead.len(),
-        worker_received: fin.received,
-        worker_succeeded: fin.succeeded,
-        worker_dead_lettered: fin.dead_lettered,
-        requests: fin.requests,
-        worker_exit,
-        ..PipelineRun::default()
-    };
     let mut lost = 0;
     let mut wrong = Vec::new();
     for (i, u) in uploads.iter().enumerate() {
@@ -431,15 +462,72 @@ pub async fn run(s: &DocScenario, o: &DocOptions) -> anyhow::Result<DocReport> {
                 .count();
         }
     }
-    let pages = uploaded.pages as f64;
+    Ok((lost, wrong))
+}
+
+/// Run the scenario: `rounds` rounds of the pipeline and the floor, in turn pipeline first
+/// and floor first (so a load that drifts during the run weighs on both alike); the report
+/// says whether every upload had its outcome and how far the pipeline is from the floor.
+pub async fn run(s: &DocScenario, o: &DocOptions) -> anyhow::Result<DocReport> {
+    let loadavg_before = loadavg().await;
+    let started_at_unix_ms = now_ms();
+    let uploads = documents::uploads(&s.mix).await?;
+    let parallelism = fleet_docs_local::ocr::LocalOcrConfig::default().parallel_pages;
+    let mut p = PipelineRun::default();
+    let mut f = FloorRun::default();
+    let mut rounds = Vec::new();
+    let mut lost = 0;
+    let mut wrong = Vec::new();
+    let mut loadavg_after_pipeline = String::new();
+    for round in 0..s.rounds.max(1) {
+        let dir = o.work_dir.join(format!("round-{round}"));
+        let floor_first = round % 2 == 1;
+        let floor_dir =
+            tempfile::tempdir_in(&o.work_dir).context("the floor's scratch directory")?;
+        let early_floor = if floor_first {
+            Some(floor::run(&uploads, floor_dir.path(), parallelism).await?)
+        } else {
+            None
+        };
+        let phase = pipeline(s, o, &uploads, &dir).await?;
+        loadavg_after_pipeline = loadavg().await;
+        let fl = match early_floor {
+            Some(fl) => fl,
+            None => floor::run(&uploads, floor_dir.path(), parallelism).await?,
+        };
+        rounds.push(super::Round {
+            order: if floor_first {
+                "floor, pipeline"
+            } else {
+                "pipeline, floor"
+            },
+            pipeline_wall_s: phase.wall_s,
+            floor_wall_s: fl.wall_s,
+        });
+        p.wall_s += phase.wall_s;
+        p.worker_cpu_s += phase.worker_cpu_s;
+        p.tools_cpu_s += phase.tools_cpu_s;
+        p.worker_exit = phase.worker_exit.clone();
+        let (l, w) = account(&uploads, phase, &mut p).await?;
+        lost += l;
+        wrong.extend(w);
+        f.wall_s += fl.wall_s;
+        f.tools_cpu_s += fl.tools_cpu_s;
+        f.parallelism = fl.parallelism;
+        f.pdftotext_runs += fl.pdftotext_runs;
+        f.pdftoppm_runs += fl.pdftoppm_runs;
+        f.tesseract_runs += fl.tesseract_runs;
+        f.failed_runs += fl.failed_runs;
+    }
+    let loadavg_after_floor = loadavg().await;
+
+    let uploaded = uploaded(&uploads);
+    let pages = (uploaded.pages * rounds.len()) as f64;
     p.pages_per_s = pages / p.wall_s;
     p.s_per_page = p.wall_s / pages;
-    let floor = FloorRun {
-        pages_per_s: pages / floor.wall_s,
-        s_per_page: floor.wall_s / pages,
-        ..floor
-    };
-    let overhead_pct = (p.wall_s / floor.wall_s - 1.0) * 100.0;
+    f.pages_per_s = pages / f.wall_s;
+    f.s_per_page = f.wall_s / pages;
+    let overhead_pct = (p.wall_s / f.wall_s - 1.0) * 100.0;
     let tools = format!(
         "{}; {}",
         first_line("tesseract", "--version").await,
@@ -460,8 +548,9 @@ pub async fn run(s: &DocScenario, o: &DocOptions) -> anyhow::Result<DocReport> {
         started_at_unix_ms,
         worker_concurrency: s.worker_concurrency,
         uploaded,
+        rounds,
         pipeline: p,
-        floor,
+        floor: f,
         overhead_pct,
         lost,
         wrong_outcomes: wrong,
