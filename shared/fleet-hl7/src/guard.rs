@@ -127,26 +127,32 @@ pub fn separators(b: &[u8]) -> Result<Separators, Hl7Error> {
 /// Without MSH-18 the text is taken as UTF-8 when valid and as ISO 8859-1 otherwise: feeds
 /// that leave MSH-18 empty send one of those two in practice, and 8859-1 cannot fail.
 pub fn decode_charset<'a>(b: &'a [u8], seps: &Separators) -> Result<Cow<'a, str>, Hl7Error> {
-    let msh_end = b
-        .iter()
-        .position(|&c| c == b'\r' || c == b'\n')
-        .unwrap_or(b.len());
+    let msh_end = memchr::memchr2(b'\r', b'\n', b).unwrap_or(b.len());
     let field = seps.field as u8;
     let msh18 = b[..msh_end].split(|&c| c == field).nth(17).unwrap_or(b"");
     let first_rep = msh18
         .split(|&c| c == seps.repetition as u8)
         .next()
         .unwrap_or(b"");
-    let name = String::from_utf8_lossy(first_rep)
-        .trim()
-        .to_ascii_uppercase();
+    // Upper-cased on the stack: every name below is short ASCII (no allocation per message).
+    let lossy = String::from_utf8_lossy(first_rep);
+    let trimmed = lossy.trim();
+    let mut upper = [0u8; 16];
+    let name: Cow<'_, str> = match upper.get_mut(..trimmed.len()) {
+        Some(buf) if trimmed.is_ascii() => {
+            buf.copy_from_slice(trimmed.as_bytes());
+            buf.make_ascii_uppercase();
+            Cow::Borrowed(std::str::from_utf8(buf).unwrap_or_default())
+        }
+        _ => Cow::Owned(trimmed.to_ascii_uppercase()),
+    };
     let bad = |what: &str| {
         err(
             ErrorCode::Hl7BadCharset,
             format!("message bytes are not valid {what} (MSH-18)"),
         )
     };
-    match name.as_str() {
+    match name.as_ref() {
         "" => Ok(match std::str::from_utf8(b) {
             Ok(s) => Cow::Borrowed(s),
             Err(_) => Cow::Owned(latin1(b)),

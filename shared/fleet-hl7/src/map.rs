@@ -116,12 +116,13 @@ fn map(g: &Guarded<'_>, cfg: &MapConfig) -> Result<AdtMessage, Hl7Error> {
     };
     let msh = &msh;
 
-    let code = msh.comp(9, 0, 1, s).trim().to_ascii_uppercase();
+    let code_raw = msh.comp(9, 0, 1, s).trim();
     let msh_trigger = msh.comp(9, 0, 2, s).trim().to_ascii_uppercase();
-    if code.is_empty() {
+    if code_raw.is_empty() {
         return err(ErrorCode::Hl7MissingField, "MSH-9 is empty");
     }
-    if code != "ADT" {
+    if !code_raw.eq_ignore_ascii_case("ADT") {
+        let code = code_raw.to_ascii_uppercase();
         // Codes from closed lists, or lengths: never the producer's text (error.rs).
         let shown = match message_type_code(&code, &msh_trigger) {
             Some(t) => t,
@@ -289,12 +290,15 @@ fn visit(pv1: &Fields<'_>, s: &Separators, tz: Tz) -> Result<Visit, Hl7Error> {
         let part = |c: usize| txt(first_sub(p[c - 1], s), s);
         let (point_of_care, room, bed) = (part(1), part(2), part(3));
         let (facility, building, floor) = (part(4), part(7), part(8));
-        let display = [&point_of_care, &room, &bed]
-            .iter()
-            .filter(|v| !v.is_empty())
-            .map(|v| v.as_str())
-            .collect::<Vec<_>>()
-            .join("/");
+        let mut display = String::new();
+        for v in [&point_of_care, &room, &bed] {
+            if !v.is_empty() {
+                if !display.is_empty() {
+                    display.push('/');
+                }
+                display.push_str(v);
+            }
+        }
         let any = !display.is_empty()
             || !facility.is_empty()
             || !building.is_empty()

@@ -30,19 +30,36 @@ impl<'a> Seg<'a> {
         }
     }
 
-    /// Splits the fields once, for segments the mapping reads many fields of.
+    /// Splits the fields once, for segments the mapping reads many fields of. The first
+    /// [`STORED_FIELDS`] are kept on the stack (no allocation per segment); fields past them
+    /// are found by scanning on demand.
     pub fn fields(&self, seps: &Separators) -> Fields<'a> {
-        let mut f = Vec::with_capacity(48);
+        let mut f = [""; STORED_FIELDS];
         let bytes = self.text.as_bytes();
+        // The field separator is ASCII (the guard checks MSH-1), so these are char boundaries.
         let mut start = 0;
+        let mut n = 0;
         for i in memchr::memchr_iter(seps.field as u8, bytes) {
-            f.push(&self.text[start..i]);
-            start = i + 1;
+            {
+                f[n] = &self.text[start..i];
+                start = i + 1;
+                n += 1;
+                if n == STORED_FIELDS {
+                    break;
+                }
+            }
         }
-        f.push(&self.text[start..]);
+        let rest = if n < STORED_FIELDS {
+            f[n] = &self.text[start..];
+            None
+        } else {
+            Some(&self.text[start..])
+        };
         Fields {
             id: self.id,
             f,
+            rest,
+            sep: seps.field,
             is_msh: self.is_msh,
             field_sep: self.text.get(3..4).unwrap_or(""),
         }
@@ -60,10 +77,17 @@ impl<'a> Seg<'a> {
 #[derive(Debug, Clone)]
 pub struct Fields<'a> {
     pub id: &'a str,
-    f: Vec<&'a str>,
+    /// Split pieces 0..STORED_FIELDS (piece 0 is the segment id); "" past the last one.
+    f: [&'a str; STORED_FIELDS],
+    /// The text after piece STORED_FIELDS − 1 when the segment has more pieces.
+    rest: Option<&'a str>,
+    sep: char,
     is_msh: bool,
     field_sep: &'a str,
 }
+
+/// Pieces of a segment split up front: PV1, the widest segment the mapping reads, has 52 fields.
+const STORED_FIELDS: usize = 64;
 
 impl<'a> Fields<'a> {
     pub fn field(&self, n: usize) -> &'a str {
@@ -73,7 +97,11 @@ impl<'a> Fields<'a> {
             (true, n) => n - 1,
             (false, n) => n,
         };
-        self.f.get(idx).copied().unwrap_or("")
+        match (self.f.get(idx), self.rest) {
+            (Some(piece), _) => piece,
+            (None, Some(rest)) => nth(rest, self.sep, idx - STORED_FIELDS),
+            (None, None) => "",
+        }
     }
 
     /// Component `c` (1-based) of repetition `r` (0-based) of field `n`.
@@ -197,5 +225,33 @@ mod tests {
         assert_eq!(seg.field(4, &seps), "FAC");
         assert_eq!(seg.field(5, &seps), "");
         assert_eq!(Seg::new("PID|1|2").field(2, &seps), "2");
+    }
+
+    /// Fields past the ones split up front are still found, and nothing past the last one is.
+    #[test]
+    fn fields_past_the_stored_ones_are_read_from_the_rest() {
+        let seps = Separators {
+            field: '|',
+            component: '^',
+            repetition: '~',
+            escape: '\\',
+            subcomponent: '&',
+            truncation: None,
+        };
+        for n in [0, 1, 62, 63, 64, 65, 100] {
+            let text = (1..=n).fold("ZZZ".to_string(), |t, i| format!("{t}|f{i}"));
+            let fields = Seg::new(&text).fields(&seps);
+            for i in 1..=n {
+                assert_eq!(fields.field(i), format!("f{i}"), "{n} fields, field {i}");
+            }
+            assert_eq!(fields.field(n + 1), "", "{n} fields");
+            assert_eq!(fields.field(n + 7), "", "{n} fields");
+            let msh = (3..=n).fold("MSH|^~\\&".to_string(), |t, i| format!("{t}|m{i}"));
+            let fields = Seg::new(&msh).fields(&seps);
+            if n >= 3 {
+                assert_eq!(fields.field(n), format!("m{n}"), "MSH with {n} fields");
+            }
+            assert_eq!(fields.field(1), "|");
+        }
     }
 }
