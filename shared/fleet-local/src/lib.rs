@@ -36,8 +36,9 @@
 //! Neither the database nor the objects are encrypted: attributes report what `create_queue`
 //! was given, and workers need their explicit allow-unencrypted flag to run locally.
 //!
-//! SQLite calls run on tokio's blocking pool (`spawn_blocking`) over one connection per
-//! `LocalBackend` behind a mutex: SQLite serialises writers anyway, and this measured well
+//! SQLite calls run on one database thread per `LocalBackend` with group commit (`db.rs`,
+//! DESIGN.md): SQLite serialises writers anyway. An earlier design (blocking pool, one
+//! connection behind a mutex) measured well
 //! above the fleet's rates (`examples/local_throughput.rs`, release, 2-core box shared with
 //! other builds: 3-6k single sends/s, 20-40k batched sends/s, ~7k received+deleted/s, ~5k/s
 //! from the front of a 55k-message backlog, 10-12k routed events/s, 7-9k conditional puts/s).
