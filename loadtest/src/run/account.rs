@@ -265,16 +265,23 @@ pub(super) fn targets(r: &Report, s: &Scenario) -> Vec<Target> {
             met: local.then_some(r.worker_cpu_us_per_message <= 50.0),
         },
         Target {
-            what: "local throughput, 2 cores",
-            target: ">= 5000/s".into(),
+            what: "local throughput, 2 cores (issue 19)",
+            target: ">= 10000/s".into(),
             measured: format!("{:.0}/s", r.throughput_per_s),
-            met: (local && saturated).then_some(r.throughput_per_s >= 5000.0),
+            met: (local && saturated).then_some(r.throughput_per_s >= 10_000.0),
         },
         Target {
             what: "local p99 latency at 1,000 msg/s",
             target: "<= 50 ms".into(),
             measured: format!("{:.1} ms", r.latency_ms.p99),
             met: (local && s.mode == Mode::Rate && s.rate_per_s == 1000)
+                .then_some(r.latency_ms.p99 <= 50.0),
+        },
+        Target {
+            what: "local p99 latency at 5,000 msg/s (issue 19)",
+            target: "<= 50 ms".into(),
+            measured: format!("{:.1} ms", r.latency_ms.p99),
+            met: (local && s.mode == Mode::Rate && s.rate_per_s == 5000)
                 .then_some(r.latency_ms.p99 <= 50.0),
         },
     ]
