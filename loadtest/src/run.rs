@@ -16,6 +16,7 @@
 //! tokio's; blocking work (opening the local SQLite stack) goes to the blocking pool.
 
 mod account;
+pub(crate) use account::git_commit;
 mod collect;
 mod disrupt;
 mod mllp;

@@ -73,17 +73,6 @@ async fn uname() -> String {
     first_line("uname", "-a").await
 }
 
-async fn git_commit() -> Option<String> {
-    let o = tokio::process::Command::new("git")
-        .args(["describe", "--always", "--dirty", "--abbrev=7"])
-        .output()
-        .await
-        .ok()?;
-    o.status
-        .success()
-        .then(|| String::from_utf8_lossy(&o.stdout).trim().to_string())
-}
-
 /// (own, reaped children's) CPU ticks of a `/proc/<pid>/stat` line: utime + stime (fields 14,
 /// 15) and cutime + cstime (16, 17), counted after the parenthesised command name.
 pub(super) fn cpu_ticks(stat: &str) -> Option<(u64, u64)> {
@@ -544,7 +533,7 @@ pub async fn run(s: &DocScenario, o: &DocOptions) -> anyhow::Result<DocReport> {
             loadavg_after_floor,
             tools,
         },
-        git_commit: git_commit().await,
+        git_commit: crate::run::git_commit().await,
         started_at_unix_ms,
         worker_concurrency: s.worker_concurrency,
         uploaded,

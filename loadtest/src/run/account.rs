@@ -302,7 +302,8 @@ async fn machine() -> Machine {
     }
 }
 
-async fn git_commit() -> Option<String> {
+/// The commit of the working tree a run measured (`-dirty` when it had changes).
+pub(crate) async fn git_commit() -> Option<String> {
     let o = tokio::process::Command::new("git")
         .args(["describe", "--always", "--dirty", "--abbrev=7"])
         .output()
