@@ -308,16 +308,10 @@ mod tests {
         };
         let env = envelope(&event).expect("valid entry");
         let text = envelope_text(&env, &event.detail).unwrap();
-        // The same document as serialising the envelope whole, with the detail's bytes as sent.
+        // The same document as the envelope (key order aside: serde_json's map order depends
+        // on the features the build unifies), with the detail's bytes exactly as sent.
         let reparsed: Value = serde_json::from_str(&text).unwrap();
         assert_eq!(reparsed, env);
-        assert!(text.contains(&event.detail));
-        assert_eq!(
-            text,
-            serde_json::to_string(&env).unwrap().replace(
-                &serde_json::to_string(&env["detail"]).unwrap(),
-                &event.detail,
-            )
-        );
+        assert!(text.contains(&event.detail), "{text}");
     }
 }
