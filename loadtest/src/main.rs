@@ -156,15 +156,9 @@ fn main() -> ExitCode {
                     return ExitCode::from(2);
                 }
             };
-            let rt = match tokio::runtime::Builder::new_multi_thread()
-                .enable_all()
-                .build()
-            {
+            let rt = match runtime() {
                 Ok(rt) => rt,
-                Err(e) => {
-                    eprintln!("loadtest: cannot start the async runtime: {e}");
-                    return ExitCode::from(2);
-                }
+                Err(code) => return code,
             };
             match rt.block_on(run(&scenario, &opts)) {
                 Ok(true) => ExitCode::SUCCESS,
@@ -176,6 +170,18 @@ fn main() -> ExitCode {
             }
         }
     }
+}
+
+/// The multi-thread runtime a run needs; exit code 2 (with the reason printed) when it cannot
+/// start.
+fn runtime() -> Result<tokio::runtime::Runtime, ExitCode> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| {
+            eprintln!("loadtest: cannot start the async runtime: {e}");
+            ExitCode::from(2)
+        })
 }
 
 /// `loadtest doc-run`.
@@ -217,15 +223,9 @@ fn doc_run(
             return ExitCode::from(2);
         }
     };
-    let rt = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
+    let rt = match runtime() {
         Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("loadtest: cannot start the async runtime: {e}");
-            return ExitCode::from(2);
-        }
+        Err(code) => return code,
     };
     let ran = rt.block_on(async {
         let report = loadtest::docload::run(&s, &opts).await?;
