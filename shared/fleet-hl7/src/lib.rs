@@ -5,8 +5,9 @@
 //! `hl7-parser` 0.3.0 (the card's choice) has defects that make it unsafe as the first thing
 //! to see a message, and it costs ~200 µs for a 4.5 KB message; so the guard owns framing,
 //! charset, segment structure, MSH delimiters and escape decoding, reads only the segments the
-//! mapping needs, and uses hl7-parser for timestamp syntax. DESIGN.md lists every defect and
-//! the test that reproduces it.
+//! mapping needs, and reads timestamps with a hand-written copy of hl7-parser's grammar
+//! (hl7-parser itself is now only a dev-dependency: the defect tests and the grammar's
+//! reference). DESIGN.md lists every defect and the test that reproduces it.
 
 mod dtm;
 mod error;
@@ -23,6 +24,7 @@ mod split;
 
 use std::collections::BTreeMap;
 
+pub use dtm::Timestamp;
 pub use error::Hl7Error;
 pub use event::{PatientEventKind, TriggerRule, rule as trigger_rule};
 pub use guard::charset_supported;

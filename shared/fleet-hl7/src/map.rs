@@ -47,7 +47,7 @@ fn instant(
     rep: usize,
     seps: &Separators,
     tz: Tz,
-) -> Result<Option<crate::dtm::Instant>, Hl7Error> {
+) -> Result<Option<crate::dtm::Timestamp>, Hl7Error> {
     let raw = seg.comp(n, rep, 1, seps).trim();
     if raw.is_empty() || raw == "\"\"" {
         return Ok(None);
@@ -213,9 +213,9 @@ fn map(g: &Guarded<'_>, cfg: &MapConfig) -> Result<AdtMessage, Hl7Error> {
         receiving_facility: txt(msh.comp(6, 0, 1, s), s),
         version: opt_code(12),
         processing_id: opt_code(11),
-        message_time: message_time.rfc3339,
-        message_time_ms: message_time.epoch_ms,
-        event_time: event_time.map(|t| t.rfc3339),
+        message_time_ms: message_time.epoch_ms(),
+        message_time,
+        event_time,
         patient,
         visit,
         merge,
@@ -328,8 +328,8 @@ fn visit(pv1: &Fields<'_>, s: &Separators, tz: Tz) -> Result<Visit, Hl7Error> {
         class: opt(pv1.comp(2, 0, 1, s), s),
         location,
         visit_number: Phi(opt(pv1.comp(19, 0, 1, s), s)),
-        admit_time: instant(pv1, 44, 0, s, tz)?.map(|t| t.rfc3339),
-        discharge_time: instant(pv1, 45, 0, s, tz)?.map(|t| t.rfc3339),
+        admit_time: instant(pv1, 44, 0, s, tz)?,
+        discharge_time: instant(pv1, 45, 0, s, tz)?,
         attending: Phi(attending),
     })
 }

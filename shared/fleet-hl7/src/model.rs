@@ -1,6 +1,7 @@
 //! The typed ADT event. Anything that identifies or describes the patient sits in `Phi`, so
 //! `Debug` output of an `AdtMessage` is safe for logs while serialisation keeps the values.
 
+use crate::dtm::Timestamp;
 use crate::event::PatientEventKind;
 use fleet_core::phi::Phi;
 use serde::Serialize;
@@ -26,11 +27,12 @@ pub struct AdtMessage {
     pub version: Option<String>,
     /// MSH-11 processing id (P, T, D).
     pub processing_id: Option<String>,
-    /// MSH-7 as RFC 3339 with its offset (the configured zone when the message has none).
-    pub message_time: String,
+    /// MSH-7 with its offset (the configured zone when the message has none); serialised as
+    /// RFC 3339 text.
+    pub message_time: Timestamp,
     pub message_time_ms: i64,
     /// EVN-6 (event occurred), falling back to EVN-2 (recorded), when valid.
-    pub event_time: Option<String>,
+    pub event_time: Option<Timestamp>,
     pub patient: Patient,
     pub visit: Option<Visit>,
     pub merge: Option<Merge>,
@@ -106,9 +108,9 @@ pub struct Visit {
     /// PV1-19 visit number (CX.1).
     pub visit_number: Phi<Option<String>>,
     /// PV1-44 admit time.
-    pub admit_time: Option<String>,
+    pub admit_time: Option<Timestamp>,
     /// PV1-45 discharge time (first repetition).
-    pub discharge_time: Option<String>,
+    pub discharge_time: Option<Timestamp>,
     /// PV1-7 attending doctor (first repetition).
     pub attending: Phi<Option<Provider>>,
 }

@@ -36,7 +36,7 @@ pub fn build(
             event_type: msg.event_type.as_str(),
             schema_version: SCHEMA_VERSION,
             idempotency_key: &idempotency_key(msg),
-            occurred_at: &msg.message_time,
+            occurred_at: &msg.message_time.to_rfc3339(),
             correlation_id,
             policy,
         },
