@@ -3,12 +3,13 @@
 //!
 //! - **PDF**: `pdfinfo -f 1 -l max_pages` counts the pages and gives each one's size and
 //!   rotation (a failure, a `Syntax Error` or no pages is `DOCUMENT_CORRUPT`).
-//!   `pdftotext -bbox-layout` reads the text layer; a page whose layer has at least
-//!   [`LocalOcrConfig::text_layer_min_chars`] letters or digits is taken from it (words and
-//!   lines with their geometry, confidence 100, no pixel size); every other page is
-//!   rasterised with `pdftoppm` at [`LocalOcrConfig::dpi`], cropped to the size `pdfinfo`
-//!   gave (so a page that renders larger than it said still stays within the limit), and
-//!   read by Tesseract.
+//!   `pdftotext -bbox-layout` reads the text layer, unless the PDF's bytes name no font,
+//!   object stream, cross-reference stream or annotation list (a scan: `layer`, issue 19);
+//!   a page whose layer has at least [`LocalOcrConfig::text_layer_min_chars`] letters or
+//!   digits is taken from it (words and lines with their geometry, confidence 100, no pixel
+//!   size); every other page is rasterised with `pdftoppm` at [`LocalOcrConfig::dpi`],
+//!   cropped to the size `pdfinfo` gave (so a page that renders larger than it said still
+//!   stays within the limit), and read by Tesseract.
 //! - **PNG, JPEG**: Tesseract reads the image. **TIFF**: each page (counted from the file's
 //!   IFD chain) is read by its own Tesseract run (`tessedit_page_number`).
 //! - **Text**: the UTF-8 text is the document ([`OcrResult::from_plain_text`]).
@@ -37,13 +38,16 @@
 //! start, [`TesseractOcr::remove_stale_dirs`] removes those left by a process that is gone.
 //! Nothing here logs document text or file contents; error details carry at most 200
 //! characters of a tool's stderr (these tools never print document text there), with
-//! temporary paths removed.//!
+//! temporary paths removed.
+//!
 //! Layout: this file reads a document (tool check, page count, text layer, scheduling pages);
 //! `page` reads one page (pdftoppm rasterising, a Tesseract run); `process` runs a tool with a
 //! timeout and bounds its stderr; `parse` turns Tesseract TSV and pdftotext's bbox layout into
-//! the result schema; `tiff` reads a TIFF's pages and their sizes; `limits` the sizes of PNG,
-//! JPEG and PDF pages; `workdir` the private temporary directories.
+//! the result schema; `layer` tells from a PDF's bytes whether it can have text; `tiff` reads
+//! a TIFF's pages and their sizes; `limits` the sizes of PNG, JPEG and PDF pages; `workdir`
+//! the private temporary directories.
 
+mod layer;
 mod limits;
 mod page;
 mod parse;
@@ -311,7 +315,10 @@ impl TesseractOcr {
             .await
             .map_err(|e| io_error("writing the document", &e))?;
         match document.media_type {
-            MediaType::Pdf => self.read_pdf(&input, dir).await,
+            MediaType::Pdf => {
+                let text = layer::may_have_text(&document.bytes);
+                self.read_pdf(&input, text, dir).await
+            }
             MediaType::Tiff => {
                 // Counted and measured by `image_sizes`.
                 let count = sizes.len() as u32;
@@ -354,7 +361,14 @@ impl TesseractOcr {
         Ok(())
     }
 
-    async fn read_pdf(&self, input: &Path, dir: &Path) -> Result<OcrResult, DocError> {
+    /// A PDF: its pages counted and measured by `pdfinfo`, its text layer read by `pdftotext`
+    /// when `may_have_text` (see [`layer`]), the other pages OCR'd.
+    async fn read_pdf(
+        &self,
+        input: &Path,
+        may_have_text: bool,
+        dir: &Path,
+    ) -> Result<OcrResult, DocError> {
         let c = &self.config;
         // Every page's size, up to the page limit: more pages are refused anyway.
         let last = c.max_pages.max(1).to_string();
@@ -390,7 +404,36 @@ impl TesseractOcr {
             pixels.insert(number, (side(w), side(h)));
         }
 
-        // The text layer, all pages at once. Failing that, every page is rasterised.
+        // The text layer, all pages at once. Failing that, or when the PDF cannot have one (a
+        // scan), every page is rasterised.
+        let layer = if may_have_text {
+            self.text_layer(input, count, dir).await?
+        } else {
+            HashMap::new()
+        };
+        let from_layer = layer.len();
+        let jobs: Vec<PageJob> = (1..=count)
+            .filter(|n| !layer.contains_key(n))
+            .map(|number| PageJob::PdfPage {
+                pdf: input.to_path_buf(),
+                number,
+                pixels: pixels[&number],
+            })
+            .collect();
+        tracing::debug!(pages = count, from_layer, ocr = jobs.len(), "reading PDF");
+        self.ocr_pages(jobs, layer.into_values().collect(), dir)
+            .await
+    }
+
+    /// The pages of `input` (of `count` pages) whose text layer is meaningful, read by one
+    /// `pdftotext -bbox-layout` run; none when it fails.
+    async fn text_layer(
+        &self,
+        input: &Path,
+        count: u32,
+        dir: &Path,
+    ) -> Result<HashMap<u32, Page>, DocError> {
+        let c = &self.config;
         let layout = dir.join("layout.html");
         let timeout = c.page_timeout.saturating_mul(count);
         let args: [&std::ffi::OsStr; 5] = [
@@ -422,18 +465,7 @@ impl TesseractOcr {
                 "pdftotext failed; rasterising every page"
             );
         }
-        let from_layer = layer.len();
-        let jobs: Vec<PageJob> = (1..=count)
-            .filter(|n| !layer.contains_key(n))
-            .map(|number| PageJob::PdfPage {
-                pdf: input.to_path_buf(),
-                number,
-                pixels: pixels[&number],
-            })
-            .collect();
-        tracing::debug!(pages = count, from_layer, ocr = jobs.len(), "reading PDF");
-        self.ocr_pages(jobs, layer.into_values().collect(), dir)
-            .await
+        Ok(layer)
     }
 
     /// OCRs `jobs` in parallel and merges them with the pages already read, in page order.

@@ -16,24 +16,24 @@ use fleet_docs_local::render;
 /// Made up: what must never reach a log line or an error detail.
 const PATIENT: &str = "Marbeck";
 
-/// A test's tools and its temporary root.
-struct Tools {
+/// A test's tools and its temporary root (also used by `layer`).
+pub(crate) struct Tools {
     dir: tempfile::TempDir,
 }
 
 impl Tools {
-    fn new() -> Self {
+    pub(crate) fn new() -> Self {
         Self {
             dir: tempfile::tempdir().unwrap(),
         }
     }
 
-    fn path(&self, name: &str) -> PathBuf {
+    pub(crate) fn path(&self, name: &str) -> PathBuf {
         self.dir.path().join(name)
     }
 
     /// A script named `name` running `body` (`$@` are the tool's arguments).
-    fn script(&self, name: &str, body: &str) -> PathBuf {
+    pub(crate) fn script(&self, name: &str, body: &str) -> PathBuf {
         let path = self.path(name);
         std::fs::write(&path, format!("#!/bin/sh\n{body}\n")).unwrap();
         std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
@@ -42,7 +42,7 @@ impl Tools {
 
     /// A spy for `tool`: records its name in `ran.log`, then runs the real one (with at most
     /// 2 GB of address space, so that even code without the limits cannot exhaust the machine).
-    fn spy(&self, tool: &str) -> PathBuf {
+    pub(crate) fn spy(&self, tool: &str) -> PathBuf {
         let log = self.path("ran.log");
         self.script(
             tool,
@@ -54,7 +54,7 @@ impl Tools {
     }
 
     /// The tools that ran, in order.
-    fn ran(&self) -> Vec<String> {
+    pub(crate) fn ran(&self) -> Vec<String> {
         std::fs::read_to_string(self.path("ran.log"))
             .unwrap_or_default()
             .lines()
@@ -62,14 +62,14 @@ impl Tools {
             .collect()
     }
 
-    fn temp_root(&self) -> PathBuf {
+    pub(crate) fn temp_root(&self) -> PathBuf {
         let root = self.path("tmp");
         std::fs::create_dir_all(&root).unwrap();
         root
     }
 
     /// Every tool a spy, temporary directories under our own root.
-    fn config(&self) -> LocalOcrConfig {
+    pub(crate) fn config(&self) -> LocalOcrConfig {
         LocalOcrConfig {
             tesseract: self.spy("tesseract"),
             pdftoppm: self.spy("pdftoppm"),
@@ -81,7 +81,7 @@ impl Tools {
     }
 
     /// What is left under the temporary root.
-    fn left_behind(&self) -> Vec<String> {
+    pub(crate) fn left_behind(&self) -> Vec<String> {
         std::fs::read_dir(self.temp_root())
             .unwrap()
             .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
