@@ -11,6 +11,8 @@ use chrono::{
 };
 use chrono_tz::Tz;
 
+use crate::text::Text;
+
 /// An instant with the offset it was sent in (or the facility zone's offset when it had none).
 /// Kept as a number; the RFC 3339 text (`2011-06-13T08:36:17-04:00`, fractions as chrono's
 /// `SecondsFormat::AutoSi`) is made only when displayed or serialised, where it is a string.
@@ -208,32 +210,31 @@ fn local(naive: NaiveDateTime, tz: Tz) -> Option<DateTime<FixedOffset>> {
 
 /// A date (birth date) to `YYYY-MM-DD`, `YYYY-MM` or `YYYY`, keeping the precision sent.
 /// Whatever follows the date is ignored (the lenient grammar).
-pub fn parse_date(raw: &str) -> Option<String> {
+pub fn parse_date(raw: &str) -> Option<Text> {
     let ts = grammar(raw.trim().as_bytes(), true)?;
-    let mut out = String::with_capacity(10);
-    let push2 = |out: &mut String, v: u8| {
-        out.push(char::from(b'0' + v / 10));
-        out.push(char::from(b'0' + v % 10));
+    let mut out = [b'-'; 10];
+    let put2 = |out: &mut [u8; 10], at: usize, v: u16| {
+        // Every part is below 100 (two digits each; the year is written as two halves).
+        out[at] = b'0' + (v / 10 % 10) as u8;
+        out[at + 1] = b'0' + (v % 10) as u8;
     };
-    // The year is four digits, so both halves are below 100.
-    push2(&mut out, (ts.year / 100) as u8);
-    push2(&mut out, (ts.year % 100) as u8);
-    match (ts.month, ts.day) {
+    put2(&mut out, 0, ts.year / 100);
+    put2(&mut out, 2, ts.year % 100);
+    let len = match (ts.month, ts.day) {
         (Some(m), Some(d)) => {
             NaiveDate::from_ymd_opt(i32::from(ts.year), u32::from(m), u32::from(d))?;
-            out.push('-');
-            push2(&mut out, m);
-            out.push('-');
-            push2(&mut out, d);
+            put2(&mut out, 5, u16::from(m));
+            put2(&mut out, 8, u16::from(d));
+            10
         }
         (Some(m), None) if (1..=12).contains(&m) => {
-            out.push('-');
-            push2(&mut out, m);
+            put2(&mut out, 5, u16::from(m));
+            7
         }
-        (None, _) => {}
+        (None, _) => 4,
         _ => return None,
-    }
-    Some(out)
+    };
+    std::str::from_utf8(&out[..len]).ok().map(Text::from)
 }
 
 #[cfg(test)]
@@ -327,7 +328,7 @@ mod tests {
             );
         }
         prop_assert_eq!(
-            parse_date(raw),
+            parse_date(raw).map(String::from),
             reference::parse_date(raw),
             "date {:?}",
             raw

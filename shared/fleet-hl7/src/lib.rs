@@ -21,6 +21,7 @@ mod map;
 mod model;
 mod seg;
 mod split;
+mod text;
 
 use std::collections::BTreeMap;
 
@@ -35,6 +36,7 @@ pub use model::{
     Address, AdtMessage, Location, Merge, Patient, PatientId, PersonName, Provider, Visit,
 };
 pub use split::split_messages;
+pub use text::Text;
 
 /// Mapping settings.
 #[derive(Debug, Clone)]

@@ -9,21 +9,22 @@ use crate::guard::{self, Guarded};
 use crate::idtypes::IdentifierTypes;
 use crate::model::*;
 use crate::seg::{Fields, Separators, comp, first_sub};
+use crate::text::Text;
 use crate::{MapConfig, split};
 use chrono_tz::Tz;
 use fleet_core::ErrorCode;
 use fleet_core::phi::Phi;
 
 /// Decoded, trimmed leaf text; HL7's explicit null `""` counts as empty.
-fn txt(raw: &str, seps: &Separators) -> String {
+fn txt(raw: &str, seps: &Separators) -> Text {
     let t = raw.trim();
     if t == "\"\"" {
-        return String::new();
+        return Text::new();
     }
-    decode(t, seps).into_owned()
+    Text::from(decode(t, seps))
 }
 
-fn opt(raw: &str, seps: &Separators) -> Option<String> {
+fn opt(raw: &str, seps: &Separators) -> Option<Text> {
     Some(txt(raw, seps)).filter(|s| !s.is_empty())
 }
 
@@ -117,7 +118,7 @@ fn map(g: &Guarded<'_>, cfg: &MapConfig) -> Result<AdtMessage, Hl7Error> {
     let msh = &msh;
 
     let code_raw = msh.comp(9, 0, 1, s).trim();
-    let msh_trigger = msh.comp(9, 0, 2, s).trim().to_ascii_uppercase();
+    let msh_trigger = Text::ascii_uppercase(msh.comp(9, 0, 2, s).trim());
     if code_raw.is_empty() {
         return err(ErrorCode::Hl7MissingField, "MSH-9 is empty");
     }
@@ -134,7 +135,7 @@ fn map(g: &Guarded<'_>, cfg: &MapConfig) -> Result<AdtMessage, Hl7Error> {
     let evn = find(g, "EVN");
     let evn_trigger = evn
         .as_ref()
-        .map(|e| e.field(1).trim().to_ascii_uppercase())
+        .map(|e| Text::ascii_uppercase(e.field(1).trim()))
         .filter(|t| !t.is_empty());
     let trigger = if !msh_trigger.is_empty() {
         msh_trigger
@@ -201,7 +202,7 @@ fn map(g: &Guarded<'_>, cfg: &MapConfig) -> Result<AdtMessage, Hl7Error> {
 
     let opt_code = |n: usize| opt(msh.comp(n, 0, 1, s), s);
     Ok(AdtMessage {
-        message_type: format!("ADT^{trigger}"),
+        message_type: Text::join(&["ADT", &trigger], "^"),
         trigger,
         evn_trigger,
         structure: opt(msh.comp(9, 0, 3, s), s),
@@ -290,15 +291,15 @@ fn visit(pv1: &Fields<'_>, s: &Separators, tz: Tz) -> Result<Visit, Hl7Error> {
         let part = |c: usize| txt(first_sub(p[c - 1], s), s);
         let (point_of_care, room, bed) = (part(1), part(2), part(3));
         let (facility, building, floor) = (part(4), part(7), part(8));
-        let mut display = String::new();
+        let mut shown = [""; 3];
+        let mut k = 0;
         for v in [&point_of_care, &room, &bed] {
             if !v.is_empty() {
-                if !display.is_empty() {
-                    display.push('/');
-                }
-                display.push_str(v);
+                shown[k] = v;
+                k += 1;
             }
         }
+        let display = Text::join(&shown[..k], "/");
         let any = !display.is_empty()
             || !facility.is_empty()
             || !building.is_empty()

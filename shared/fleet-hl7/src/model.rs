@@ -1,32 +1,34 @@
 //! The typed ADT event. Anything that identifies or describes the patient sits in `Phi`, so
 //! `Debug` output of an `AdtMessage` is safe for logs while serialisation keeps the values.
+//! Values are [`Text`] (short ones without a heap allocation), serialised as plain strings.
 
 use crate::dtm::Timestamp;
 use crate::event::PatientEventKind;
+use crate::text::Text;
 use fleet_core::phi::Phi;
 use serde::Serialize;
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct AdtMessage {
     /// MSH-9.1 and the effective trigger, e.g. `ADT^A01`.
-    pub message_type: String,
+    pub message_type: Text,
     /// MSH-9.2, or EVN-1 when MSH-9.2 is empty.
-    pub trigger: String,
+    pub trigger: Text,
     /// EVN-1 when present (kept even when it disagrees with MSH-9.2, which wins).
-    pub evn_trigger: Option<String>,
+    pub evn_trigger: Option<Text>,
     /// MSH-9.3 message structure, e.g. `ADT_A01`.
-    pub structure: Option<String>,
+    pub structure: Option<Text>,
     pub event_type: PatientEventKind,
     /// MSH-10, required: with the facility it is the idempotency key.
-    pub control_id: String,
-    pub sending_application: String,
-    pub sending_facility: String,
-    pub receiving_application: String,
-    pub receiving_facility: String,
+    pub control_id: Text,
+    pub sending_application: Text,
+    pub sending_facility: Text,
+    pub receiving_application: Text,
+    pub receiving_facility: Text,
     /// MSH-12 version id.
-    pub version: Option<String>,
+    pub version: Option<Text>,
     /// MSH-11 processing id (P, T, D).
-    pub processing_id: Option<String>,
+    pub processing_id: Option<Text>,
     /// MSH-7 with its offset (the configured zone when the message has none); serialised as
     /// RFC 3339 text.
     pub message_time: Timestamp,
@@ -41,29 +43,29 @@ pub struct AdtMessage {
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct PatientId {
     /// CX.1.
-    pub id: Phi<String>,
+    pub id: Phi<Text>,
     /// CX.4, first component (namespace id).
-    pub authority: Option<String>,
+    pub authority: Option<Text>,
     /// CX.5 identifier type code (MR, PI, SS, ...).
-    pub id_type: Option<String>,
+    pub id_type: Option<Text>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct PersonName {
-    pub family: String,
-    pub given: String,
+    pub family: Text,
+    pub given: Text,
     /// XPN.3 second and further given names or initials.
-    pub middle: Option<String>,
+    pub middle: Option<Text>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Address {
-    pub street: String,
-    pub other: String,
-    pub city: String,
-    pub state: String,
-    pub postal_code: String,
-    pub country: String,
+    pub street: Text,
+    pub other: Text,
+    pub city: Text,
+    pub state: Text,
+    pub postal_code: Text,
+    pub country: Text,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -72,9 +74,9 @@ pub struct Patient {
     pub identifiers: Vec<PatientId>,
     pub name: Phi<Option<PersonName>>,
     /// PID-7 as `YYYY-MM-DD` (or `YYYY-MM` / `YYYY` when sent with less precision).
-    pub birth_date: Phi<Option<String>>,
+    pub birth_date: Phi<Option<Text>>,
     /// PID-8 administrative sex code.
-    pub sex: Phi<Option<String>>,
+    pub sex: Phi<Option<Text>>,
     pub address: Phi<Option<Address>>,
     /// PID-30: `Some(true)` for `Y`, `Some(false)` for `N`.
     pub death_indicator: Option<bool>,
@@ -82,31 +84,31 @@ pub struct Patient {
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Location {
-    pub point_of_care: String,
-    pub room: String,
-    pub bed: String,
-    pub facility: String,
-    pub building: String,
-    pub floor: String,
+    pub point_of_care: Text,
+    pub room: Text,
+    pub bed: Text,
+    pub facility: Text,
+    pub building: Text,
+    pub floor: Text,
     /// Non-empty parts joined with `^`-free separators for display: `point_of_care/room/bed`.
-    pub display: String,
+    pub display: Text,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Provider {
-    pub id: String,
-    pub family: String,
-    pub given: String,
+    pub id: Text,
+    pub family: Text,
+    pub given: Text,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Visit {
     /// PV1-2 patient class (I, O, E, P, R, B, ...).
-    pub class: Option<String>,
+    pub class: Option<Text>,
     /// PV1-3 assigned location.
     pub location: Option<Location>,
     /// PV1-19 visit number (CX.1).
-    pub visit_number: Phi<Option<String>>,
+    pub visit_number: Phi<Option<Text>>,
     /// PV1-44 admit time.
     pub admit_time: Option<Timestamp>,
     /// PV1-45 discharge time (first repetition).
@@ -120,7 +122,7 @@ pub struct Merge {
     /// MRG-1 prior patient identifier list.
     pub prior_identifiers: Vec<PatientId>,
     /// MRG-3 prior patient account number (CX.1).
-    pub prior_account_number: Phi<Option<String>>,
+    pub prior_account_number: Phi<Option<Text>>,
     /// MRG-5 prior visit number (CX.1).
-    pub prior_visit_number: Phi<Option<String>>,
+    pub prior_visit_number: Phi<Option<Text>>,
 }
