@@ -10,11 +10,28 @@ use crate::split;
 use fleet_core::ErrorCode;
 use std::borrow::Cow;
 
-/// A message that passed the guard: decoded text and its segments in order.
+/// A message that passed the guard: its separators, and the first segment with each id the
+/// mapping reads (the segments are validated and then not kept: no allocation per message).
 #[derive(Debug)]
 pub struct Guarded<'a> {
     pub seps: Separators,
-    pub segments: Vec<Seg<'a>>,
+    /// The first segment (MSH: the guard refuses anything else first).
+    pub first: Option<Seg<'a>>,
+    /// The first segment with each id of [`MAPPED`], in that order.
+    mapped: [Option<Seg<'a>>; MAPPED.len()],
+}
+
+/// The segments the mapping reads besides MSH.
+const MAPPED: [&str; 4] = ["EVN", "PID", "PV1", "MRG"];
+
+impl<'a> Guarded<'a> {
+    /// The first segment with this id; `None` also for an id the mapping does not read.
+    pub fn find(&self, id: &str) -> Option<Seg<'a>> {
+        MAPPED
+            .iter()
+            .position(|m| *m == id)
+            .and_then(|i| self.mapped[i])
+    }
 }
 
 /// Strips what surrounds a message on the wire: UTF-8 BOM, MLLP start/end bytes, blank space.
@@ -101,15 +118,13 @@ pub fn separators(b: &[u8]) -> Result<Separators, Hl7Error> {
             format!("MSH-2 has {} characters, expected 4 or 5", enc.len()),
         );
     }
-    let mut all = vec![field];
-    for &c in enc {
-        if !is_delim(c) || all.contains(&c) {
+    for (i, &c) in enc.iter().enumerate() {
+        if !is_delim(c) || c == field || enc[..i].contains(&c) {
             return err(
                 ErrorCode::Hl7BadEncodingChars,
                 "MSH-2 holds a repeated or non-delimiter character",
             );
         }
-        all.push(c);
     }
     let ch = |i: usize| char::from(enc[i]);
     Ok(Separators {
@@ -229,9 +244,13 @@ fn latin1(b: &[u8]) -> String {
 }
 
 /// Text-level step: splits segments on any line ending, drops blank lines, and validates each
-/// segment so that nothing is silently skipped.
-pub fn segments<'a>(text: &'a str, seps: &Separators) -> Result<Vec<Seg<'a>>, Hl7Error> {
-    let mut out = Vec::with_capacity(32);
+/// segment so that nothing is silently skipped; `visit` sees each valid one in order.
+fn each_segment<'a>(
+    text: &'a str,
+    seps: &Separators,
+    mut visit: impl FnMut(Seg<'a>),
+) -> Result<(), Hl7Error> {
+    let mut count = 0;
     let bytes = text.as_bytes();
     let mut start = 0;
     while start < bytes.len() {
@@ -242,7 +261,7 @@ pub fn segments<'a>(text: &'a str, seps: &Separators) -> Result<Vec<Seg<'a>>, Hl
         if line.bytes().all(|c| c.is_ascii_whitespace()) {
             continue;
         }
-        let n = out.len() + 1;
+        let n = count + 1;
         let bytes = line.as_bytes();
         let id_ok = bytes.len() >= 3
             && bytes[0].is_ascii_uppercase()
@@ -283,15 +302,35 @@ pub fn segments<'a>(text: &'a str, seps: &Separators) -> Result<Vec<Seg<'a>>, Hl
                 format!("segment {n} is a batch envelope segment inside a message"),
             );
         }
-        out.push(seg);
+        visit(seg);
+        count = n;
     }
+    Ok(())
+}
+
+/// Every segment, validated as [`guard`] does (tests count them).
+#[cfg(test)]
+pub fn segments<'a>(text: &'a str, seps: &Separators) -> Result<Vec<Seg<'a>>, Hl7Error> {
+    let mut out = Vec::new();
+    each_segment(text, seps, |seg| out.push(seg))?;
     Ok(out)
 }
 
 /// Runs the whole guard on one message.
 pub fn guard<'a>(text: &'a str, seps: Separators) -> Result<Guarded<'a>, Hl7Error> {
-    let segments = segments(text, &seps)?;
-    Ok(Guarded { seps, segments })
+    let mut first = None;
+    let mut mapped = [None; MAPPED.len()];
+    each_segment(text, &seps, |seg| {
+        first.get_or_insert(seg);
+        if let Some(i) = MAPPED.iter().position(|m| *m == seg.id) {
+            mapped[i].get_or_insert(seg);
+        }
+    })?;
+    Ok(Guarded {
+        seps,
+        first,
+        mapped,
+    })
 }
 
 #[cfg(test)]
@@ -314,6 +353,41 @@ mod tests {
         hl7_parser::Message::parse_with_lenient_newlines(s, true)
             .ok()
             .map(|m| m.segments.len())
+    }
+
+    /// The guard keeps no list of segments: it hands the mapping the first of each segment it
+    /// reads (a second PID, as in A17, is validated and then not mapped), and still refuses a
+    /// bad segment after them.
+    #[test]
+    fn guard_keeps_the_first_of_each_mapped_segment() {
+        let two = format!("{GOOD}\rPID|2||MRN2\rPV1|2|O\rZZZ|x\rMRG|OLD1");
+        let cfg = MapConfig::default();
+        let (text, seps) = decode_message(two.as_bytes(), &cfg).unwrap();
+        let g = guard(&text, seps).unwrap();
+        assert_eq!(g.first.map(|s| s.id), Some("MSH"));
+        assert_eq!(
+            g.find("EVN").map(|s| s.text),
+            Some("EVN|A01|20240102030405")
+        );
+        assert_eq!(
+            g.find("PID").map(|s| s.text),
+            Some("PID|1||MRN1^^^HOSP^MR||DOE^JANE")
+        );
+        assert_eq!(g.find("PV1").map(|s| s.text), Some("PV1|1|I"));
+        assert_eq!(g.find("MRG").map(|s| s.text), Some("MRG|OLD1"));
+        assert!(g.find("ZZZ").is_none() && g.find("MSH").is_none());
+        assert_eq!(segments(&text, &seps).map(|v| v.len()), Ok(8));
+
+        let without = GOOD.replace("\rPV1|1|I", "");
+        let (text, seps) = decode_message(without.as_bytes(), &cfg).unwrap();
+        assert!(guard(&text, seps).unwrap().find("PV1").is_none());
+
+        let bad = format!("{two}\rZZ");
+        let (text, seps) = decode_message(bad.as_bytes(), &cfg).unwrap();
+        assert_eq!(
+            guard(&text, seps).unwrap_err().code,
+            ErrorCode::Hl7BadSegment
+        );
     }
 
     /// Defect: strict mode with LF endings returns Ok holding only MSH.

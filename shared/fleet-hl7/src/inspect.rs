@@ -64,7 +64,7 @@ fn input_part(input: &[u8], index: usize) -> Vec<u8> {
 fn header(raw: &[u8], cfg: &MapConfig) -> Option<(String, String)> {
     let (text, seps) = guard::decode_message(raw, cfg).ok()?;
     let g = guard::guard(&text, seps).ok()?;
-    let msh = g.segments.first()?.fields(&g.seps);
+    let msh = g.first?.fields(&g.seps);
     let code = msh.comp(9, 0, 1, &g.seps).trim();
     let trigger = msh.comp(9, 0, 2, &g.seps).trim();
     let message_type = message_type_code(code, trigger)?;

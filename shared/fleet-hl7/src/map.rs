@@ -104,15 +104,12 @@ fn parse_one(raw: &[u8], cfg: &MapConfig) -> Result<AdtMessage, Hl7Error> {
 
 /// The first segment with this id, split into fields (only the five mapped segments are).
 fn find<'a>(g: &Guarded<'a>, id: &str) -> Option<Fields<'a>> {
-    g.segments
-        .iter()
-        .find(|s| s.id == id)
-        .map(|s| s.fields(&g.seps))
+    g.find(id).map(|s| s.fields(&g.seps))
 }
 
 fn map(g: &Guarded<'_>, cfg: &MapConfig) -> Result<AdtMessage, Hl7Error> {
     let s = &g.seps;
-    let Some(msh) = g.segments.first().map(|m| m.fields(s)) else {
+    let Some(msh) = g.first.map(|m| m.fields(s)) else {
         return err(ErrorCode::Hl7NoMsh, "no MSH segment");
     };
     let msh = &msh;
