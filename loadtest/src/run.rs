@@ -70,7 +70,7 @@ struct Tally<'a> {
 impl Tally<'_> {
     /// Messages with an outcome so far (an event or a dead letter), each counted once.
     fn accounted(&self) -> usize {
-        let s = self.seen.lock().unwrap();
+        let mut s = self.seen.lock().unwrap();
         s.accounted(self.messages, self.by_control)
     }
 }

@@ -37,6 +37,9 @@ const PATTERN: &str = r#"{"source":["fleet.hl7-ingest"]}"#;
 /// A provisioned stack.
 pub struct Stack {
     pub backend: Arc<dyn Backend>,
+    /// The same backend when it is the local one: the load tool reads the tap queue through
+    /// it without receiving (`LocalBackend::queue_tail`).
+    pub local: Option<LocalBackend>,
     /// Queue identities as the worker takes them (names locally, URLs on aws).
     pub source: String,
     pub dlq: String,
@@ -89,7 +92,8 @@ pub fn local(dir: &Path, visibility: Duration) -> anyhow::Result<Stack> {
         (fleet_core::env::ALLOW_UNENCRYPTED.into(), "1".into()),
     ];
     Ok(Stack {
-        backend: Arc::new(local),
+        backend: Arc::new(local.clone()),
+        local: Some(local),
         source,
         dlq,
         tap,
@@ -149,6 +153,7 @@ pub async fn aws(
         ]);
     }
     Ok(Stack {
+        local: None,
         backend: Arc::new(backend),
         source,
         dlq,

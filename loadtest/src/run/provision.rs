@@ -8,6 +8,7 @@ use anyhow::Context;
 use fleet_core::ports::MessageQueue;
 
 use super::Options;
+use super::collect::Tap;
 use super::workers::Workers;
 use crate::proxy::{FaultProxy, ProxyConfig};
 use crate::scenario::Scenario;
@@ -18,7 +19,7 @@ use crate::stack::{self, BackendKind, Stack};
 pub(super) struct Provisioned {
     pub stack: Stack,
     pub source: Arc<dyn MessageQueue>,
-    pub tap: Arc<dyn MessageQueue>,
+    pub tap: Tap,
     pub dlq: Arc<dyn MessageQueue>,
     pub proxy: Option<FaultProxy>,
     pub workers: Workers,
@@ -35,7 +36,13 @@ pub(super) async fn provision(scenario: &Scenario, opts: &Options) -> anyhow::Re
         BackendKind::Aws => stack::aws(opts.endpoint.as_deref(), &opts.region, visibility).await?,
     };
     let source = stack.backend.queue(&stack.source).await?;
-    let tap = stack.backend.queue(&stack.tap).await?;
+    let tap = match &stack.local {
+        Some(local) => Tap::LocalTail {
+            backend: local.clone(),
+            queue: stack.tap.clone(),
+        },
+        None => Tap::Queue(stack.backend.queue(&stack.tap).await?),
+    };
     let dlq = stack.backend.queue(&stack.dlq).await?;
     let proxy = start_proxy(scenario, opts).await?;
     let workers = Workers::new(

@@ -232,6 +232,19 @@ impl LocalBackend {
         queue::snapshot(&self.db, name)
     }
 
+    /// Up to `limit` messages on a queue sent after sequence number `after` (0: from the
+    /// start), each with its sequence number, in send order, without receiving them: a read-only
+    /// transaction, so the caller neither changes the queue nor takes the write lock. For an
+    /// observer in another process (the load tool's tap) that must not perturb the workers.
+    pub async fn queue_tail(
+        &self,
+        name: &str,
+        after: i64,
+        limit: usize,
+    ) -> Result<Vec<(i64, QueuedMessage)>, PortError> {
+        queue::tail(&self.db, Self::resolve_queue_name(name), after, limit).await
+    }
+
     fn resolve_queue_name(name_or_url: &str) -> &str {
         name_or_url
             .strip_prefix(QUEUE_URL_PREFIX)

@@ -22,7 +22,7 @@ use rusqlite::{OptionalExtension, Transaction};
 
 use crate::db::{Cached, Db, sql_err};
 
-pub(crate) use admin::{create_queue, delete_queue, list_queues, snapshot, status};
+pub(crate) use admin::{create_queue, delete_queue, list_queues, snapshot, status, tail};
 pub(crate) use send::send_in_tx;
 
 /// SQS limits the local queue enforces too, so nothing works locally that AWS would reject.

@@ -133,6 +133,59 @@ pub(crate) fn list_queues(db: &Db) -> Result<Vec<String>, PortError> {
     })
 }
 
+/// Up to `limit` messages of queue `name` sent after sequence number `after`, in send order,
+/// each with its sequence number: a read-only look (no receive, no write lock), so an observer
+/// in another process does not change the queue or invalidate the writers' page caches.
+pub(crate) async fn tail(
+    db: &Db,
+    name: &str,
+    after: i64,
+    limit: usize,
+) -> Result<Vec<(i64, QueuedMessage)>, PortError> {
+    const OP: &str = "local.queue_tail";
+    let name = name.to_owned();
+    let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+    db.read(OP, move |tx| {
+        load_config(tx, &name, OP)?;
+        let now = now_ms();
+        let mut st = tx
+            .prepare_cached(
+                "SELECT seq, message_id, body, attributes, receive_count, sent_ms, visible_at_ms, receipt, group_id, dedup_id
+                 FROM messages WHERE queue = ?1 AND seq > ?2 ORDER BY seq LIMIT ?3",
+            )
+            .map_err(sql_err(OP))?;
+        let rows = st
+            .query_map(params![name, after, limit], |r| {
+                let receipt: Option<String> = r.get(7)?;
+                let visible_at_ms: i64 = r.get(6)?;
+                Ok((
+                    r.get::<_, i64>(0)?,
+                    QueuedMessage {
+                        message_id: r.get(1)?,
+                        body: r.get(2)?,
+                        attributes: Attributes::new(),
+                        receive_count: r.get(4)?,
+                        sent_timestamp_ms: r.get(5)?,
+                        visible_at_ms,
+                        in_flight: receipt.is_some() && visible_at_ms > now,
+                        group_id: r.get(8)?,
+                        dedup_id: r.get(9)?,
+                    },
+                    r.get::<_, String>(3)?,
+                ))
+            })
+            .map_err(sql_err(OP))?;
+        let mut out = Vec::new();
+        for row in rows {
+            let (seq, mut m, attrs) = row.map_err(sql_err(OP))?;
+            m.attributes = serde_json::from_str(&attrs).map_err(json_err(OP))?;
+            out.push((seq, m));
+        }
+        Ok(out)
+    })
+    .await
+}
+
 pub(crate) fn snapshot(db: &Db, name: &str) -> Result<Vec<QueuedMessage>, PortError> {
     const OP: &str = "local.queue_snapshot";
     let name = name.to_owned();

@@ -956,3 +956,44 @@ async fn an_idle_long_poll_follows_tokio_time_so_paused_tests_do_not_wait_in_rea
         "but not in real time"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn queue_tail_reads_in_send_order_from_a_sequence_without_receiving() {
+    let e = env();
+    e.backend.create_queue("q", spec(SECOND * 30)).unwrap();
+    e.backend.create_queue("other", spec(SECOND * 30)).unwrap();
+    let q = queue(&e, "q").await;
+    let other = queue(&e, "other").await;
+    for body in ["a", "b"] {
+        q.send(msg(body)).await.unwrap();
+    }
+    other.send(msg("elsewhere")).await.unwrap();
+    q.send(msg("c")).await.unwrap();
+
+    let first = e.backend.queue_tail("q", 0, 2).await.unwrap();
+    let bodies = |got: &[(i64, fleet_local::QueuedMessage)]| {
+        got.iter().map(|(_, m)| m.body.clone()).collect::<Vec<_>>()
+    };
+    assert_eq!(bodies(&first), ["a", "b"]);
+    assert!(first[0].0 < first[1].0, "sequence numbers rise");
+    let rest = e.backend.queue_tail("q", first[1].0, 10).await.unwrap();
+    assert_eq!(bodies(&rest), ["c"], "only this queue, only after the sequence");
+    assert!(
+        e.backend
+            .queue_tail("q", rest[0].0, 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+
+    // Reading the tail received nothing: a receive gets all three, each for the first time.
+    let got = q.receive(10, Duration::ZERO, None).await.unwrap();
+    assert_eq!(got.len(), 3);
+    assert!(got.iter().all(|m| m.receive_count == 1));
+    let after_receive = e.backend.queue_tail("q", 0, 10).await.unwrap();
+    assert!(after_receive.iter().all(|(_, m)| m.in_flight));
+    let receipts: Vec<String> = got.iter().map(|m| m.receipt.clone()).collect();
+    q.delete_batch(&receipts).await.unwrap();
+    assert!(e.backend.queue_tail("q", 0, 10).await.unwrap().is_empty());
+    assert!(e.backend.queue_tail("missing", 0, 10).await.is_err());
+}
