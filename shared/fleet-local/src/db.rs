@@ -42,14 +42,20 @@ CREATE TABLE IF NOT EXISTS messages (
 CREATE INDEX IF NOT EXISTS messages_visible ON messages (queue, visible_at_ms, seq);
 CREATE INDEX IF NOT EXISTS messages_order ON messages (queue, seq, visible_at_ms);
 CREATE INDEX IF NOT EXISTS messages_group ON messages (queue, group_id, seq);
-CREATE UNIQUE INDEX IF NOT EXISTS messages_receipt ON messages (receipt);
-CREATE TABLE IF NOT EXISTS receipts (
-    receipt         TEXT PRIMARY KEY,
+-- A receipt names its message's seq (`local-<seq>-<issued ms>-<uuid>`), so deletes and
+-- visibility changes find the row by its rowid: no index on the receipt, and no row per
+-- receive. Before: a unique index on `receipt` and a `receipts` row (four b-trees) per receive.
+DROP INDEX IF EXISTS messages_receipt;
+DROP TABLE IF EXISTS receipts;
+-- The latest receipt of each message deleted in the last hour, written by the delete, so a
+-- repeated delete with it succeeds (as on SQS) and a visibility change with it is told why.
+CREATE TABLE IF NOT EXISTS deleted_receipts (
+    seq             INTEGER PRIMARY KEY,
     queue           TEXT NOT NULL,
-    seq             INTEGER NOT NULL UNIQUE,
-    issued_ms       INTEGER NOT NULL
+    receipt         TEXT NOT NULL,
+    deleted_ms      INTEGER NOT NULL
 );
-CREATE INDEX IF NOT EXISTS receipts_issued ON receipts (issued_ms);
+CREATE INDEX IF NOT EXISTS deleted_receipts_at ON deleted_receipts (deleted_ms);
 CREATE TABLE IF NOT EXISTS fifo_dedup (
     queue           TEXT NOT NULL,
     dedup_id        TEXT NOT NULL,
@@ -77,6 +83,9 @@ CREATE TABLE IF NOT EXISTS bus_rules (
     target_queue    TEXT NOT NULL,
     PRIMARY KEY (bus, name)
 );
+-- WITHOUT ROWID: the key is the table's b-tree, so a write touches one b-tree, not a rowid
+-- table and its primary-key index. (A database made before keeps its rowid table; the same
+-- statements work on both.)
 CREATE TABLE IF NOT EXISTS records (
     tbl             TEXT NOT NULL,
     pk              TEXT NOT NULL,
@@ -85,7 +94,7 @@ CREATE TABLE IF NOT EXISTS records (
     expires_at      INTEGER,
     data            TEXT NOT NULL,
     PRIMARY KEY (tbl, pk, sk)
-);
+) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS topics (
     name            TEXT PRIMARY KEY
 );

@@ -20,16 +20,19 @@
 //!   so it doubles as the FIFO sequence number and the delivery order). `visible_at_ms` encodes
 //!   delay and visibility in one column: a message is receivable when it is in the past.
 //!   `receipt` is the handle of the latest receive; an older handle no longer matches, which is
-//!   how stale receipts are detected.
-//! - `receipts`: the latest receipt per message, kept after the message is deleted, so deleting
-//!   twice with the current receipt succeeds (as on SQS) while a stale receipt fails with
-//!   `ReceiptHandleIsInvalid`. Pruned after a while.
+//!   how stale receipts are detected. A receipt names its message's `seq` and when it was
+//!   issued (`local-<seq>-<ms>-<uuid>`), so a delete or visibility change finds the row by its
+//!   rowid and the 12-hour visibility limit needs no column.
+//! - `deleted_receipts`: the latest receipt of each message deleted in the last hour, keyed by
+//!   `seq`, so deleting twice with the current receipt succeeds (as on SQS) while a stale
+//!   receipt fails with `ReceiptHandleIsInvalid`.
 //! - `fifo_dedup`: deduplication ids with their expiry (5 minutes).
 //! - `bus_events`: every event ever put, as its EventBridge envelope, in order; `bus_rules`:
 //!   rule patterns and their target queue. Routing happens in the put's transaction, so an
 //!   event is stored and delivered together or not at all.
-//! - `records`: all tables in one SQLite table keyed by (table, pk, sk), with the ordering
-//!   value and expiry as columns so conditions are evaluated in SQL inside the transaction.
+//! - `records`: all tables in one SQLite table keyed by (table, pk, sk) (`WITHOUT ROWID`), with
+//!   the ordering value and expiry as columns so conditions are evaluated in SQL inside the
+//!   transaction.
 //!
 //! Objects are files under the objects directory (`data/BUCKET/KEY`), written to `tmp/` and
 //! renamed into place, with a JSON sidecar (`meta/BUCKET/KEY.json`) for content type and etag.

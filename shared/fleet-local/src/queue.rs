@@ -7,6 +7,7 @@
 
 mod admin;
 mod delete;
+mod receipt;
 mod receive;
 mod send;
 

@@ -112,7 +112,7 @@ pub(crate) fn delete_queue(db: &Db, name: &str) -> Result<(), PortError> {
         }
         for sql in [
             "DELETE FROM messages WHERE queue = ?1",
-            "DELETE FROM receipts WHERE queue = ?1",
+            "DELETE FROM deleted_receipts WHERE queue = ?1",
             "DELETE FROM fifo_dedup WHERE queue = ?1",
         ] {
             tx.exec(sql, [&name]).map_err(sql_err(OP))?;

@@ -9,6 +9,7 @@ use fleet_core::requests::count;
 use rusqlite::{OptionalExtension, Transaction, params};
 
 use super::delete::receipt_of_deleted;
+use super::receipt::Receipt;
 use super::{
     LocalQueue, MAX_BATCH, MAX_VISIBILITY, MAX_WAIT, check_batch, invalid, load_config,
     queue_exists,
@@ -73,10 +74,6 @@ fn select_candidates(
     rows.collect::<Result<Vec<_>, _>>().map_err(sql_err(OP))
 }
 
-fn new_receipt() -> String {
-    format!("local-{}", uuid::Uuid::new_v4().simple())
-}
-
 fn receive_once(
     tx: &Transaction<'_>,
     queue: &str,
@@ -117,16 +114,11 @@ fn receive_once(
                 moved = true;
                 continue;
             }
-            let receipt = new_receipt();
+            let receipt = Receipt::issue(c.seq, now);
             let receive_count = c.receive_count.saturating_add(1);
             tx.exec(
                 "UPDATE messages SET receipt = ?1, receive_count = ?2, visible_at_ms = ?3 WHERE seq = ?4",
                 params![receipt, receive_count, now.saturating_add(visibility_ms), c.seq],
-            )
-            .map_err(sql_err(OP))?;
-            tx.exec(
-                "INSERT OR REPLACE INTO receipts (receipt, queue, seq, issued_ms) VALUES (?1, ?2, ?3, ?4)",
-                params![receipt, queue, c.seq, now],
             )
             .map_err(sql_err(OP))?;
             let attributes: Attributes =
@@ -241,24 +233,23 @@ fn lease_of(
     now: i64,
 ) -> Result<Lease, PortError> {
     const OP: &str = "sqs.ChangeMessageVisibilityBatch";
-    let found: Option<(i64, i64, Option<i64>)> = tx
+    let Some(parsed) = Receipt::parse(receipt) else {
+        return Ok(Lease::Gone);
+    };
+    let visible_at_ms: Option<i64> = tx
         .row(
-            "SELECT m.seq, m.visible_at_ms, r.issued_ms FROM messages m
-             LEFT JOIN receipts r ON r.seq = m.seq AND r.receipt = m.receipt
-             WHERE m.queue = ?1 AND m.receipt = ?2",
-            params![queue, receipt],
-            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+            "SELECT visible_at_ms FROM messages WHERE seq = ?1 AND queue = ?2 AND receipt = ?3",
+            params![parsed.seq, queue, receipt],
+            |r| r.get(0),
         )
         .optional()
         .map_err(sql_err(OP))?;
-    Ok(match found {
+    Ok(match visible_at_ms {
         None => Lease::Gone,
-        Some((_, visible_at_ms, _)) if visible_at_ms <= now => Lease::Lapsed,
-        Some((seq, _, issued_ms)) => Lease::Held {
-            seq,
-            limit_ms: issued_ms
-                .unwrap_or(now)
-                .saturating_add(duration_ms(MAX_VISIBILITY)),
+        Some(visible_at_ms) if visible_at_ms <= now => Lease::Lapsed,
+        Some(_) => Lease::Held {
+            seq: parsed.seq,
+            limit_ms: parsed.issued_ms.saturating_add(duration_ms(MAX_VISIBILITY)),
         },
     })
 }

@@ -977,7 +977,11 @@ async fn queue_tail_reads_in_send_order_from_a_sequence_without_receiving() {
     assert_eq!(bodies(&first), ["a", "b"]);
     assert!(first[0].0 < first[1].0, "sequence numbers rise");
     let rest = e.backend.queue_tail("q", first[1].0, 10).await.unwrap();
-    assert_eq!(bodies(&rest), ["c"], "only this queue, only after the sequence");
+    assert_eq!(
+        bodies(&rest),
+        ["c"],
+        "only this queue, only after the sequence"
+    );
     assert!(
         e.backend
             .queue_tail("q", rest[0].0, 10)
