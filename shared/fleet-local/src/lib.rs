@@ -30,9 +30,8 @@
 //! - `bus_events`: every event ever put, as its EventBridge envelope, in order; `bus_rules`:
 //!   rule patterns and their target queue. Routing happens in the put's transaction, so an
 //!   event is stored and delivered together or not at all.
-//! - `records`: all tables in one SQLite table keyed by (table, pk, sk) (`WITHOUT ROWID`), with
-//!   the ordering value and expiry as columns so conditions are evaluated in SQL inside the
-//!   transaction.
+//! - `records`: all tables in one SQLite table keyed by (table, pk, sk), with the ordering
+//!   value and expiry as columns so conditions are evaluated in SQL inside the transaction.
 //!
 //! Objects are files under the objects directory (`data/BUCKET/KEY`), written to `tmp/` and
 //! renamed into place, with a JSON sidecar (`meta/BUCKET/KEY.json`) for content type and etag.
