@@ -5,7 +5,7 @@ use std::time::Duration;
 use fleet_core::PortError;
 use fleet_core::ports::{Attributes, QueueAttributes, RedrivePolicy};
 use fleet_core::requests::count;
-use rusqlite::{OptionalExtension, params};
+use rusqlite::{OptionalExtension, Transaction, params};
 
 use super::{LocalQueue, MAX_DELAY, MAX_VISIBILITY, QueueSpec, invalid, load_config};
 use crate::db::{Cached, Db, json_err, sql_err};
@@ -133,6 +133,53 @@ pub(crate) fn list_queues(db: &Db) -> Result<Vec<String>, PortError> {
     })
 }
 
+/// Up to `limit` (negative: every) messages of queue `name` sent after sequence number
+/// `after`, in send order, each with its sequence number, without receiving them.
+fn peek(
+    tx: &Transaction<'_>,
+    name: &str,
+    after: i64,
+    limit: i64,
+    op: &'static str,
+) -> Result<Vec<(i64, QueuedMessage)>, PortError> {
+    load_config(tx, name, op)?;
+    let now = now_ms();
+    let mut st = tx
+        .prepare_cached(
+            "SELECT seq, message_id, body, attributes, receive_count, sent_ms, visible_at_ms, receipt, group_id, dedup_id
+             FROM messages WHERE queue = ?1 AND seq > ?2 ORDER BY seq LIMIT ?3",
+        )
+        .map_err(sql_err(op))?;
+    let rows = st
+        .query_map(params![name, after, limit], |r| {
+            let receipt: Option<String> = r.get(7)?;
+            let visible_at_ms: i64 = r.get(6)?;
+            Ok((
+                r.get::<_, i64>(0)?,
+                QueuedMessage {
+                    message_id: r.get(1)?,
+                    body: r.get(2)?,
+                    attributes: Attributes::new(),
+                    receive_count: r.get(4)?,
+                    sent_timestamp_ms: r.get(5)?,
+                    visible_at_ms,
+                    in_flight: receipt.is_some() && visible_at_ms > now,
+                    group_id: r.get(8)?,
+                    dedup_id: r.get(9)?,
+                },
+                r.get::<_, String>(3)?,
+            ))
+        })
+        .map_err(sql_err(op))?;
+    let mut out = Vec::new();
+    for row in rows {
+        let (seq, mut m, attrs) = row.map_err(sql_err(op))?;
+        m.attributes = serde_json::from_str(&attrs).map_err(json_err(op))?;
+        out.push((seq, m));
+    }
+    Ok(out)
+}
+
 /// Up to `limit` messages of queue `name` sent after sequence number `after`, in send order,
 /// each with its sequence number: a read-only look (no receive, no write lock), so an observer
 /// in another process does not change the queue or invalidate the writers' page caches.
@@ -145,87 +192,15 @@ pub(crate) async fn tail(
     const OP: &str = "local.queue_tail";
     let name = name.to_owned();
     let limit = i64::try_from(limit).unwrap_or(i64::MAX);
-    db.read(OP, move |tx| {
-        load_config(tx, &name, OP)?;
-        let now = now_ms();
-        let mut st = tx
-            .prepare_cached(
-                "SELECT seq, message_id, body, attributes, receive_count, sent_ms, visible_at_ms, receipt, group_id, dedup_id
-                 FROM messages WHERE queue = ?1 AND seq > ?2 ORDER BY seq LIMIT ?3",
-            )
-            .map_err(sql_err(OP))?;
-        let rows = st
-            .query_map(params![name, after, limit], |r| {
-                let receipt: Option<String> = r.get(7)?;
-                let visible_at_ms: i64 = r.get(6)?;
-                Ok((
-                    r.get::<_, i64>(0)?,
-                    QueuedMessage {
-                        message_id: r.get(1)?,
-                        body: r.get(2)?,
-                        attributes: Attributes::new(),
-                        receive_count: r.get(4)?,
-                        sent_timestamp_ms: r.get(5)?,
-                        visible_at_ms,
-                        in_flight: receipt.is_some() && visible_at_ms > now,
-                        group_id: r.get(8)?,
-                        dedup_id: r.get(9)?,
-                    },
-                    r.get::<_, String>(3)?,
-                ))
-            })
-            .map_err(sql_err(OP))?;
-        let mut out = Vec::new();
-        for row in rows {
-            let (seq, mut m, attrs) = row.map_err(sql_err(OP))?;
-            m.attributes = serde_json::from_str(&attrs).map_err(json_err(OP))?;
-            out.push((seq, m));
-        }
-        Ok(out)
-    })
-    .await
+    db.read(OP, move |tx| peek(tx, &name, after, limit, OP))
+        .await
 }
 
 pub(crate) fn snapshot(db: &Db, name: &str) -> Result<Vec<QueuedMessage>, PortError> {
     const OP: &str = "local.queue_snapshot";
     let name = name.to_owned();
-    db.run_sync(OP, move |tx| {
-        load_config(tx, &name, OP)?;
-        let now = now_ms();
-        let mut st = tx
-            .prepare(
-                "SELECT message_id, body, attributes, receive_count, sent_ms, visible_at_ms, receipt, group_id, dedup_id
-                 FROM messages WHERE queue = ?1 ORDER BY seq",
-            )
-            .map_err(sql_err(OP))?;
-        let rows = st
-            .query_map([name], |r| {
-                let receipt: Option<String> = r.get(6)?;
-                let visible_at_ms: i64 = r.get(5)?;
-                Ok((
-                    QueuedMessage {
-                        message_id: r.get(0)?,
-                        body: r.get(1)?,
-                        attributes: Attributes::new(),
-                        receive_count: r.get(3)?,
-                        sent_timestamp_ms: r.get(4)?,
-                        visible_at_ms,
-                        in_flight: receipt.is_some() && visible_at_ms > now,
-                        group_id: r.get(7)?,
-                        dedup_id: r.get(8)?,
-                    },
-                    r.get::<_, String>(2)?,
-                ))
-            })
-            .map_err(sql_err(OP))?;
-        let mut out = Vec::new();
-        for row in rows {
-            let (mut m, attrs) = row.map_err(sql_err(OP))?;
-            m.attributes = serde_json::from_str(&attrs).map_err(json_err(OP))?;
-            out.push(m);
-        }
-        Ok(out)
-    })
+    let all = db.run_sync(OP, move |tx| peek(tx, &name, i64::MIN, -1, OP))?;
+    Ok(all.into_iter().map(|(_, m)| m).collect())
 }
 
 pub(super) async fn attributes(q: &LocalQueue) -> Result<QueueAttributes, PortError> {
