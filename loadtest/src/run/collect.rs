@@ -316,7 +316,11 @@ mod tests {
         note_tap_message(&mut s, &tap_body("elsewhere", "e9"), 13, 4);
         note_tap_message(&mut s, "not json", 14, 5);
         assert_eq!(s.accounted(&messages, &by_control), 2);
-        assert_eq!(s.events["c1"], (10, 1, "e1".to_string()), "first arrival kept");
+        assert_eq!(
+            s.events["c1"],
+            (10, 1, "e1".to_string()),
+            "first arrival kept"
+        );
         assert_eq!(s.event_ids["e1"], 2);
         assert_eq!(s.foreign, 1);
 
