@@ -135,6 +135,7 @@ mod tests {
             group_id: None,
             dedup_id: None,
             sequence_number: None,
+            trace_header: None,
         }
     }
 

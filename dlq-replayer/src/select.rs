@@ -197,6 +197,7 @@ mod tests {
             group_id: None,
             dedup_id: None,
             sequence_number: None,
+            trace_header: None,
         })
     }
 

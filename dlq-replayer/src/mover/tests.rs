@@ -17,6 +17,7 @@ fn dead(id: &str, group: Option<&str>) -> Dead {
         group_id: group.map(str::to_string),
         dedup_id: None,
         sequence_number: None,
+        trace_header: None,
     })
 }
 

@@ -63,6 +63,7 @@ impl EventBus for EventBridgeBus {
                     .detail(&e.detail)
                     .set_resources((!e.resources.is_empty()).then(|| e.resources.clone()))
                     .set_time(time)
+                    .set_trace_header(e.trace_header.clone())
                     .build(),
             );
         }

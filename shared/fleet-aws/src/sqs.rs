@@ -9,7 +9,8 @@ use aws_sdk_sqs::primitives::Blob;
 use aws_sdk_sqs::types::{
     BatchResultErrorEntry, ChangeMessageVisibilityBatchRequestEntry,
     DeleteMessageBatchRequestEntry, Message, MessageAttributeValue, MessageSystemAttributeName,
-    QueueAttributeName, SendMessageBatchRequestEntry,
+    MessageSystemAttributeNameForSends, MessageSystemAttributeValue, QueueAttributeName,
+    SendMessageBatchRequestEntry,
 };
 use fleet_core::{
     AttributeValue, Attributes, BatchResult, EntryFailure, MessageQueue, OutgoingMessage,
@@ -123,7 +124,26 @@ fn convert(m: &Message) -> Option<ReceivedMessage> {
         group_id: get(MessageSystemAttributeName::MessageGroupId),
         dedup_id: get(MessageSystemAttributeName::MessageDeduplicationId),
         sequence_number: get(MessageSystemAttributeName::SequenceNumber),
+        trace_header: get(MessageSystemAttributeName::AwsTraceHeader),
     })
+}
+
+/// `AWSTraceHeader`, X-Ray's form of the message's `traceparent` attribute: a system
+/// attribute, so it counts against neither the 10 message attributes nor the message's size,
+/// and X-Ray-aware consumers (Lambda, the X-Ray SDKs) pick it up.
+fn trace_system_attribute(
+    attributes: &fleet_core::Attributes,
+) -> Option<HashMap<MessageSystemAttributeNameForSends, MessageSystemAttributeValue>> {
+    let header = fleet_core::trace_context::xray_header_of(attributes)?;
+    let value = MessageSystemAttributeValue::builder()
+        .data_type("String")
+        .string_value(header)
+        .build()
+        .ok()?;
+    Some(HashMap::from([(
+        MessageSystemAttributeNameForSends::AwsTraceHeader,
+        value,
+    )]))
 }
 
 fn delay_secs(d: Option<Duration>) -> Option<i32> {
@@ -158,6 +178,7 @@ impl MessageQueue for SqsQueue {
             .message_system_attribute_names(MessageSystemAttributeName::MessageGroupId)
             .message_system_attribute_names(MessageSystemAttributeName::MessageDeduplicationId)
             .message_system_attribute_names(MessageSystemAttributeName::SequenceNumber)
+            .message_system_attribute_names(MessageSystemAttributeName::AwsTraceHeader)
             .message_attribute_names("All")
             .send()
             .await
@@ -242,6 +263,7 @@ impl MessageQueue for SqsQueue {
             .queue_url(&self.url)
             .message_body(message.body)
             .set_message_attributes(to_sdk_attributes(OP, &message.attributes)?)
+            .set_message_system_attributes(trace_system_attribute(&message.attributes))
             .set_delay_seconds(delay_secs(message.delay))
             .set_message_group_id(message.group_id)
             .set_message_deduplication_id(message.dedup_id)
@@ -267,6 +289,7 @@ impl MessageQueue for SqsQueue {
                     .id(i.to_string())
                     .message_body(&m.body)
                     .set_message_attributes(to_sdk_attributes(OP, &m.attributes)?)
+                    .set_message_system_attributes(trace_system_attribute(&m.attributes))
                     .set_delay_seconds(delay_secs(m.delay))
                     .set_message_group_id(m.group_id.clone())
                     .set_message_deduplication_id(m.dedup_id.clone())

@@ -21,6 +21,10 @@ pub const LOG: &str = "FLEET_LOG";
 pub const LOG_FORMAT: &str = "FLEET_LOG_FORMAT";
 /// Address of the health and metrics endpoint, e.g. `127.0.0.1:9464`. Unset: no endpoint.
 pub const HEALTH_ADDR: &str = "FLEET_HEALTH_ADDR";
+/// `fleet run`'s status page: when set, every route of the fleet health address but
+/// `/health/live` requires `Authorization: Bearer <token>`. Required to bind a non-loopback
+/// address. An environment variable only (a flag would show in `ps`).
+pub const STATUS_TOKEN: &str = "FLEET_STATUS_TOKEN";
 /// Metrics output: `prometheus` (default: `/metrics` on the health endpoint), `emf`
 /// (CloudWatch Embedded Metric Format lines on stdout) or `both`.
 pub const METRICS: &str = "FLEET_METRICS";
@@ -103,6 +107,12 @@ pub const MOTO_ENDPOINT: &str = "FLEET_MOTO_ENDPOINT";
 /// Path of python-hl7's `mllp_send`, the independent MLLP client of the gateway's end-to-end
 /// tests (set by `scripts/test` from `scripts/hl7-client path`).
 pub const MLLP_SEND: &str = "FLEET_MLLP_SEND";
+/// Path of Debian's `chromium`, the browser the health page's test loads the page in (set by
+/// `scripts/test` from `scripts/browser path`).
+pub const CHROMIUM: &str = "FLEET_CHROMIUM";
+/// Tests: `1` makes the health page's test write its screenshot to `docs/health-page.png`, the
+/// copy the README shows (otherwise it goes to the target directory only).
+pub const UPDATE_SCREENSHOT: &str = "FLEET_UPDATE_SCREENSHOT";
 
 /// dlq-replay: where audit records go (a file, appended; `-` or unset: standard error).
 pub const DLQ_AUDIT_LOG: &str = "FLEET_DLQ_AUDIT_LOG";
@@ -178,6 +188,18 @@ pub const NOTIFY_STDOUT: &str = "FLEET_NOTIFY_STDOUT";
 pub const RUST_LOG: &str = "RUST_LOG";
 /// Tests: write a worker's whole log to the test output (debugging a failing end-to-end test).
 pub const E2E_DUMP_LOG: &str = "FLEET_E2E_DUMP_LOG";
+
+/// OpenTelemetry's standard variables (issue 20). The exporter itself also reads the rest of
+/// the `OTEL_EXPORTER_OTLP_*` family (headers, timeout, compression).
+/// Base URL of an OTLP/HTTP collector (`http://127.0.0.1:4318`): spans go to `{it}/v1/traces`.
+/// Unset (and no traces endpoint): no exporter, nothing is sent.
+pub const OTEL_EXPORTER_OTLP_ENDPOINT: &str = "OTEL_EXPORTER_OTLP_ENDPOINT";
+/// The full traces URL, which wins over the base URL.
+pub const OTEL_EXPORTER_OTLP_TRACES_ENDPOINT: &str = "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT";
+/// `true`: no trace context at all (no spans for OpenTelemetry, no `traceparent` sent).
+pub const OTEL_SDK_DISABLED: &str = "OTEL_SDK_DISABLED";
+/// The resource's `service.name` (default: the binary's name, `fleet` for `fleet run`).
+pub const OTEL_SERVICE_NAME: &str = "OTEL_SERVICE_NAME";
 
 /// The AWS SDK's own variables. The fleet reads them only to pick its default backend and the
 /// S3 addressing style; the SDK's configuration chain reads them itself.

@@ -105,6 +105,7 @@ impl EventEnvelope {
             detail: serde_json::to_string(self).expect("an envelope always serialises"),
             resources: Vec::new(),
             time: Some(self.occurred_at.clone()),
+            trace_header: None,
         }
     }
 }

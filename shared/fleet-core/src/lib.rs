@@ -15,6 +15,7 @@ pub mod phi;
 pub mod ports;
 pub mod requests;
 pub mod retry;
+pub mod trace_context;
 
 pub use backend::Backend;
 pub use codes::ErrorCode;

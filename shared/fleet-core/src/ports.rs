@@ -95,6 +95,9 @@ pub struct ReceivedMessage {
     pub dedup_id: Option<String>,
     /// FIFO only.
     pub sequence_number: Option<String>,
+    /// The `AWSTraceHeader` system attribute (X-Ray format), set by an X-Ray-aware producer or
+    /// by EventBridge delivering to this queue (`crate::trace_context`).
+    pub trace_header: Option<String>,
 }
 
 /// A message to send.
@@ -216,6 +219,11 @@ pub struct BusEvent {
     /// RFC 3339; the adapter uses now when absent.
     #[serde(default)]
     pub time: Option<String>,
+    /// The producer's trace context in X-Ray form (PutEvents' `TraceHeader`), which the bus
+    /// hands to each SQS target as its message's `AWSTraceHeader`. Not part of the entry's
+    /// size.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub trace_header: Option<String>,
 }
 
 /// EventBridge's PutEvents limit: the entry sizes of one request ([`BusEvent::entry_size`])
@@ -456,6 +464,7 @@ mod tests {
             detail: "{\"n\":1}".into(),
             resources: vec![],
             time: None,
+            trace_header: None,
         };
         assert_eq!(e.entry_size(), 8 + 8 + 7);
         e.resources = vec!["arn:a".into(), "ü".into()];

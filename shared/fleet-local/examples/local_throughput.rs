@@ -83,6 +83,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
                 detail: format!("{{\"i\":{i}}}"),
                 resources: vec![],
                 time: None,
+                trace_header: None,
             })
             .collect();
         bus.put_events(&events).await?;

@@ -228,7 +228,7 @@ fn put_in_tx(
                 dedup_id: Some(id.clone()),
                 ..OutgoingMessage::default()
             };
-            match send_in_tx(tx, &rule.target, &message) {
+            match send_in_tx(tx, &rule.target, &message, e.trace_header.as_deref()) {
                 Ok(Ok(_)) => {}
                 // EventBridge accepts the event and fails the delivery on its own side.
                 Ok(Err(code)) => {
@@ -305,6 +305,7 @@ mod tests {
             detail: r#"{"z":1,"a":{"nested":["x","é\n"]},"m":null}"#.into(),
             resources: vec!["arn:x".into()],
             time: Some("2026-01-02T03:04:05Z".into()),
+            trace_header: None,
         };
         let env = envelope(&event).expect("valid entry");
         let text = envelope_text(&env, &event.detail).unwrap();

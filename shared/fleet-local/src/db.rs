@@ -37,7 +37,9 @@ CREATE TABLE IF NOT EXISTS messages (
     receive_count   INTEGER NOT NULL DEFAULT 0,
     receipt         TEXT,
     group_id        TEXT,
-    dedup_id        TEXT
+    dedup_id        TEXT,
+    -- AWSTraceHeader (X-Ray form): set by the bus on the messages its rules route.
+    trace_header    TEXT
 );
 CREATE INDEX IF NOT EXISTS messages_visible ON messages (queue, visible_at_ms, seq);
 CREATE INDEX IF NOT EXISTS messages_order ON messages (queue, seq, visible_at_ms);
@@ -186,6 +188,20 @@ const SIDECARS: [&str; 3] = ["-wal", "-shm", "-journal"];
 /// Create the database file 0600 when it does not exist (SQLite would create it 0644 whatever
 /// the umask, and its -wal, -shm and -journal files with the same mode as the database), and
 /// refuse to open one that group or others can reach unless `allow_shared`.
+/// Columns added after a database file was first made: `CREATE TABLE IF NOT EXISTS` leaves an
+/// older file's tables as they were, so each is added here when missing.
+fn add_missing_columns(tx: &rusqlite::Transaction<'_>) -> rusqlite::Result<()> {
+    let has_trace_header: bool = tx.query_row(
+        "SELECT EXISTS(SELECT 1 FROM pragma_table_info('messages') WHERE name = 'trace_header')",
+        [],
+        |r| r.get(0),
+    )?;
+    if !has_trace_header {
+        tx.execute_batch("ALTER TABLE messages ADD COLUMN trace_header TEXT")?;
+    }
+    Ok(())
+}
+
 fn prepare_file(path: &Path, allow_shared: bool) -> Result<(), PortError> {
     const OP: &str = "local.open";
     match fleet_core::files::create_new(path) {
@@ -279,6 +295,7 @@ impl Db {
             .transaction_with_behavior(TransactionBehavior::Immediate)
             .map_err(sql_err(OP))?;
         tx.execute_batch(SCHEMA).map_err(sql_err(OP))?;
+        add_missing_columns(&tx).map_err(sql_err(OP))?;
         tx.commit().map_err(sql_err(OP))?;
         let (jobs, queue) = std::sync::mpsc::channel::<Job>();
         std::thread::Builder::new()

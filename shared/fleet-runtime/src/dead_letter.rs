@@ -169,6 +169,7 @@ mod tests {
             group_id: group.map(str::to_string),
             dedup_id: None,
             sequence_number: None,
+            trace_header: None,
         }
     }
 

@@ -18,6 +18,7 @@ pub mod fifo;
 mod handler;
 pub mod idempotency;
 mod logging;
+pub mod otel;
 pub mod publisher;
 mod runtime;
 mod signals;

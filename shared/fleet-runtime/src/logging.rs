@@ -37,15 +37,18 @@ fn library_caps() -> Targets {
         .with_targets(PHI_CAPPED_TARGETS.iter().map(|t| (*t, CAP)))
 }
 
-/// The process's subscriber: the user's filter, then the library caps, then the formatter.
+/// The process's subscriber: the library caps, then the formatter behind the user's filter,
+/// and beside it the OpenTelemetry layer (`crate::otel`) when tracing is on.
 /// Libraries never log below info, whatever the filter asks: at debug and trace the SDK and
 /// HTTP stacks print requests and responses, which carry message bodies and records. The caps
-/// are a filter layer of their own, so no directive of the user's can outrank them.
+/// are a filter layer of their own, so no directive of the user's can outrank them. The user's
+/// filter is the formatter's alone: `FLEET_LOG=warn` quiets the logs, not the traces.
 fn subscriber<W>(
     filter: EnvFilter,
     json: bool,
     ansi: bool,
     writer: W,
+    traces: Option<&crate::otel::TraceSettings>,
 ) -> impl tracing::Subscriber + Send + Sync + 'static
 where
     W: for<'w> MakeWriter<'w> + Send + Sync + 'static,
@@ -63,27 +66,30 @@ where
         fmt.boxed()
     };
     tracing_subscriber::registry()
-        .with(filter)
         .with(library_caps())
-        .with(fmt)
+        .with(fmt.with_filter(filter))
+        .with(traces.and_then(crate::otel::layer))
 }
 
 /// JSON (or human-readable) logs to stderr, filtered by `FLEET_LOG`, else `RUST_LOG`, else
-/// `info`. Also replaces the panic hook: the default one prints the panic message, which may
-/// quote message data, so ours logs only the location. Calling it twice is harmless.
-pub fn init_logging(json: bool) {
-    init_logging_with_default(json, "info");
+/// `info`, and traces as the OpenTelemetry variables say (`crate::otel`). Also replaces the
+/// panic hook: the default one prints the panic message, which may quote message data, so ours
+/// logs only the location. Calling it twice is harmless. Hold the guard until `main` returns:
+/// dropping it flushes the trace exporter.
+pub fn init_logging(json: bool) -> crate::otel::TracesGuard {
+    init_logging_with_default(json, "info")
 }
 
 /// As [`init_logging`], with `default` as the filter when neither variable is set (the demo
 /// keeps its own output readable with `warn`).
-pub fn init_logging_with_default(json: bool, default: &str) {
+pub fn init_logging_with_default(json: bool, default: &str) -> crate::otel::TracesGuard {
     let filter = env::get(env::LOG)
         .or_else(|| env::get(env::RUST_LOG))
         .and_then(|spec| EnvFilter::try_new(spec).ok())
         .unwrap_or_else(|| EnvFilter::new(default));
     let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
-    let installed = subscriber(filter, json, ansi, std::io::stderr)
+    let traces = crate::otel::TraceSettings::from_env();
+    let installed = subscriber(filter, json, ansi, std::io::stderr, Some(&traces))
         .try_init()
         .is_ok();
     if installed {
@@ -95,6 +101,7 @@ pub fn init_logging_with_default(json: bool, default: &str) {
             tracing::error!(%location, "panic (message withheld: it may contain message data)");
         }));
     }
+    crate::otel::guard()
 }
 
 #[cfg(test)]
@@ -122,7 +129,7 @@ mod tests {
         let buf = Buf::default();
         let writer = buf.clone();
         let filter = EnvFilter::try_new(spec).unwrap();
-        let sub = subscriber(filter, true, false, move || writer.clone());
+        let sub = subscriber(filter, true, false, move || writer.clone(), None);
         tracing::subscriber::with_default(sub, || {
             let span =
                 tracing::trace_span!(target: "aws_smithy_runtime::client::orchestrator", "invoke");

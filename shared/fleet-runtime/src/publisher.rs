@@ -14,11 +14,15 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use backon::{BackoffBuilder, ExponentialBuilder};
-use fleet_core::{BusEvent, ErrorCode, ErrorKind, EventBus, MAX_PUT_EVENTS_BYTES, PortError};
+use fleet_core::{
+    BusEvent, ErrorCode, ErrorKind, EventBus, MAX_PUT_EVENTS_BYTES, PortError, trace_context,
+};
 use tokio::sync::{Semaphore, mpsc, oneshot};
 use tokio_util::task::TaskTracker;
+use tracing::Instrument as _;
 
 use crate::batcher::{MAX_BATCH, next_batch};
+use crate::otel;
 
 /// Default linger before a partial batch is sent.
 pub const DEFAULT_LINGER: Duration = Duration::from_millis(10);
@@ -29,6 +33,8 @@ type Reply = oneshot::Sender<Result<(), PortError>>;
 /// Batches PutEvents across concurrent handlers. Cheap to share behind an `Arc`.
 pub struct EventPublisher {
     tx: mpsc::UnboundedSender<(BusEvent, Reply)>,
+    /// The bus's id, for the producer spans.
+    bus: String,
 }
 
 impl std::fmt::Debug for EventPublisher {
@@ -47,6 +53,7 @@ impl EventPublisher {
     /// As [`Self::new`] with an explicit retry schedule for failed entries.
     pub fn with_retry(bus: Arc<dyn EventBus>, linger: Duration, retry: ExponentialBuilder) -> Self {
         let (tx, mut rx) = mpsc::unbounded_channel::<(BusEvent, Reply)>();
+        let id = bus.id().to_string();
         tokio::spawn(async move {
             let flights = TaskTracker::new();
             let limit = Arc::new(Semaphore::new(MAX_FLIGHTS));
@@ -65,11 +72,24 @@ impl EventPublisher {
             flights.close();
             flights.wait().await;
         });
-        Self { tx }
+        Self { tx, bus: id }
     }
 
     /// Resolves when this event is accepted by the bus, or with the error that finally failed it.
-    pub async fn publish(&self, event: BusEvent) -> Result<(), PortError> {
+    /// The wait is a PRODUCER span `send <bus>`, whose context the event carries as its
+    /// `TraceHeader` (unless the caller set one).
+    pub async fn publish(&self, mut event: BusEvent) -> Result<(), PortError> {
+        if !otel::enabled() {
+            return self.enqueue(event).await;
+        }
+        let span = otel::producer_span(otel::SYSTEM_EVENTBRIDGE, &self.bus);
+        if event.trace_header.is_none() {
+            event.trace_header = trace_context::xray_header(&otel::span_context(&span));
+        }
+        self.enqueue(event).instrument(span).await
+    }
+
+    async fn enqueue(&self, event: BusEvent) -> Result<(), PortError> {
         let (reply, rx) = oneshot::channel();
         self.tx.send((event, reply)).map_err(|_| {
             PortError::new(
@@ -219,6 +239,7 @@ mod tests {
             detail: "x".repeat(bytes - 2),
             resources: vec![],
             time: None,
+            trace_header: None,
         }
     }
 

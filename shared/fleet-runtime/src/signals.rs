@@ -47,11 +47,12 @@ pub fn requests_json() -> String {
     serde_json::to_string(&fleet_core::requests::snapshot()).unwrap_or_default()
 }
 
-/// Logging as `FLEET_LOG_FORMAT` says: JSON unless it is `text`.
-pub fn init_logging_from_env() {
+/// Logging as `FLEET_LOG_FORMAT` says: JSON unless it is `text`; traces as the OpenTelemetry
+/// variables say. Hold the guard for the life of `main`.
+pub fn init_logging_from_env() -> crate::otel::TracesGuard {
     crate::init_logging(
         fleet_core::env::get(fleet_core::env::LOG_FORMAT).is_none_or(|f| f != "text"),
-    );
+    )
 }
 
 /// What a worker binary's `main` does once its flags are parsed and logging is set up: start a

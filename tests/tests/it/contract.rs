@@ -830,6 +830,7 @@ async fn events_route_by_rule(f: &impl Fixture) {
         detail: r#"{"event_id":"e-1","payload":{"n":1}}"#.into(),
         resources: vec!["urn:fleet:test".into()],
         time: Some("2026-01-02T03:04:05Z".into()),
+        trace_header: None,
     };
     let r = bus
         .put_events(&[event("PatientAdmitted"), event("PatientDischarged")])
@@ -1267,6 +1268,7 @@ fn item3_event(n: usize, bytes: usize) -> BusEvent {
         detail: format!("{head}{pad}\"}}"),
         resources: vec![],
         time: None,
+        trace_header: None,
     }
 }
 

@@ -10,11 +10,14 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::time::Duration;
 
+use fleet_core::trace_context;
+use fleet_runtime::otel;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
+use tracing::Instrument as _;
 
 use crate::ack::{self, AckContext, ErrorCondition, InboundHeader, Verdict};
 use crate::config::GatewayConfig;
@@ -289,8 +292,20 @@ impl Gateway {
                 );
             }
         };
+        // The PRODUCER span `send <queue>`; its context goes with the message (`traceparent`,
+        // and on AWS `AWSTraceHeader`), so the consumer's span is its child.
+        let mut message = message;
+        let send = otel::producer_span(otel::SYSTEM_SQS, queue);
+        if otel::enabled() {
+            trace_context::set_traceparent(&mut message.attributes, &otel::span_context(&send));
+        }
         let size = payload::message_size(&message);
-        match target.enqueuer.enqueue(message, size, deadline).await {
+        match target
+            .enqueuer
+            .enqueue(message, size, deadline)
+            .instrument(send)
+            .await
+        {
             Ok(()) => {
                 m::enqueued(started.elapsed());
                 Verdict::Accepted
@@ -327,7 +342,9 @@ impl Gateway {
                         m::discarded(n);
                         continue;
                     }
-                    FrameEvent::Frame(bytes) => self.handle(&bytes, &peer).await,
+                    FrameEvent::Frame(bytes) => {
+                        self.handle(&bytes, &peer).instrument(frame_span()).await
+                    }
                     FrameEvent::TooLarge { prefix, total } => {
                         self.counters.frame_errors.fetch_add(1, Relaxed);
                         self.too_large(&prefix, total)
@@ -551,6 +568,19 @@ fn accepted_connection(gw: &Gateway) {
     gw.counters.connections.fetch_add(1, Relaxed);
     m::connection(ConnectionOutcome::Accepted);
     m::connections_open(1.0);
+}
+
+/// The SERVER span of one inbound HL7 message: the root of its trace. Identifiers only: the
+/// message's type and control id are not recorded (they come from the body).
+fn frame_span() -> tracing::Span {
+    tracing::info_span!(
+        "mllp message",
+        otel.name = "receive mllp",
+        otel.kind = "server",
+        messaging.system = otel::SYSTEM_MLLP,
+        messaging.operation.type = "receive",
+        messaging.operation.name = "receive",
+    )
 }
 
 #[cfg(test)]

@@ -12,9 +12,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
+use fleet_core::trace_context;
 use fleet_core::{ErrorCode, ErrorKind, Notification, Notifier, PortError, RecordStore};
+use fleet_runtime::otel;
 use fleet_runtime::{Begin, Delivery, Failure, Handler, IdempotencyStore, Outcome, Settled};
 use serde_json::Value;
+use tracing::Instrument as _;
 
 use crate::event;
 use crate::ratelimit::{RateLimiter, Slot};
@@ -144,9 +147,24 @@ impl NotifyHandler {
                 return Err(Failure::retry("destination rate limit").after(wait));
             }
         }
+        // The PRODUCER span `send <topic>`; a topic's subscribers get its context as the
+        // `traceparent` attribute when the notification has room for one (SNS, like SQS,
+        // takes 10). An SMS carries none.
+        let send = otel::producer_span(otel::SYSTEM_SNS, &rule.destination.redacted());
+        let mut notification = notification;
+        if otel::enabled()
+            && matches!(rule.destination, fleet_core::Destination::Topic(_))
+            && notification.attributes.len() < trace_context::MAX_MESSAGE_ATTRIBUTES
+            && let Some(header) = trace_context::traceparent(&otel::span_context(&send))
+        {
+            notification
+                .attributes
+                .insert(trace_context::TRACEPARENT_ATTRIBUTE.to_string(), header);
+        }
         match self
             .notifier
             .publish(&rule.destination, &notification)
+            .instrument(send)
             .await
         {
             Ok(message_id) => {

@@ -29,6 +29,7 @@ struct Candidate {
     receive_count: u32,
     group_id: Option<String>,
     dedup_id: Option<String>,
+    trace_header: Option<String>,
 }
 
 fn select_candidates(
@@ -46,13 +47,13 @@ fn select_candidates(
     // `messages_order` in sequence order stops after `limit` hits, where a range on visibility
     // would sort the whole visible backlog on every receive.
     let sql = if fifo {
-        "SELECT seq, message_id, body, attributes, sent_ms, receive_count, group_id, dedup_id FROM messages m
+        "SELECT seq, message_id, body, attributes, sent_ms, receive_count, group_id, dedup_id, trace_header FROM messages m
          WHERE queue = ?1 AND +visible_at_ms <= ?2
            AND NOT EXISTS (SELECT 1 FROM messages e WHERE e.queue = m.queue AND e.group_id = m.group_id
                            AND e.seq < m.seq AND e.visible_at_ms > ?2)
          ORDER BY seq LIMIT ?3"
     } else {
-        "SELECT seq, message_id, body, attributes, sent_ms, receive_count, group_id, dedup_id FROM messages
+        "SELECT seq, message_id, body, attributes, sent_ms, receive_count, group_id, dedup_id, trace_header FROM messages
          WHERE queue = ?1 AND +visible_at_ms <= ?2 ORDER BY seq LIMIT ?3"
     };
     let mut st = tx.prepare_cached(sql).map_err(sql_err(OP))?;
@@ -68,6 +69,7 @@ fn select_candidates(
                 receive_count: r.get(5)?,
                 group_id: r.get(6)?,
                 dedup_id: r.get(7)?,
+                trace_header: r.get(8)?,
             })
         })
         .map_err(sql_err(OP))?;
@@ -104,9 +106,9 @@ fn receive_once(
                 // its id, body, attributes and receive count (what `dlq-replay` shows for a
                 // message redriven without a failure attribute).
                 tx.exec(
-                    "INSERT INTO messages (queue, message_id, body, attributes, sent_ms, visible_at_ms, group_id, dedup_id, receive_count)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
-                    params![dlq, c.message_id, c.body, c.attributes, c.sent_ms, now, c.group_id, c.dedup_id, c.receive_count],
+                    "INSERT INTO messages (queue, message_id, body, attributes, sent_ms, visible_at_ms, group_id, dedup_id, receive_count, trace_header)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+                    params![dlq, c.message_id, c.body, c.attributes, c.sent_ms, now, c.group_id, c.dedup_id, c.receive_count, c.trace_header],
                 )
                 .map_err(sql_err(OP))?;
                 tx.exec("DELETE FROM messages WHERE seq = ?1", [c.seq])
@@ -133,6 +135,7 @@ fn receive_once(
                 sequence_number: cfg.fifo.then(|| format!("{:020}", c.seq)),
                 group_id: c.group_id,
                 dedup_id: c.dedup_id,
+                trace_header: c.trace_header,
             });
         }
         if !moved || out.len() >= max {

@@ -60,6 +60,7 @@ fn insert_message(
     queue: &str,
     cfg: &QueueConfig,
     m: &OutgoingMessage,
+    trace_header: Option<&str>,
     now: i64,
 ) -> Result<Result<String, Refused>, PortError> {
     const OP: &str = "sqs.SendMessage";
@@ -135,9 +136,9 @@ fn insert_message(
     let delay_ms = m.delay.map(duration_ms).unwrap_or(cfg.delay_ms);
     let attributes = serde_json::to_string(&m.attributes).map_err(json_err(OP))?;
     tx.exec(
-        "INSERT INTO messages (queue, message_id, body, attributes, sent_ms, visible_at_ms, group_id, dedup_id)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
-        params![queue, message_id, m.body, attributes, now, now.saturating_add(delay_ms), group_id, dedup_id],
+        "INSERT INTO messages (queue, message_id, body, attributes, sent_ms, visible_at_ms, group_id, dedup_id, trace_header)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+        params![queue, message_id, m.body, attributes, now, now.saturating_add(delay_ms), group_id, dedup_id, trace_header],
     )
     .map_err(sql_err(OP))?;
     if let Some(dedup) = &dedup_id {
@@ -155,9 +156,10 @@ pub(crate) fn send_in_tx(
     tx: &Transaction<'_>,
     queue: &str,
     m: &OutgoingMessage,
+    trace_header: Option<&str>,
 ) -> Result<Result<String, &'static str>, PortError> {
     let cfg = load_config(tx, queue, "sqs.SendMessage")?;
-    Ok(insert_message(tx, queue, &cfg, m, now_ms())?.map_err(|r| r.0))
+    Ok(insert_message(tx, queue, &cfg, m, trace_header, now_ms())?.map_err(|r| r.0))
 }
 
 pub(super) async fn send(q: &LocalQueue, message: OutgoingMessage) -> Result<String, PortError> {
@@ -166,7 +168,7 @@ pub(super) async fn send(q: &LocalQueue, message: OutgoingMessage) -> Result<Str
     let name = q.name.clone();
     q.db.run(OP, move |tx| {
         let cfg = load_config(tx, &name, OP)?;
-        match insert_message(tx, &name, &cfg, &message, now_ms())? {
+        match insert_message(tx, &name, &cfg, &message, None, now_ms())? {
             Ok(id) => Ok(id),
             Err(Refused(code, why)) => Err(invalid(OP, format!("{code}: {why}"))),
         }
@@ -188,7 +190,7 @@ pub(super) async fn send_batch(
         let now = now_ms();
         let mut result = BatchResult::default();
         for (index, m) in messages.iter().enumerate() {
-            if let Err(Refused(code, _)) = insert_message(tx, &name, &cfg, m, now)? {
+            if let Err(Refused(code, _)) = insert_message(tx, &name, &cfg, m, None, now)? {
                 result.failed.push(EntryFailure {
                     index,
                     code: code.into(),

@@ -617,6 +617,7 @@ async fn events_are_stored_and_routed_by_rule_patterns() {
         detail: detail.into(),
         resources: vec!["r1".into()],
         time: None,
+        trace_header: None,
     };
     let r = bus
         .put_events(&[

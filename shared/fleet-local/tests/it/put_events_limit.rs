@@ -20,6 +20,7 @@ fn event_of(size: usize) -> BusEvent {
         detail: format!("{{\"p\":\"{}\"}}", "p".repeat(size - fixed)),
         resources: vec![resource.into()],
         time: Some("2026-02-01T00:00:00Z".into()),
+        trace_header: None,
     }
 }
 

@@ -6,7 +6,8 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering::Relaxed;
 use std::time::Duration;
 
-use fleet_core::{Failure, ReceivedMessage};
+use fleet_core::{Failure, ReceivedMessage, trace_context};
+use opentelemetry::trace::SpanContext;
 use tokio::sync::OwnedSemaphorePermit;
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
@@ -18,6 +19,7 @@ use super::settle::{PANICKED, Settle, delete, release, settle_failure};
 use crate::claim_check;
 use crate::fifo::{self, Disposition};
 use crate::handler::{CORRELATION_ATTRIBUTE, Delivery, Outcome, correlation_id};
+use crate::otel;
 use crate::telemetry::{self, ReleaseReason};
 
 pub(super) async fn process_group(
@@ -25,10 +27,12 @@ pub(super) async fn process_group(
     group: Vec<ReceivedMessage>,
     mut slots: Option<OwnedSemaphorePermit>,
     received_at: Instant,
+    receive: SpanContext,
 ) {
     let lease = Lease::new(&ctx, &group, received_at);
     let ctx_ref = &ctx;
     let lease_ref = &lease;
+    let receive_ref = &receive;
     let total = group.len();
     let mut position = 0usize;
     let rest = fifo::run_in_order(group, |msg| {
@@ -38,7 +42,7 @@ pub(super) async fn process_group(
         // them would spend a receive of each (see `handle_message`).
         let in_place = ctx_ref.fifo && position < total;
         async move {
-            let d = process_one(ctx_ref, msg, lease_ref, in_place).await;
+            let d = process_one(ctx_ref, msg, lease_ref, in_place, receive_ref).await;
             drop(slot);
             d
         }
@@ -67,6 +71,7 @@ async fn process_one(
     msg: ReceivedMessage,
     lease: &Lease,
     in_place: bool,
+    receive: &SpanContext,
 ) -> Disposition {
     // Producer text: kept only when plain and bounded, else hashed (`correlation_id`).
     let correlation_id = correlation_id(
@@ -75,6 +80,8 @@ async fn process_one(
             .and_then(|v| v.as_str()),
         &msg.message_id,
     );
+    // The CONSUMER span `process <queue>` (crate::otel): a child of the producer's span when
+    // the message names one, linked to the receive that brought it.
     let span = tracing::info_span!(
         "message",
         worker = %ctx.cfg.worker,
@@ -82,7 +89,22 @@ async fn process_one(
         message_id = %msg.message_id,
         receive_count = msg.receive_count,
         correlation_id = %correlation_id,
+        otel.name = %format_args!("process {}", ctx.telemetry.queue),
+        otel.kind = "consumer",
     );
+    if otel::enabled() {
+        use tracing_opentelemetry::OpenTelemetrySpanExt as _;
+        if let Some(producer) = trace_context::extract(&msg.attributes, msg.trace_header.as_deref())
+        {
+            otel::set_remote_parent(&span, producer);
+        }
+        otel::link(&span, receive.clone());
+        span.set_attribute("messaging.system", otel::SYSTEM_SQS);
+        span.set_attribute("messaging.destination.name", ctx.telemetry.queue.clone());
+        span.set_attribute("messaging.message.id", msg.message_id.clone());
+        span.set_attribute("messaging.operation.type", "process");
+        span.set_attribute("messaging.operation.name", "process");
+    }
     let receipt = msg.receipt.clone();
     let disposition = tokio::select! {
         biased;

@@ -4,7 +4,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use fleet_core::ReceivedMessage;
+use fleet_core::{ReceivedMessage, trace_context};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio::time::Instant;
 use tokio_util::task::TaskTracker;
@@ -13,6 +13,7 @@ use super::Ctx;
 use super::message::process_group;
 use crate::batcher;
 use crate::fifo;
+use crate::otel;
 use crate::telemetry;
 
 /// How long past its wait time an in-flight long poll may run once shutdown has begun.
@@ -112,6 +113,22 @@ pub(super) async fn poll_loop(ctx: Arc<Ctx>, slots: Arc<Semaphore>, tracker: Tas
     }
 }
 
+/// The receive's CLIENT span (`crate::otel`), closed at once: it links the batch's producers,
+/// and each message's process span links back to it. Invalid when tracing is off.
+fn receive_span(ctx: &Ctx, messages: &[ReceivedMessage]) -> opentelemetry::trace::SpanContext {
+    if !otel::enabled() {
+        return opentelemetry::trace::SpanContext::empty_context();
+    }
+    let span = otel::receive_span(
+        &ctx.telemetry.queue,
+        messages
+            .iter()
+            .map(|m| trace_context::extract(&m.attributes, m.trace_header.as_deref())),
+        messages.len(),
+    );
+    otel::span_context(&span)
+}
+
 fn dispatch(
     ctx: &Arc<Ctx>,
     messages: Vec<ReceivedMessage>,
@@ -119,6 +136,7 @@ fn dispatch(
     tracker: &TaskTracker,
     received_at: Instant,
 ) {
+    let receive = receive_span(ctx, &messages);
     let groups = if ctx.fifo {
         fifo::group_in_order(messages, |m| m.group_id.as_deref())
     } else {
@@ -127,6 +145,12 @@ fn dispatch(
     for group in groups {
         // An adapter returning more than asked would leave some without a slot; they still run.
         let slots = permits.split(group.len());
-        tracker.spawn(process_group(ctx.clone(), group, slots, received_at));
+        tracker.spawn(process_group(
+            ctx.clone(),
+            group,
+            slots,
+            received_at,
+            receive.clone(),
+        ));
     }
 }

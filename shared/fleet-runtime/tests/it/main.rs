@@ -5,3 +5,4 @@ mod producer_text;
 mod runtime;
 mod sizes;
 mod sqs_rules;
+mod traces;

@@ -680,6 +680,7 @@ async fn event_publisher_batches_concurrent_publishes() {
                 detail: format!("{{\"n\":{i}}}"),
                 resources: vec![],
                 time: None,
+                trace_header: None,
             })
             .await
         }));
@@ -752,6 +753,7 @@ fn event(n: u32) -> BusEvent {
         detail: format!("{{\"n\":{n}}}"),
         resources: vec![],
         time: None,
+        trace_header: None,
     }
 }
 

@@ -86,6 +86,7 @@ fn padded_event(n: usize, detail_bytes: usize) -> BusEvent {
         detail: format!("{head}{pad}\"}}"),
         resources: vec![format!("arn:aws:s3:::bucket/key-{n}")],
         time: Some("2026-02-01T00:00:00Z".into()),
+        trace_header: None,
     }
 }
 

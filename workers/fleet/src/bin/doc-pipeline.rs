@@ -14,7 +14,7 @@ fn main() -> ExitCode {
         "doc-pipeline",
         "S3 document uploads to OCR text, medical entities, results and DocumentProcessed events",
     );
-    fleet_runtime::init_logging_from_env();
+    let _traces = fleet_runtime::init_logging_from_env();
     let backend_kind = cli.backend.kind();
     if let Some(Command::Extract { files }) = &cli.command {
         return extract(&cli, files, backend_kind);

@@ -24,7 +24,7 @@ fn main() -> ExitCode {
             }
         };
     }
-    fleet_runtime::init_logging_from_env();
+    let _traces = fleet_runtime::init_logging_from_env();
     fleet_runtime::run_worker(hl7_ingest::WORKER, |shutdown| async move {
         let backend = fleet_backends::open(&cli.backend).await?;
         hl7_ingest::run(cli.worker.clone(), backend, shutdown).await

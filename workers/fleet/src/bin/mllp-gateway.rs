@@ -34,7 +34,7 @@ fn main() -> ExitCode {
             }
         };
     }
-    fleet_runtime::init_logging_from_env();
+    let _traces = fleet_runtime::init_logging_from_env();
     fleet_runtime::run_worker(mllp_gateway::WORKER, |shutdown| async move {
         let backend = fleet_backends::open(&cli.backend).await?;
         mllp_gateway::run(cli.worker.clone(), backend, shutdown).await
