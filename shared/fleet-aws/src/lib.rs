@@ -21,6 +21,7 @@ pub mod dynamo;
 pub mod error;
 pub mod events;
 pub mod inspect;
+mod queue_age;
 pub mod s3;
 pub mod sns;
 pub mod sqs;

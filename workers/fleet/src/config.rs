@@ -33,14 +33,21 @@ pub enum Command {
     Run {
         #[command(flatten)]
         source: ConfigSource,
+        #[command(flatten)]
+        page: crate::page::PageArgs,
     },
     /// For every queue the configured workers consume: visible, in flight, delayed, the oldest
-    /// message's age, the last poll, its DLQ's depth and the DLQ's messages by error code (from
-    /// the failure attribute, never a body). On AWS: counts and DLQ depth only.
+    /// message's age, the last poll, its DLQ's depth, oldest age and messages by error code and
+    /// worker (from the failure attribute, never a body) with the dlq-replay commands for each;
+    /// each worker's liveness and last poll; dead-letters per minute. The data of `fleet run
+    /// --health-addr`'s page. On AWS: counts from GetQueueAttributes, DLQ codes from
+    /// dlq-replay's non-destructive scan (at most 1,000 messages a DLQ), ages from CloudWatch
+    /// where it has them, no last poll.
     Status {
         #[command(flatten)]
         source: ConfigSource,
-        /// `text` (a line a queue) or `json` (an array of queue objects).
+        /// `text` (lines a queue, then the workers and the dead-letter rate) or `json` (the
+        /// object `/status.json` serves).
         #[arg(long, value_enum, default_value_t = StatusOutput::Text)]
         output: StatusOutput,
     },

@@ -15,8 +15,10 @@ use fleet_runtime::BackendArgs;
 
 use crate::sections;
 
-/// The sections `fleet.toml` may have.
-pub const SECTIONS: [&str; 5] = [
+/// The sections `fleet.toml` may have. `[fleet]` holds the fleet-level options of `fleet run`
+/// (the health page: `health-addr`, `status-interval-secs`).
+pub const SECTIONS: [&str; 6] = [
+    "fleet",
     "backend",
     hl7_ingest::WORKER,
     doc_pipeline::WORKER,
@@ -36,6 +38,8 @@ pub struct DocSection {
 /// What `fleet run` runs on: the backend and the workers to start.
 #[derive(Debug, Clone)]
 pub struct FleetConfig {
+    /// `[fleet]`: the health page's address and sampling interval.
+    pub page: crate::page::PageArgs,
     pub backend: BackendArgs,
     pub hl7: Option<hl7_ingest::WorkerConfig>,
     pub docs: Option<DocSection>,
@@ -61,6 +65,7 @@ impl FleetConfig {
         let section = |name: &str| doc.get(name).and_then(toml::Value::as_table);
         let empty = toml::Table::new();
         Ok(Self {
+            page: sections::from_toml("[fleet]", section("fleet").unwrap_or(&empty))?,
             backend: sections::from_toml("[backend]", section("backend").unwrap_or(&empty))?,
             hl7: section(hl7_ingest::WORKER)
                 .map(|t| sections::from_toml("[hl7-ingest]", t))
@@ -92,6 +97,7 @@ impl FleetConfig {
         let gateway: mllp_gateway::GatewayConfig =
             sections::parse("mllp-gateway (environment)", &[])?;
         Ok(Self {
+            page: sections::parse("fleet (environment)", &[])?,
             backend: sections::parse("backend (environment)", &[])?,
             hl7: hl7.queue.is_some().then_some(hl7),
             docs: docs.worker.queue.is_some().then_some(docs),

@@ -2,7 +2,8 @@
 //! and `fleet` are built here (`src/bin/`), because opening a backend links the adapters and
 //! the worker libraries must not (`tests/it/arch.rs`). `fleet run` runs the whole fleet in one
 //! process on the chosen backend ([`run`], configured by `fleet.toml`: [`fleet_config`]);
-//! `fleet status` shows every queue the fleet consumes ([`status`]); `fleet demo` seeds generated ADT messages
+//! `fleet status` shows every queue the fleet consumes ([`status`]), and `fleet run
+//! --health-addr` serves the same data as a page ([`page`]); `fleet demo` seeds generated ADT messages
 //! and documents on a fresh local backend, processes them, and prints what happened and what
 //! the notifications would have said.
 
@@ -14,6 +15,7 @@ pub mod demo_notify;
 pub mod doctor;
 pub mod fleet_config;
 pub mod local_stack;
+pub mod page;
 pub mod probe;
 pub mod sections;
 pub mod status;

@@ -16,7 +16,7 @@ async fn main() -> ExitCode {
             malformed,
             seed,
         } => {
-            fleet_runtime::init_logging_with_default(
+            let _traces = fleet_runtime::init_logging_with_default(
                 fleet_core::env::get(fleet_core::env::LOG_FORMAT).is_some_and(|f| f == "json"),
                 "warn",
             );
@@ -122,16 +122,30 @@ async fn main() -> ExitCode {
                 }
             }
         }
-        Command::Run { source } => {
-            fleet_runtime::init_logging(
+        Command::Run { source, page } => {
+            let _traces = fleet_runtime::init_logging(
                 fleet_core::env::get(fleet_core::env::LOG_FORMAT).is_none_or(|f| f != "text"),
             );
             let shutdown = CancellationToken::new();
             tokio::spawn(fleet_runtime::shutdown_on_signals(shutdown.clone()));
             let result = async {
-                let config = source.resolve()?;
+                let mut config = source.resolve()?;
+                let page = fleet::page::PageOptions::resolve(&page.over(&config.page))?;
+                if let Some(p) = &page {
+                    fleet::page::detach_worker_endpoints(&mut config, p.addr);
+                }
                 let backend = fleet_backends::open(&config.backend).await?;
-                // Operators read this line to know what is running (stdout, not the log).
+                let page = match page {
+                    Some(options) => {
+                        let status = fleet::status::StatusSource::open(&config).await?;
+                        let served =
+                            fleet::page::serve(options, config.clone(), status, shutdown.clone())
+                                .await?;
+                        Some(served)
+                    }
+                    None => None,
+                };
+                // Operators read these lines to know what is running (stdout, not the log).
                 println!(
                     "fleet: running {} on the {} backend",
                     config.workers().join(", "),
@@ -140,7 +154,15 @@ async fn main() -> ExitCode {
                         fleet_runtime::BackendKind::Aws => "aws",
                     }
                 );
-                fleet::run(config, backend, shutdown).await
+                if let Some(p) = &page {
+                    println!("fleet: health page on http://{}/", p.addr);
+                }
+                let stopped = fleet::run(config, backend, shutdown.clone()).await;
+                shutdown.cancel();
+                if let Some(p) = page {
+                    let _ = p.task.await;
+                }
+                stopped
             }
             .await;
             match result {
@@ -199,23 +221,17 @@ async fn status(
         );
     }
     let config = source.resolve()?;
-    let reports = match config.backend.kind() {
-        fleet_runtime::BackendKind::Local => {
-            let local = fleet_backends::open_local(&config.backend)?;
-            fleet::status::local_status(&config, &local)?
-        }
-        fleet_runtime::BackendKind::Aws => {
-            let backend = fleet_backends::open(&config.backend).await?;
-            fleet::status::port_status(&config, backend).await?
-        }
-    };
+    let status = fleet::status::StatusSource::open(&config)
+        .await?
+        .collect(&config)
+        .await?;
     let mut stdout = std::io::stdout().lock();
     match output {
         fleet::config::StatusOutput::Json => {
-            serde_json::to_writer_pretty(&mut stdout, &reports)?;
+            serde_json::to_writer_pretty(&mut stdout, &status)?;
             std::io::Write::write_all(&mut stdout, b"\n")?;
         }
-        fleet::config::StatusOutput::Text => fleet::status::render_text(&reports, &mut stdout)?,
+        fleet::config::StatusOutput::Text => fleet::status::render_text(&status, &mut stdout)?,
     }
     Ok(())
 }

@@ -34,6 +34,22 @@ async fn wait_for<T>(
     }
 }
 
+/// The body of a 200 answer to `GET path` on `addr`, `None` otherwise.
+fn http_get(addr: &str, path: &str) -> Option<String> {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(addr).ok()?;
+    s.set_read_timeout(Some(Duration::from_secs(10))).ok()?;
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+    )
+    .ok()?;
+    let mut text = String::new();
+    s.read_to_string(&mut text).ok()?;
+    let (head, body) = text.split_once("\r\n\r\n")?;
+    head.starts_with("HTTP/1.1 200").then(|| body.to_string())
+}
+
 fn local(dir: &Path) -> LocalBackend {
     LocalBackend::open(&dir.join("fleet.sqlite"), &dir.join("objects")).unwrap()
 }
@@ -52,6 +68,12 @@ async fn fleet_run_dir_runs_all_three_workers_in_one_process() {
         .unwrap()
         .port();
     let mllp = format!("127.0.0.1:{port}");
+    let page_port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let page = format!("127.0.0.1:{page_port}");
     let toml =
         fleet::local_stack::default_config(&dir).replace(fleet::local_stack::MLLP_LISTEN, &mllp);
     assert!(toml.contains(&mllp));
@@ -62,6 +84,9 @@ async fn fleet_run_dir_runs_all_three_workers_in_one_process() {
         &[
             ("FLEET_WAIT_TIME_SECS", "1".to_string()),
             ("FLEET_LOG_FORMAT", "json".to_string()),
+            // Read by every worker's options too: the fleet's page takes the address and the
+            // workers start no endpoint of their own there (else the second bind would fail).
+            ("FLEET_HEALTH_ADDR", page.clone()),
         ],
         tmp.path().join("fleet.log"),
     );
@@ -203,7 +228,7 @@ async fn fleet_run_dir_runs_all_three_workers_in_one_process() {
     assert!(out.status.success(), "fleet status: {out:?}");
     let status: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     let queue = |name: &str| {
-        status
+        status["queues"]
             .as_array()
             .unwrap()
             .iter()
@@ -234,6 +259,27 @@ async fn fleet_run_dir_runs_all_three_workers_in_one_process() {
         assert_eq!(q["dlq"]["codes"], serde_json::json!({}), "{q}");
         assert!(q["last_poll_age_secs"].is_number(), "{q}");
     }
+    // The page `fleet run` serves on FLEET_HEALTH_ADDR: the same status, with the workers'
+    // liveness read from the process itself.
+    let (served, live) = wait_for(&fleet, "the health page", Duration::from_secs(60), || {
+        let json = http_get(&page, "/status.json")?;
+        let v: serde_json::Value = serde_json::from_str(&json).ok()?;
+        let all_process = v["workers"]
+            .as_array()?
+            .iter()
+            .all(|w| w["live_source"] == "process");
+        all_process.then(|| (v, http_get(&page, "/health/live")))
+    })
+    .await;
+    assert_eq!(live.as_deref(), Some("live\n"));
+    for w in served["workers"].as_array().unwrap() {
+        assert_eq!(w["live"], "live", "{served:#}");
+    }
+    assert_eq!(
+        served["queues"][0]["dlq"]["codes"],
+        serde_json::json!({ expected_code.as_str(): 1 }),
+        "{served:#}"
+    );
     // No body reaches the status output.
     let text = String::from_utf8(out.stdout).unwrap();
     assert!(

@@ -9,4 +9,5 @@ mod hl7_inspect;
 mod notify_check;
 mod shared_db;
 mod status_aws;
+mod status_page;
 mod unencrypted_override;
