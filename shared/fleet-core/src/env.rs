@@ -200,6 +200,9 @@ pub const OTEL_EXPORTER_OTLP_TRACES_ENDPOINT: &str = "OTEL_EXPORTER_OTLP_TRACES_
 pub const OTEL_SDK_DISABLED: &str = "OTEL_SDK_DISABLED";
 /// The resource's `service.name` (default: the binary's name, `fleet` for `fleet run`).
 pub const OTEL_SERVICE_NAME: &str = "OTEL_SERVICE_NAME";
+/// Tests: the Python interpreter of `.venv-otlp` (`scripts/otlp-receiver python`), which runs
+/// the OTLP receiver of the trace test (set by `scripts/test`).
+pub const OTLP_PYTHON: &str = "FLEET_OTLP_PYTHON";
 
 /// The AWS SDK's own variables. The fleet reads them only to pick its default backend and the
 /// S3 addressing style; the SDK's configuration chain reads them itself.

@@ -14,5 +14,6 @@ mod e2e_local;
 mod e2e_logs;
 mod e2e_mllp;
 mod e2e_notify_aws;
+mod e2e_traces;
 mod ocr_jobs;
 mod sources;
