@@ -15,5 +15,6 @@ mod e2e_logs;
 mod e2e_mllp;
 mod e2e_notify_aws;
 mod e2e_traces;
+mod health_page;
 mod ocr_jobs;
 mod sources;
