@@ -12,6 +12,7 @@ use crate::seg::{Fields, Separators, comp, first_sub};
 use crate::text::Text;
 use crate::{MapConfig, split};
 use chrono_tz::Tz;
+use compact_str::CompactStringExt;
 use fleet_core::ErrorCode;
 use fleet_core::phi::Phi;
 
@@ -19,9 +20,16 @@ use fleet_core::phi::Phi;
 fn txt(raw: &str, seps: &Separators) -> Text {
     let t = raw.trim();
     if t == "\"\"" {
-        return Text::new();
+        return Text::default();
     }
     Text::from(decode(t, seps))
+}
+
+/// `s` with ASCII letters upper-cased (one copy, no temporary `String`).
+fn upper(s: &str) -> Text {
+    let mut t = Text::from(s);
+    t.make_ascii_uppercase();
+    t
 }
 
 fn opt(raw: &str, seps: &Separators) -> Option<Text> {
@@ -115,7 +123,7 @@ fn map(g: &Guarded<'_>, cfg: &MapConfig) -> Result<AdtMessage, Hl7Error> {
     let msh = &msh;
 
     let code_raw = msh.comp(9, 0, 1, s).trim();
-    let msh_trigger = Text::ascii_uppercase(msh.comp(9, 0, 2, s).trim());
+    let msh_trigger = upper(msh.comp(9, 0, 2, s).trim());
     if code_raw.is_empty() {
         return err(ErrorCode::Hl7MissingField, "MSH-9 is empty");
     }
@@ -132,7 +140,7 @@ fn map(g: &Guarded<'_>, cfg: &MapConfig) -> Result<AdtMessage, Hl7Error> {
     let evn = find(g, "EVN");
     let evn_trigger = evn
         .as_ref()
-        .map(|e| Text::ascii_uppercase(e.field(1).trim()))
+        .map(|e| upper(e.field(1).trim()))
         .filter(|t| !t.is_empty());
     let trigger = if !msh_trigger.is_empty() {
         msh_trigger
@@ -199,7 +207,7 @@ fn map(g: &Guarded<'_>, cfg: &MapConfig) -> Result<AdtMessage, Hl7Error> {
 
     let opt_code = |n: usize| opt(msh.comp(n, 0, 1, s), s);
     Ok(AdtMessage {
-        message_type: Text::join(&["ADT", &trigger], "^"),
+        message_type: ["ADT", &trigger].join_compact("^"),
         trigger,
         evn_trigger,
         structure: opt(msh.comp(9, 0, 3, s), s),
@@ -296,7 +304,7 @@ fn visit(pv1: &Fields<'_>, s: &Separators, tz: Tz) -> Result<Visit, Hl7Error> {
                 k += 1;
             }
         }
-        let display = Text::join(&shown[..k], "/");
+        let display = shown[..k].iter().join_compact("/");
         let any = !display.is_empty()
             || !facility.is_empty()
             || !building.is_empty()
