@@ -4,3 +4,4 @@ mod group_commit;
 mod local;
 mod private_files;
 mod put_events_limit;
+mod trace_header;

@@ -88,6 +88,18 @@ code.cmd{display:block;font-size:12px;background:#f3f5f8;padding:.15rem .3rem;ma
 td[data-field=live]{font-weight:600}.live{color:#1d7a3a}.stalled{color:#b3261e}.unknown{color:#7a6a1d}\
 .note{color:#5b6472;font-size:12px}.empty{color:#5b6472;font-style:italic}";
 
+/// `ms` since the epoch as UTC to the second (`2026-12-07 05:43:38 UTC`).
+fn utc_time(ms: impl TryInto<i128>) -> String {
+    let format = time::macros::format_description!(
+        "[year]-[month]-[day] [hour]:[minute]:[second] UTC"
+    );
+    ms.try_into()
+        .ok()
+        .and_then(|ms| time::OffsetDateTime::from_unix_timestamp_nanos(ms * 1_000_000).ok())
+        .and_then(|t| t.format(&format).ok())
+        .unwrap_or_default()
+}
+
 /// The page for `status`, with each queue's sampled visible counts (`history`, oldest first).
 pub fn render(status: &Status, history: &BTreeMap<String, Vec<u64>>, interval: Duration) -> String {
     let mut h = String::with_capacity(8192);
@@ -103,7 +115,7 @@ bodies or attribute values are shown. Same data: <a href=\"status.json\">status.
         interval.as_secs().max(1),
         escape(status.backend),
         status.generated_at_unix_ms,
-        status.generated_at_unix_ms,
+        utc_time(status.generated_at_unix_ms),
         interval.as_secs()
     );
 
