@@ -90,9 +90,8 @@ td[data-field=live]{font-weight:600}.live{color:#1d7a3a}.stalled{color:#b3261e}.
 
 /// `ms` since the epoch as UTC to the second (`2026-12-07 05:43:38 UTC`).
 fn utc_time(ms: impl TryInto<i128>) -> String {
-    let format = time::macros::format_description!(
-        "[year]-[month]-[day] [hour]:[minute]:[second] UTC"
-    );
+    let format =
+        time::macros::format_description!("[year]-[month]-[day] [hour]:[minute]:[second] UTC");
     ms.try_into()
         .ok()
         .and_then(|ms| time::OffsetDateTime::from_unix_timestamp_nanos(ms * 1_000_000).ok())
