@@ -193,3 +193,80 @@ async fn encryption_attributes_are_reported() {
     assert!(a.redrive_policy.is_none());
     assert!(a.arn.starts_with("arn:aws:sqs:us-east-1:"), "{}", a.arn);
 }
+
+/// Issue 20: a message sent with a `traceparent` attribute goes out with the same context as
+/// its `AWSTraceHeader` system attribute (single and batch sends), and the receive reads that
+/// system attribute back; a message without one has neither.
+#[tokio::test]
+async fn traceparent_goes_out_as_aws_trace_header_too() {
+    use fleet_core::trace_context;
+
+    let b = aws_backend().await;
+    let url = b
+        .provisioner()
+        .create_queue(&unique("traced"), QueueSetup::default())
+        .await
+        .expect("create");
+    let q = b.queue(&url).await.expect("queue");
+    let traceparent = "00-5759e988bd862e3fe1be46a994272793-53995c3f42cd8ad8-01";
+    let traced = |body: &str| {
+        let mut m = OutgoingMessage {
+            body: body.into(),
+            ..OutgoingMessage::default()
+        };
+        m.attributes.insert(
+            trace_context::TRACEPARENT_ATTRIBUTE.into(),
+            fleet_core::AttributeValue::string(traceparent),
+        );
+        m
+    };
+    q.send(traced("single")).await.expect("send");
+    let batch = q
+        .send_batch(&[
+            traced("batched"),
+            OutgoingMessage {
+                body: "untraced".into(),
+                ..OutgoingMessage::default()
+            },
+        ])
+        .await
+        .expect("send batch");
+    assert!(batch.all_ok());
+
+    let mut got = Vec::new();
+    for _ in 0..5 {
+        got.extend(
+            q.receive(10, Duration::from_secs(1), None)
+                .await
+                .expect("receive"),
+        );
+        if got.len() == 3 {
+            break;
+        }
+    }
+    assert_eq!(got.len(), 3);
+    let want = trace_context::xray_header(&trace_context::from_traceparent(traceparent).unwrap());
+    for m in &got {
+        match m.body.as_str() {
+            "single" => assert_eq!(m.trace_header, want, "single send"),
+            // moto 5.2.5's SendMessageBatch drops every entry's MessageSystemAttributes
+            // (shared/fleet-testkit/DESIGN.md); AWS keeps them. The attribute still carries
+            // the context.
+            "batched" => assert!(
+                m.trace_header.is_none() || m.trace_header == want,
+                "batched: {:?}",
+                m.trace_header
+            ),
+            _ => assert_eq!(m.trace_header, None, "untraced"),
+        }
+        let traced = m.body != "untraced";
+        assert_eq!(
+            trace_context::extract(&m.attributes, m.trace_header.as_deref()).map(|c| c.trace_id()),
+            traced.then(|| trace_context::from_traceparent(traceparent)
+                .unwrap()
+                .trace_id()),
+            "{}",
+            m.body
+        );
+    }
+}
